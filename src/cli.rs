@@ -1,0 +1,109 @@
+//! Raw command-line flags (clap), collected with no side effects; `plan` and
+//! `app` turn them into validated configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load testing and SLO verification for agent platforms.
+///
+/// With no subcommand, `slo-check --scenario NAME ...` is `slo-check run --scenario NAME ...`.
+#[derive(Debug, Parser)]
+#[command(name = "slo-check", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: deploy (or reach) the platform, drive load, verify SLOs, write reports.
+    Run(RunArgs),
+    /// Check scenario files (or every scenario in a directory) without running them.
+    Validate(ValidateArgs),
+    /// List the scenarios in the scenarios directory with their descriptions.
+    List(ListArgs),
+    /// Print the JSON Schema of the scenario format.
+    Schema,
+    /// Show the plan a scenario would run: stages, arrival schedule, SLOs.
+    Plan(PlanArgs),
+}
+
+/// Where the system under test comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlatformKind {
+    /// The embedded platform: reference agent replicas on loopback, emulated HPA and faults.
+    Local,
+    /// An already running endpoint given by --target-url.
+    Url,
+    /// A Kubernetes cluster from the current kubeconfig context.
+    Kube,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
+    /// Scenario name (looked up as <scenarios-dir>/NAME.yaml) or a path to a YAML file.
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub scenario: Option<String>,
+    /// Directory holding named scenarios.
+    #[arg(long, value_name = "DIR", default_value = "scenarios", env = "SLO_CHECK_SCENARIOS")]
+    pub scenarios_dir: PathBuf,
+    /// Multiply every schedule duration (stages, fault windows, SLO windows) by F; e.g. 0.1 for a quick try.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Override the scenario's Poisson seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Platform that provides the system under test.
+    #[arg(long, value_enum, default_value = "local")]
+    pub platform: PlatformKind,
+    /// Base URL of the system under test (with --platform url).
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Write reports to DIR instead of reports/<scenario>/<UTC time>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors (no progress line, no verdict table).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print run.json to stdout (progress and the verdict table go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// After an interrupt, how long in-flight workflows may still finish.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Scenario files or directories (default: the scenarios directory).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Directory holding named scenarios.
+    #[arg(long, value_name = "DIR", default_value = "scenarios", env = "SLO_CHECK_SCENARIOS")]
+    pub scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Directory holding named scenarios.
+    #[arg(long, value_name = "DIR", default_value = "scenarios", env = "SLO_CHECK_SCENARIOS")]
+    pub scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Also print every intended workflow start, one offset in seconds per line.
+    #[arg(long)]
+    pub starts: bool,
+}

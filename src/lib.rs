@@ -1,0 +1,8 @@
+//! slo-check: load testing and SLO verification for agent platforms.
+//!
+//! Data flows one way: `scenario` (parse, validate) → `plan` → `platform`
+//! (a `Target`) → `load` (drives `workflow`s, produces records) → `stats`
+//! (one aggregator owns the histograms) → `slo` (verdict) → `report`.
+
+pub mod app;
+pub mod cli;
