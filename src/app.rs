@@ -4,12 +4,98 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ListArgs, ValidateArgs};
+use crate::scenario;
+
+/// Exit codes are part of the product.
+pub mod exit {
+    /// Every SLO holds.
+    pub const PASS: u8 = 0;
+    /// An SLO failed (or a regression was found).
+    pub const FAIL: u8 = 1;
+    /// Bad input or usage.
+    pub const USAGE: u8 = 2;
+    /// Infrastructure error: the target could not be reached, a report could not be written.
+    pub const INFRA: u8 = 3;
+    /// Interrupted by SIGINT/SIGTERM; a partial report was written.
+    pub const INTERRUPTED: u8 = 130;
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Schema) => ExitCode::SUCCESS,
-        _ => ExitCode::from(2),
+    let code = match cli.command {
+        Some(Command::Validate(args)) => validate(&args),
+        Some(Command::List(args)) => list(&args),
+        Some(Command::Schema) => {
+            println!("{}", serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default());
+            exit::PASS
+        }
+        _ => exit::USAGE,
+    };
+    ExitCode::from(code)
+}
+
+fn validate(args: &ValidateArgs) -> u8 {
+    let paths = if args.paths.is_empty() { vec![args.scenarios_dir.clone()] } else { args.paths.clone() };
+    let mut files = Vec::new();
+    for p in &paths {
+        if p.is_dir() {
+            match scenario::list_files(p) {
+                Ok(found) if found.is_empty() => {
+                    eprintln!("error: {}: no .yaml or .yml files in this directory", p.display());
+                    return exit::USAGE;
+                }
+                Ok(found) => files.extend(found),
+                Err(e) => {
+                    eprintln!("error: {}: cannot read directory: {e}", p.display());
+                    return exit::USAGE;
+                }
+            }
+        } else {
+            files.push(p.clone());
+        }
     }
+    let mut bad = 0;
+    for f in &files {
+        match scenario::load(f) {
+            Ok(s) => println!("ok    {} ({}: {} steps, {} SLOs)", f.display(), s.name, s.workflow.len(), s.slos.len()),
+            Err(errors) => {
+                bad += 1;
+                for e in &errors.0 {
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("{bad} of {} scenario files are invalid", files.len());
+        exit::USAGE
+    } else {
+        exit::PASS
+    }
+}
+
+fn list(args: &ListArgs) -> u8 {
+    let files = match scenario::list_files(&args.scenarios_dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: --scenarios-dir {}: {e}", args.scenarios_dir.display());
+            return exit::USAGE;
+        }
+    };
+    let mut rows = Vec::new();
+    for f in &files {
+        match scenario::load(f) {
+            Ok(s) => rows.push((s.name, s.description)),
+            Err(_) => rows.push((
+                f.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+                "(invalid: run `slo-check validate` for details)".into(),
+            )),
+        }
+    }
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    for (name, desc) in rows {
+        println!("{name:width$}  {desc}");
+    }
+    exit::PASS
 }

@@ -6,3 +6,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod scenario;
+pub mod units;
+pub mod stats;
+pub mod workflow;
+pub mod load;
+pub mod plan;

@@ -1,0 +1,251 @@
+//! The validated scenario: every value checked, every unit resolved, every
+//! template parsed. This is what `plan` and the later stages see.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hyper::Method;
+use hyper::header::HeaderName;
+
+use super::raw::Arrival;
+use super::template::{JsonTemplate, Template};
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Scenario name (reports go to reports/<name>/).
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// File the scenario was read from.
+    pub source: PathBuf,
+    /// Kubernetes object names (defaults filled in).
+    pub platform: PlatformRefs,
+    /// Prometheus base URL from the scenario, if any.
+    pub prometheus_url: Option<String>,
+    /// Workflow steps in order.
+    pub workflow: Vec<Step>,
+    /// Names of the capture slots, in slot order.
+    pub capture_names: Vec<String>,
+    /// Environment variables the templates use, in slot order.
+    pub env_names: Vec<String>,
+    /// The arrival schedule and its limits.
+    pub load: Load,
+    /// Faults with their windows.
+    pub faults: Vec<Fault>,
+    /// The SLOs.
+    pub slos: Vec<Slo>,
+    /// Whether the built-in load-delivered check runs.
+    pub check_load_delivered: bool,
+}
+
+/// Kubernetes object names of the platform under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformRefs {
+    pub namespace: String,
+    pub deployment: String,
+    pub hpa: String,
+    pub service: String,
+    pub virtual_service: String,
+}
+
+impl Default for PlatformRefs {
+    fn default() -> Self {
+        PlatformRefs {
+            namespace: "mcp-agents".into(),
+            deployment: "mcp-agent".into(),
+            hpa: "mcp-agent-hpa".into(),
+            service: "mcp-agent-service".into(),
+            virtual_service: "mcp-agent-vs".into(),
+        }
+    }
+}
+
+/// One validated workflow step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub method: Method,
+    pub path: Template,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: Body,
+    /// Accepted statuses; empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    /// (capture slot, JSON pointer) pairs.
+    pub captures: Vec<(usize, String)>,
+    pub poll: Option<Poll>,
+}
+
+impl Step {
+    /// Whether the response body must be parsed as JSON.
+    pub fn needs_json(&self) -> bool {
+        !self.captures.is_empty() || self.poll.is_some()
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Empty,
+    Text(Template),
+    /// JSON with templated strings; `literal` is the serialized body when nothing is templated.
+    Json {
+        template: JsonTemplate,
+        literal: Option<bytes::Bytes>,
+    },
+}
+
+/// Polling settings.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub until: Condition,
+    pub fail_if: Option<Condition>,
+    pub every: Duration,
+    pub timeout: Duration,
+}
+
+/// A JSON pointer and the value it must hold.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub pointer: String,
+    pub equals: serde_json::Value,
+}
+
+/// The validated load block.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub arrival: Arrival,
+    pub seed: Option<u64>,
+    pub stages: Vec<Stage>,
+    pub max_in_flight: u64,
+    pub request_timeout: Duration,
+    pub max_response_bytes: u64,
+}
+
+/// A stage with its start and end rate (equal unless it ramps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: Option<String>,
+    pub duration: Duration,
+    pub start_rate_per_s: f64,
+    pub end_rate_per_s: f64,
+}
+
+/// A fault and its window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub name: String,
+    pub start: Duration,
+    pub duration: Duration,
+    pub delay: Option<Delay>,
+    pub abort: Option<Abort>,
+}
+
+/// Istio's delay: a percentage of requests wait `fixed_delay` first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delay {
+    pub percent: f64,
+    pub fixed_delay: Duration,
+}
+
+/// Istio's abort: a percentage of requests get `http_status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Abort {
+    pub percent: f64,
+    pub http_status: u16,
+}
+
+/// A validated SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    pub name: String,
+    pub source: SloSource,
+    pub bound: Bound,
+    /// Threshold in the metric's unit (see `Metric::unit`).
+    pub threshold: f64,
+    pub window: WindowRef,
+    pub allow_unknown: bool,
+}
+
+/// Where an SLO's observed value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SloSource {
+    Metric(Metric),
+    PromQl(String),
+}
+
+/// Whether the observed value must stay below or above the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    Max,
+    Min,
+}
+
+/// A client-side metric.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    /// Workflow latency (step None) or one step's latency.
+    Latency { step: Option<usize>, stat: LatencyStat },
+    FailureRate,
+    Dropped,
+    AchievedRate,
+    HpaScaleUpSeconds,
+    HpaDecisionSeconds,
+    HpaPeakReplicas,
+}
+
+/// A latency statistic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LatencyStat {
+    /// Percentile in percent, e.g. 95.0 or 99.9.
+    Percentile(f64),
+    Max,
+    Mean,
+}
+
+/// The unit of an observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Ms,
+    Seconds,
+    Ratio,
+    Count,
+    PerSecond,
+    Number,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Ms => "ms",
+            Unit::Seconds => "s",
+            Unit::Ratio => "ratio",
+            Unit::Count => "count",
+            Unit::PerSecond => "per_s",
+            Unit::Number => "number",
+        }
+    }
+}
+
+impl Metric {
+    pub fn unit(&self) -> Unit {
+        match self {
+            Metric::Latency { .. } => Unit::Ms,
+            Metric::FailureRate => Unit::Ratio,
+            Metric::Dropped | Metric::HpaPeakReplicas => Unit::Count,
+            Metric::AchievedRate => Unit::PerSecond,
+            Metric::HpaScaleUpSeconds | Metric::HpaDecisionSeconds => Unit::Seconds,
+        }
+    }
+}
+
+/// Which part of the run an SLO looks at, by intended start time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowRef {
+    Run,
+    Range { from: Duration, to: Option<Duration> },
+    Stage(usize),
+    Fault(usize),
+}

@@ -1,0 +1,309 @@
+//! The scenario file as written: plain serde types with `deny_unknown_fields`,
+//! locations kept (`Spanned`) where validation needs to point back at the YAML.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::units::{Dur, Percent, Quantity};
+
+/// A load-test scenario: what to run, how hard, what may break, what must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Short name; reports go to reports/<name>/.
+    pub name: String,
+    /// One line saying what the scenario checks.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Names of the platform objects the scenario acts on (Kubernetes platform).
+    #[serde(default)]
+    pub platform: Option<RawPlatformRefs>,
+    /// Prometheus to query for PromQL SLOs (overridden by --prometheus).
+    #[serde(default)]
+    pub prometheus: Option<RawPrometheus>,
+    /// The steps of one workflow, run in order for every arrival.
+    #[schemars(with = "Vec<RawStep>")]
+    pub workflow: Vec<Spanned<RawStep>>,
+    /// The arrival schedule (open model).
+    #[schemars(with = "RawLoad")]
+    pub load: Spanned<RawLoad>,
+    /// Istio-style faults injected during time windows.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawFault>")]
+    pub faults: Vec<Spanned<RawFault>>,
+    /// The service-level objectives the verdict is made of.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawSlo>")]
+    pub slos: Vec<Spanned<RawSlo>>,
+    /// Built-in checks (on by default).
+    #[serde(default)]
+    pub checks: RawChecks,
+}
+
+/// Kubernetes object names of the platform under test.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlatformRefs {
+    /// Namespace holding the objects.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The agent Deployment.
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// The HorizontalPodAutoscaler watched for scale-up timing.
+    #[serde(default)]
+    pub hpa: Option<String>,
+    /// The Service the load is sent to.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The Istio VirtualService patched to inject faults.
+    #[serde(default)]
+    pub virtual_service: Option<String>,
+}
+
+/// Where Prometheus is.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrometheus {
+    /// Base URL, e.g. http://127.0.0.1:9090.
+    pub url: String,
+}
+
+/// One HTTP step of a workflow.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Step name, unique in the workflow; used in `step.<name>.latency.p95`.
+    pub name: String,
+    /// The request to send; `${capture}`, `${seq}` and `${env:NAME}` expand in path, headers and body.
+    pub request: RawRequest,
+    /// What the response must look like to count as success.
+    #[serde(default)]
+    pub expect: Option<RawExpect>,
+    /// Values to capture from the JSON response: `{ name: /json/pointer }`.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+    /// Repeat the request until a condition holds.
+    #[serde(default)]
+    pub poll: Option<RawPoll>,
+}
+
+/// An HTTP request.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.
+    pub method: String,
+    /// Path (and query) appended to the target's base URL; starts with `/`.
+    pub path: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body (sets content-type: application/json).
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub json: Option<serde_json::Value>,
+    /// A raw text body.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// Success conditions for a response.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// Accepted status codes (default: any 2xx).
+    #[serde(default)]
+    pub status: Vec<u16>,
+}
+
+/// Poll a request until a JSON field has a value.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoll {
+    /// Stop polling when the response's JSON at `pointer` equals `equals`.
+    pub until: RawCondition,
+    /// Give up (a failure of kind `expectation`) when this condition holds.
+    #[serde(default)]
+    pub fail_if: Option<RawCondition>,
+    /// Interval between poll ticks (ticks are fixed; a slow response does not shift them).
+    pub every: Dur,
+    /// Give up after this long (a failure of kind `poll_timeout`).
+    pub timeout: Dur,
+}
+
+/// A JSON pointer and the value it must hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    /// RFC 6901 JSON pointer, e.g. /status.
+    pub pointer: String,
+    /// The value (string, number, bool or null) to compare with.
+    #[schemars(with = "serde_json::Value")]
+    pub equals: serde_json::Value,
+}
+
+/// The arrival schedule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    /// `constant` (evenly spaced starts) or `poisson` (exponential gaps).
+    pub arrival: Arrival,
+    /// Seed for the Poisson schedule: same seed, same schedule (default: random, recorded in run.json).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Stages run one after another.
+    #[schemars(with = "Vec<RawStage>")]
+    pub stages: Vec<Spanned<RawStage>>,
+    /// Most workflows in flight at once; a start beyond it is counted as dropped (default 10000).
+    #[serde(default)]
+    pub max_in_flight: Option<u64>,
+    /// Per-request timeout (default 10s); a timed-out request is a failure of kind `timeout`.
+    #[serde(default)]
+    pub request_timeout: Option<Dur>,
+    /// Most bytes of a response body read (default 1 MiB); a larger body is a failure of kind `other`.
+    #[serde(default)]
+    pub max_response_bytes: Option<u64>,
+}
+
+/// How workflow starts are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// Evenly spaced at the stage's rate.
+    Constant,
+    /// A Poisson process with the stage's rate.
+    Poisson,
+}
+
+/// One stage of the schedule: hold a rate, or ramp linearly from the previous rate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    /// Optional name, usable in `window: { stage: NAME }`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How long the stage lasts.
+    #[serde(rename = "for")]
+    pub duration: Dur,
+    /// Workflow starts per second, held for the whole stage.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Rate at the end of a linear ramp from the previous stage's rate (0 before the first stage).
+    #[serde(default)]
+    pub ramp_to: Option<f64>,
+}
+
+/// An Istio HTTPFaultInjection applied during a window (delay first, then abort).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    /// Fault name, usable in `window: { fault: NAME }`.
+    pub name: String,
+    /// When the fault starts, from the beginning of the run.
+    pub start: Dur,
+    /// How long it lasts.
+    #[serde(rename = "for")]
+    pub duration: Dur,
+    /// Delay a percentage of requests.
+    #[serde(default)]
+    pub delay: Option<RawDelay>,
+    /// Abort a percentage of requests with an HTTP status.
+    #[serde(default)]
+    pub abort: Option<RawAbort>,
+}
+
+/// Istio's HTTPFaultInjection.Delay.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelay {
+    /// Percentage of requests delayed (0 to 100).
+    pub percentage: Percent,
+    /// How long they are delayed.
+    pub fixed_delay: Dur,
+}
+
+/// Istio's HTTPFaultInjection.Abort.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAbort {
+    /// Percentage of requests aborted (0 to 100).
+    pub percentage: Percent,
+    /// Status code returned to aborted requests.
+    pub http_status: u16,
+}
+
+/// A service-level objective.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    /// Name shown in reports and as the JUnit test case.
+    pub name: String,
+    /// A client metric: latency.pNN, step.<name>.latency.pNN, failure_rate, dropped, achieved_rate, hpa.scale_up_seconds, ...
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// A PromQL expression evaluated on Prometheus at the window's end.
+    #[serde(default)]
+    pub promql: Option<String>,
+    /// The observed value must be at most this.
+    #[serde(default)]
+    pub max: Option<Quantity>,
+    /// The observed value must be at least this.
+    #[serde(default)]
+    pub min: Option<Quantity>,
+    /// Evaluate over part of the run (default: the whole run).
+    #[serde(default)]
+    pub window: Option<RawWindow>,
+    /// Count "no data" as a pass (default false: unknown fails).
+    #[serde(default)]
+    pub allow_unknown: bool,
+}
+
+/// Part of the run, by intended start time: `{from, to}`, `{stage}` or `{fault}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// Start of the window, from the beginning of the run.
+    #[serde(default)]
+    pub from: Option<Dur>,
+    /// End of the window (default: end of the schedule).
+    #[serde(default)]
+    pub to: Option<Dur>,
+    /// A stage by number (1 = first) or name.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub stage: Option<StageRef>,
+    /// A fault's window, by the fault's name.
+    #[serde(default)]
+    pub fault: Option<String>,
+}
+
+/// A stage by 1-based number or by name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StageRef {
+    Number(u64),
+    Name(String),
+}
+
+/// Built-in checks.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawChecks {
+    /// Fail the run when the load was not delivered (a start dropped, or the achieved start rate more than 1 % off the schedule).
+    #[serde(default = "yes")]
+    pub load_delivered: bool,
+}
+
+impl Default for RawChecks {
+    fn default() -> Self {
+        RawChecks { load_delivered: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,96 @@
+//! The records the load engine produces and the recorder consumes: plain,
+//! small, `Send` data carrying intended, actual and end times.
+
+/// Why a workflow failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// The connection could not be made (refused, reset before a response, DNS).
+    Connect,
+    /// A request got no complete response within `request_timeout`.
+    Timeout,
+    /// A response had a status the step does not accept.
+    Status,
+    /// A response could not be captured from, or a poll's `fail_if` held.
+    Expectation,
+    /// A poll's `until` did not hold within its timeout.
+    PollTimeout,
+    /// Anything else: protocol errors, a body over `max_response_bytes`.
+    Other,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 6] = [
+        FailureKind::Connect,
+        FailureKind::Timeout,
+        FailureKind::Status,
+        FailureKind::Expectation,
+        FailureKind::PollTimeout,
+        FailureKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Status => "status",
+            FailureKind::Expectation => "expectation",
+            FailureKind::PollTimeout => "poll_timeout",
+            FailureKind::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How a workflow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Failed at `step` with `kind`.
+    Failed { kind: FailureKind, step: u16 },
+    /// Still in flight when an interrupt's grace period ran out.
+    Abandoned,
+}
+
+/// One step's result within a workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepSample {
+    /// Index of the step in the workflow.
+    pub step: u16,
+    /// From the step's intended start (the previous step's end) to its end, µs.
+    pub latency_us: u64,
+    pub ok: bool,
+}
+
+/// One workflow, from its intended start to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowRecord {
+    /// Sequence number of the start (0 for the first).
+    pub seq: u64,
+    /// Intended start, µs after the run's zero.
+    pub intended_us: u64,
+    /// Actual send time of the first request minus the intended start, µs.
+    pub lag_us: u64,
+    /// End of the workflow, µs after the run's zero.
+    pub end_us: u64,
+    pub outcome: Outcome,
+    pub steps: Vec<StepSample>,
+}
+
+impl WorkflowRecord {
+    /// Latency measured from the intended start (coordinated-omission-free).
+    pub fn latency_us(&self) -> u64 {
+        self.end_us.saturating_sub(self.intended_us)
+    }
+}
+
+/// What the engine sends to the recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A workflow ended (in any way).
+    Workflow(WorkflowRecord),
+    /// A start could not be issued because `max_in_flight` workflows were running.
+    Dropped { intended_us: u64 },
+}

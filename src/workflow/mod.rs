@@ -1,0 +1,201 @@
+//! Workflows: run one workflow's steps in order against the target: render
+//! templates, send, check, capture, poll; report a `WorkflowRecord`.
+
+pub mod http;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Uri};
+use tokio::time::Instant;
+
+use crate::scenario::template::Values;
+use crate::scenario::{Body, Condition, Step};
+use crate::stats::record::{FailureKind, Outcome, StepSample, WorkflowRecord};
+use http::{HttpClient, SendError};
+
+/// Everything a workflow needs, shared by all workflows of a run.
+pub struct WorkflowRunner {
+    client: HttpClient,
+    /// `http://host:port` with no trailing slash.
+    base: String,
+    steps: Vec<Step>,
+    capture_slots: usize,
+    /// Environment values for `${env:NAME}`, in slot order. Secret: never printed.
+    env: Vec<String>,
+    request_timeout: Duration,
+}
+
+/// One workflow's mutable state.
+struct Vars {
+    captures: Vec<Option<String>>,
+    seq: u64,
+}
+
+/// Failure of a step, before it is tagged with the step index.
+type StepResult = Result<(), FailureKind>;
+
+impl WorkflowRunner {
+    pub fn new(
+        client: HttpClient,
+        base_url: &str,
+        steps: Vec<Step>,
+        capture_slots: usize,
+        env: Vec<String>,
+        request_timeout: Duration,
+    ) -> WorkflowRunner {
+        WorkflowRunner {
+            client,
+            base: base_url.trim_end_matches('/').to_string(),
+            steps,
+            capture_slots,
+            env,
+            request_timeout,
+        }
+    }
+
+    /// Run workflow `seq`, intended to start at `intended`; `zero` is the run's zero.
+    pub async fn run(&self, seq: u64, zero: Instant, intended: Instant) -> WorkflowRecord {
+        let us = |t: Instant| t.saturating_duration_since(zero).as_micros() as u64;
+        let lag_us = us(Instant::now()).saturating_sub(us(intended));
+        let mut vars = Vars { captures: vec![None; self.capture_slots], seq };
+        let mut samples = Vec::with_capacity(self.steps.len());
+        let mut step_start = intended;
+        let mut outcome = Outcome::Succeeded;
+        for (i, step) in self.steps.iter().enumerate() {
+            let result = match &step.poll {
+                None => self.once(step, &mut vars).await,
+                Some(_) => self.poll(step, step_start, &mut vars).await,
+            };
+            let end = Instant::now();
+            samples.push(StepSample {
+                step: i as u16,
+                latency_us: end.saturating_duration_since(step_start).as_micros() as u64,
+                ok: result.is_ok(),
+            });
+            step_start = end;
+            if let Err(kind) = result {
+                outcome = Outcome::Failed { kind, step: i as u16 };
+                break;
+            }
+        }
+        WorkflowRecord { seq, intended_us: us(intended), lag_us, end_us: us(step_start), outcome, steps: samples }
+    }
+
+    /// One request-response step.
+    async fn once(&self, step: &Step, vars: &mut Vars) -> StepResult {
+        let deadline = Instant::now() + self.request_timeout;
+        let resp = match self.send(step, vars, deadline).await {
+            Ok(r) => r,
+            Err(SendError::Deadline) => return Err(FailureKind::Timeout),
+            Err(SendError::Failed(k)) => return Err(k),
+        };
+        check_status(step, resp.status.as_u16())?;
+        if step.captures.is_empty() {
+            return Ok(());
+        }
+        let json = parse_json(&resp.body)?;
+        capture(step, &json, vars)
+    }
+
+    /// Poll on a fixed tick grid from the step's intended start until the
+    /// condition holds, `fail_if` holds, or the poll times out.
+    async fn poll(&self, step: &Step, start: Instant, vars: &mut Vars) -> StepResult {
+        let Some(poll) = &step.poll else { return Ok(()) };
+        let give_up = start + poll.timeout;
+        let mut tick = start;
+        loop {
+            tokio::time::sleep_until(tick).await;
+            let deadline = (Instant::now() + self.request_timeout).min(give_up);
+            let resp = match self.send(step, vars, deadline).await {
+                Ok(r) => r,
+                Err(SendError::Deadline) if deadline == give_up => return Err(FailureKind::PollTimeout),
+                Err(SendError::Deadline) => return Err(FailureKind::Timeout),
+                Err(SendError::Failed(k)) => return Err(k),
+            };
+            check_status(step, resp.status.as_u16())?;
+            let json = parse_json(&resp.body)?;
+            if holds(&poll.until, &json) {
+                return capture(step, &json, vars);
+            }
+            if poll.fail_if.as_ref().is_some_and(|c| holds(c, &json)) {
+                return Err(FailureKind::Expectation);
+            }
+            // Next tick on the grid that is not yet past; missed ticks are skipped, not bunched.
+            let now = Instant::now();
+            let every = poll.every.as_secs_f64();
+            let k = (now.saturating_duration_since(start).as_secs_f64() / every).floor() + 1.0;
+            tick = start + Duration::from_secs_f64(k * every);
+            if tick >= give_up {
+                return Err(FailureKind::PollTimeout);
+            }
+        }
+    }
+
+    async fn send(&self, step: &Step, vars: &Vars, deadline: Instant) -> Result<http::Response, SendError> {
+        let req = self.build(step, vars).map_err(SendError::Failed)?;
+        self.client.send(req, deadline).await
+    }
+
+    fn build(&self, step: &Step, vars: &Vars) -> Result<Request<Full<Bytes>>, FailureKind> {
+        let values = Values { captures: &vars.captures, seq: vars.seq, env: &self.env };
+        let mut url = String::with_capacity(self.base.len() + 32);
+        url.push_str(&self.base);
+        step.path.render_into(&values, &mut url);
+        let uri: Uri = url.parse().map_err(|_| FailureKind::Expectation)?;
+        let mut builder = Request::builder().method(step.method.clone()).uri(uri);
+        let headers = builder.headers_mut().ok_or(FailureKind::Other)?;
+        let body = match &step.body {
+            Body::Empty => Bytes::new(),
+            Body::Text(t) => Bytes::from(t.render(&values)),
+            Body::Json { template, literal } => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                match literal {
+                    Some(b) => b.clone(),
+                    None => Bytes::from(serde_json::to_vec(&template.render(&values)).unwrap_or_default()),
+                }
+            }
+        };
+        for (name, value) in &step.headers {
+            let v = match value.as_literal() {
+                Some(lit) => HeaderValue::from_str(lit),
+                None => HeaderValue::from_str(&value.render(&values)),
+            }
+            .map_err(|_| FailureKind::Expectation)?;
+            headers.insert(name.clone(), v);
+        }
+        builder.body(Full::new(body)).map_err(|_| FailureKind::Other)
+    }
+}
+
+fn check_status(step: &Step, status: u16) -> StepResult {
+    let ok = if step.expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        step.expect_status.contains(&status)
+    };
+    if ok { Ok(()) } else { Err(FailureKind::Status) }
+}
+
+fn parse_json(body: &[u8]) -> Result<serde_json::Value, FailureKind> {
+    serde_json::from_slice(body).map_err(|_| FailureKind::Expectation)
+}
+
+fn holds(cond: &Condition, json: &serde_json::Value) -> bool {
+    json.pointer(&cond.pointer) == Some(&cond.equals)
+}
+
+fn capture(step: &Step, json: &serde_json::Value, vars: &mut Vars) -> StepResult {
+    for (slot, pointer) in &step.captures {
+        let value = match json.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
+            _ => return Err(FailureKind::Expectation),
+        };
+        vars.captures[*slot] = Some(value);
+    }
+    Ok(())
+}
+
