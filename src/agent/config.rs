@@ -189,16 +189,33 @@ pub struct AgentConfig {
 }
 
 impl Default for AgentConfig {
-    /// The flag defaults, with a random seed.
+    /// The flag defaults (listening on 127.0.0.1:8080), with a random seed. Built by hand,
+    /// not through clap, so `AGENT_*` variables of the process do not leak in.
     fn default() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: AgentArgs,
+        let latency = |median_ms, p99_ms| {
+            LogNormalLatency::new(
+                Duration::from_millis(median_ms),
+                Duration::from_millis(p99_ms),
+            )
+            .expect("default latencies have p99 >= median")
+        };
+        AgentConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            llm_calls: 2,
+            llm_latency: latency(200, 1000),
+            tool_calls: 1,
+            tool_latency: latency(50, 200),
+            cpu_per_workflow: Duration::from_millis(20),
+            cores: 1.0,
+            utilisation_window: Duration::from_secs(15),
+            fail_ratio: 0.0,
+            max_concurrent_workflows: 100,
+            startup_delay: Duration::ZERO,
+            finished_retention: Duration::from_secs(300),
+            max_finished_workflows: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+            seed: random_u64(),
         }
-        let args = Wrapper::parse_from(["agent"]).args;
-        AgentConfig::try_from(args).expect("flag defaults are valid")
     }
 }
 
@@ -303,11 +320,20 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid() {
-        let config = parse(&[]).unwrap();
-        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(config.cpu_per_workflow, Duration::from_millis(20));
-        assert_eq!(config.max_concurrent_workflows, 100);
+    fn flag_defaults_match_the_library_default() {
+        let flags = parse(&[]).unwrap();
+        let library = AgentConfig::default();
+        assert_eq!(flags.listen, library.listen);
+        assert_eq!(flags.cpu_per_workflow, library.cpu_per_workflow);
+        assert_eq!(
+            flags.max_concurrent_workflows,
+            library.max_concurrent_workflows
+        );
+        assert_eq!(flags.llm_latency.p99, library.llm_latency.p99);
+        assert_eq!(flags.tool_latency.median, library.tool_latency.median);
+        assert_eq!(flags.utilisation_window, library.utilisation_window);
+        assert_eq!(flags.finished_retention, library.finished_retention);
+        assert_eq!(flags.shutdown_grace, library.shutdown_grace);
     }
 
     #[test]
