@@ -88,7 +88,7 @@ pub struct AgentArgs {
         env = "AGENT_FAIL_RATIO"
     )]
     pub fail_ratio: f64,
-    /// Active workflows above which POST /api/v1/workflows answers 503.
+    /// Most workflows active at once; a POST /api/v1/workflows beyond it answers 503.
     #[arg(
         long,
         value_name = "N",
