@@ -30,9 +30,24 @@ pub fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default());
             exit::PASS
         }
+        Some(Command::Agent(args)) => return run_agent(args),
         _ => exit::USAGE,
     };
     ExitCode::from(code)
+}
+
+/// `slo-check agent`: 0 after a clean shutdown, 2 on bad flags, 3 if --listen cannot be bound.
+fn run_agent(args: crate::agent::AgentArgs) -> ExitCode {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(crate::agent::run_cli(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            crate::agent::exit_code(&error)
+        }
+    }
 }
 
 fn validate(args: &ValidateArgs) -> u8 {

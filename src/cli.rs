@@ -29,6 +29,8 @@ pub enum Command {
     Schema,
     /// Show the plan a scenario would run: stages, arrival schedule, SLOs.
     Plan(PlanArgs),
+    /// Serve the reference agent service (the platform's API) on a loopback port.
+    Agent(crate::agent::AgentArgs),
 }
 
 /// Where the system under test comes from.

@@ -4,6 +4,7 @@
 //! (a `Target`) → `load` (drives `workflow`s, produces records) → `stats`
 //! (one aggregator owns the histograms) → `slo` (verdict) → `report`.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod scenario;

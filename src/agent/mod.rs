@@ -1,0 +1,94 @@
+//! The reference agent service (`slo-check agent`): the platform's HTTP API backed by
+//! simulated workflows, served on a loopback port by the CLI or in-process by the
+//! embedded platform (one `start` per replica).
+//!
+//! Endpoints: `POST /api/v1/workflows` (202, or 503 over the concurrency limit),
+//! `GET /api/v1/workflows/{id}`, `GET /health`, `GET /ready`, `GET /metrics`
+//! (OpenMetrics text via prometheus-client). Files: `config` (flags → `AgentConfig`),
+//! `latency` (lognormal draws), `cpu` (capacity, queueing, utilisation), `store`
+//! (`WorkflowStore` and its bounded in-memory implementation), `workflow` (simulation),
+//! `metrics`, `http` (handlers), `state` (shared), `server` (accept loop, `AgentHandle`).
+
+mod config;
+mod cpu;
+mod http;
+mod latency;
+mod metrics;
+mod server;
+mod state;
+mod store;
+mod workflow;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub use config::{AgentArgs, AgentConfig, ConfigError};
+pub use cpu::CpuModel;
+pub use latency::LogNormalLatency;
+pub use metrics::{HTTP_DURATION_BUCKETS_S, MAX_WORKFLOW_TYPES, WORKFLOW_DURATION_BUCKETS_S};
+pub use server::AgentHandle;
+pub use store::{MemoryStore, WorkflowStatus, WorkflowStore, WorkflowView};
+
+/// Why `run_cli` could not serve; `exit_code` maps it for the CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A flag value is unusable (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The --listen address could not be bound (exit code 3).
+    #[error("--listen: cannot bind {addr}: {source}; choose a free port, or 0 for any")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Starts one replica serving `listener` (bind it to a loopback port; port 0 is fine).
+/// The replica is ready after `config.startup_delay`.
+pub async fn start(listener: TcpListener, config: AgentConfig) -> anyhow::Result<AgentHandle> {
+    let state = state::AgentState::new(config);
+    server::spawn(listener, state).context("reading the listener's local address")
+}
+
+/// Validates `args`, binds `--listen`, serves until SIGINT or SIGTERM, then shuts down
+/// gracefully. Errors are `AgentError`s (see `exit_code`).
+pub async fn run_cli(args: AgentArgs) -> anyhow::Result<()> {
+    let config = AgentConfig::try_from(args).map_err(AgentError::from)?;
+    let addr = config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Bind { addr, source })?;
+    let handle = start(listener, config).await?;
+    eprintln!("slo-check agent: serving on http://{}", handle.addr());
+    shutdown_signal().await;
+    eprintln!("slo-check agent: shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// The CLI exit code for an error from `run_cli`: 2 bad flags, 3 bind failure, 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    match error.downcast_ref::<AgentError>() {
+        Some(AgentError::Config(_)) => ExitCode::from(2),
+        Some(AgentError::Bind { .. }) => ExitCode::from(3),
+        None => ExitCode::FAILURE,
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
