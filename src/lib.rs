@@ -5,4 +5,5 @@
 //! (one aggregator owns the histograms) → `slo` (verdict) → `report`.
 
 pub mod app;
+pub mod autoscale;
 pub mod cli;
