@@ -205,10 +205,21 @@ pub fn load_hpa(path: &Path) -> Result<HpaSpec, ManifestError> {
 
 /// Parses and validates manifest text; `path` is only used in messages.
 pub fn parse_hpa(text: &str, path: &Path) -> Result<HpaSpec, ManifestError> {
-    let raw: RawHpa = serde_saphyr::from_str(text).map_err(|e| ManifestError::Parse {
-        path: path.to_owned(),
-        location: e.location().and_then(LineCol::from_location),
-        message: e.to_string(),
+    let raw: RawHpa = serde_saphyr::from_str(text).map_err(|e| {
+        let location = e.location().and_then(LineCol::from_location);
+        let mut message = e.without_snippet().to_string();
+        // The position leads the message already; drop the parser's copy.
+        if let Some(l) = location {
+            let suffix = format!(" at line {}, column {}", l.line, l.column);
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message.truncate(stripped.len());
+            }
+        }
+        ManifestError::Parse {
+            path: path.to_owned(),
+            location,
+            message,
+        }
     })?;
     Checker { path }.spec(raw)
 }
