@@ -14,9 +14,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_saphyr::{Location, Spanned};
+
+mod raw;
+use raw::{RawBehavior, RawHpa, RawMetric, RawPolicy, RawRules};
 
 /// Longest `periodSeconds` the autoscaling/v2 API accepts for a policy.
 pub const MAX_POLICY_PERIOD: Duration = Duration::from_secs(1800);
@@ -222,124 +223,6 @@ pub fn parse_hpa(text: &str, path: &Path) -> Result<HpaSpec, ManifestError> {
         }
     })?;
     Checker { path }.spec(raw)
-}
-
-// ---- raw mirror of the autoscaling/v2 parts we read ------------------------
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawHpa {
-    api_version: Spanned<String>,
-    kind: Spanned<String>,
-    metadata: RawMetadata,
-    spec: RawSpec,
-    #[serde(default)]
-    #[allow(dead_code)]
-    status: Option<IgnoredAny>,
-}
-
-/// Only `name` and `namespace` are read; labels etc. are allowed.
-#[derive(Deserialize)]
-struct RawMetadata {
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawSpec {
-    scale_target_ref: RawTargetRef,
-    #[serde(default)]
-    min_replicas: Option<Spanned<i64>>,
-    max_replicas: Spanned<i64>,
-    #[serde(default)]
-    metrics: Vec<RawMetric>,
-    #[serde(default)]
-    behavior: Option<RawBehavior>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawTargetRef {
-    #[serde(default)]
-    #[allow(dead_code)]
-    api_version: Option<String>,
-    kind: String,
-    name: String,
-}
-
-/// The other metric sources are accepted by the parser only so that using
-/// them gets the "only CPU" message instead of an "unknown field" one.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawMetric {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-    #[serde(default)]
-    resource: Option<RawResource>,
-    #[serde(default)]
-    container_resource: Option<IgnoredAny>,
-    #[serde(default)]
-    pods: Option<IgnoredAny>,
-    #[serde(default)]
-    object: Option<IgnoredAny>,
-    #[serde(default)]
-    external: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawResource {
-    name: Spanned<String>,
-    target: RawTarget,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawTarget {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-    #[serde(default)]
-    average_utilization: Option<Spanned<i64>>,
-    #[serde(default)]
-    average_value: Option<IgnoredAny>,
-    #[serde(default)]
-    value: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawBehavior {
-    #[serde(default)]
-    scale_up: Option<RawRules>,
-    #[serde(default)]
-    scale_down: Option<RawRules>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawRules {
-    #[serde(default)]
-    stabilization_window_seconds: Option<Spanned<i64>>,
-    #[serde(default)]
-    select_policy: Option<Spanned<String>>,
-    #[serde(default)]
-    policies: Option<Vec<RawPolicy>>,
-    /// Alpha in Kubernetes 1.33 (`HPAConfigurableTolerance`); rejected.
-    #[serde(default)]
-    tolerance: Option<Spanned<IgnoredAny>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawPolicy {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-    value: Spanned<i64>,
-    period_seconds: Spanned<i64>,
 }
 
 // ---- validation -------------------------------------------------------------
