@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod autoscale;
 pub mod cli;
 pub mod scenario;
 pub mod units;
