@@ -27,7 +27,10 @@ pub fn main() -> ExitCode {
         Some(Command::Validate(args)) => validate(&args),
         Some(Command::List(args)) => list(&args),
         Some(Command::Schema) => {
-            println!("{}", serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default()
+            );
             exit::PASS
         }
         Some(Command::Agent(args)) => return run_agent(args),
@@ -51,13 +54,20 @@ fn run_agent(args: crate::agent::AgentArgs) -> ExitCode {
 }
 
 fn validate(args: &ValidateArgs) -> u8 {
-    let paths = if args.paths.is_empty() { vec![args.scenarios_dir.clone()] } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        vec![args.scenarios_dir.clone()]
+    } else {
+        args.paths.clone()
+    };
     let mut files = Vec::new();
     for p in &paths {
         if p.is_dir() {
             match scenario::list_files(p) {
                 Ok(found) if found.is_empty() => {
-                    eprintln!("error: {}: no .yaml or .yml files in this directory", p.display());
+                    eprintln!(
+                        "error: {}: no .yaml or .yml files in this directory",
+                        p.display()
+                    );
                     return exit::USAGE;
                 }
                 Ok(found) => files.extend(found),
@@ -73,7 +83,13 @@ fn validate(args: &ValidateArgs) -> u8 {
     let mut bad = 0;
     for f in &files {
         match scenario::load(f) {
-            Ok(s) => println!("ok    {} ({}: {} steps, {} SLOs)", f.display(), s.name, s.workflow.len(), s.slos.len()),
+            Ok(s) => println!(
+                "ok    {} ({}: {} steps, {} SLOs)",
+                f.display(),
+                s.name,
+                s.workflow.len(),
+                s.slos.len()
+            ),
             Err(errors) => {
                 bad += 1;
                 for e in &errors.0 {
@@ -94,7 +110,10 @@ fn list(args: &ListArgs) -> u8 {
     let files = match scenario::list_files(&args.scenarios_dir) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: --scenarios-dir {}: {e}", args.scenarios_dir.display());
+            eprintln!(
+                "error: --scenarios-dir {}: {e}",
+                args.scenarios_dir.display()
+            );
             return exit::USAGE;
         }
     };
@@ -103,7 +122,10 @@ fn list(args: &ListArgs) -> u8 {
         match scenario::load(f) {
             Ok(s) => rows.push((s.name, s.description)),
             Err(_) => rows.push((
-                f.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+                f.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
                 "(invalid: run `slo-check validate` for details)".into(),
             )),
         }

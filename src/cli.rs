@@ -50,7 +50,12 @@ pub struct ScenarioArgs {
     #[arg(short, long, value_name = "NAME|PATH")]
     pub scenario: Option<String>,
     /// Directory holding named scenarios.
-    #[arg(long, value_name = "DIR", default_value = "scenarios", env = "SLO_CHECK_SCENARIOS")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "scenarios",
+        env = "SLO_CHECK_SCENARIOS"
+    )]
     pub scenarios_dir: PathBuf,
     /// Multiply every schedule duration (stages, fault windows, SLO windows) by F; e.g. 0.1 for a quick try.
     #[arg(long, value_name = "F", default_value_t = 1.0)]
@@ -90,14 +95,24 @@ pub struct ValidateArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Directory holding named scenarios.
-    #[arg(long, value_name = "DIR", default_value = "scenarios", env = "SLO_CHECK_SCENARIOS")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "scenarios",
+        env = "SLO_CHECK_SCENARIOS"
+    )]
     pub scenarios_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     /// Directory holding named scenarios.
-    #[arg(long, value_name = "DIR", default_value = "scenarios", env = "SLO_CHECK_SCENARIOS")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "scenarios",
+        env = "SLO_CHECK_SCENARIOS"
+    )]
     pub scenarios_dir: PathBuf,
 }
 

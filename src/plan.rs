@@ -40,7 +40,9 @@ impl Plan {
     pub fn new(scenario: Scenario, opts: PlanOptions) -> Result<Plan, String> {
         let ts = opts.time_scale;
         if !(ts.is_finite() && ts > 0.0) {
-            return Err(format!("--time-scale {ts}: must be a positive number, e.g. 0.1 or 1"));
+            return Err(format!(
+                "--time-scale {ts}: must be a positive number, e.g. 0.1 or 1"
+            ));
         }
         let env_values = scenario
             .env_names
@@ -69,19 +71,34 @@ impl Plan {
         let scale = |d: Duration| d.mul_f64(ts);
         let us = |d: Duration| d.as_micros() as u64;
         let end = schedule.duration();
-        let mut windows = vec![WindowSpec { label: "run".into(), from_us: 0, to_us: us(end) }];
+        let mut windows = vec![WindowSpec {
+            label: "run".into(),
+            from_us: 0,
+            to_us: us(end),
+        }];
         for (i, seg) in schedule.segments.iter().enumerate() {
-            let name = scenario.load.stages[i].name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let name = scenario.load.stages[i]
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
             windows.push(WindowSpec {
                 label: format!("stage {}{name}", i + 1),
                 from_us: (seg.start_s * 1e6) as u64,
                 to_us: ((seg.start_s + seg.duration_s) * 1e6) as u64,
             });
         }
-        let fault_windows: Vec<_> =
-            scenario.faults.iter().map(|f| (scale(f.start), scale(f.start + f.duration))).collect();
+        let fault_windows: Vec<_> = scenario
+            .faults
+            .iter()
+            .map(|f| (scale(f.start), scale(f.start + f.duration)))
+            .collect();
         for (f, (from, to)) in scenario.faults.iter().zip(&fault_windows) {
-            windows.push(WindowSpec { label: format!("fault {}", f.name), from_us: us(*from), to_us: us(*to) });
+            windows.push(WindowSpec {
+                label: format!("fault {}", f.name),
+                from_us: us(*from),
+                to_us: us(*to),
+            });
         }
         let mut slo_windows = Vec::new();
         for slo in &scenario.slos {
@@ -116,12 +133,25 @@ impl Plan {
             .iter()
             .map(|s| s.poll.as_ref().map_or(timeout, |p| p.timeout + timeout))
             .sum::<Duration>();
-        Ok(Plan { scenario, time_scale: ts, schedule, scheduled, env_values, windows, slo_windows, fault_windows, max_workflow })
+        Ok(Plan {
+            scenario,
+            time_scale: ts,
+            schedule,
+            scheduled,
+            env_values,
+            windows,
+            slo_windows,
+            fault_windows,
+            max_workflow,
+        })
     }
 
     /// Whether any SLO needs Prometheus.
     pub fn needs_prometheus(&self) -> bool {
-        self.scenario.slos.iter().any(|s| matches!(s.source, SloSource::PromQl(_)))
+        self.scenario
+            .slos
+            .iter()
+            .any(|s| matches!(s.source, SloSource::PromQl(_)))
     }
 }
 

@@ -40,9 +40,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => {
-                return Err(format!(
-                    "`{s}` has no unit; expected {DURATION_HINT}"
-                ));
+                return Err(format!("`{s}` has no unit; expected {DURATION_HINT}"));
             }
             other => {
                 return Err(format!(
@@ -294,7 +292,11 @@ mod tests {
         assert_eq!(parse_ratio(&Quantity::Text("1%".into())), Ok(0.01));
         assert_eq!(parse_ratio(&Quantity::Number(0.02)), Ok(0.02));
         assert!(parse_ratio(&Quantity::Text("101%".into())).is_err());
-        assert!(parse_ratio(&Quantity::Number(2.0)).unwrap_err().contains("2%"));
+        assert!(
+            parse_ratio(&Quantity::Number(2.0))
+                .unwrap_err()
+                .contains("2%")
+        );
         assert!(parse_ratio(&Quantity::Number(f64::NAN)).is_err());
     }
 }

@@ -70,7 +70,12 @@ pub async fn drive(
         }
         live.in_flight.fetch_add(1, Ordering::Relaxed);
         live.started.fetch_add(1, Ordering::Relaxed);
-        let (runner, tx, live, abandon) = (runner.clone(), tx.clone(), live.clone(), control.abandon.clone());
+        let (runner, tx, live, abandon) = (
+            runner.clone(),
+            tx.clone(),
+            live.clone(),
+            control.abandon.clone(),
+        );
         tokio::spawn(async move {
             let record = tokio::select! {
                 biased;

@@ -41,7 +41,11 @@ impl Segment {
         // Solve a t² + r0 t − dl = 0 in the numerically stable form.
         let disc = (r0 * r0 + 4.0 * a * dl).max(0.0);
         let denom = r0 + disc.sqrt();
-        if denom <= 0.0 { self.duration_s } else { (2.0 * dl / denom).min(self.duration_s) }
+        if denom <= 0.0 {
+            self.duration_s
+        } else {
+            (2.0 * dl / denom).min(self.duration_s)
+        }
     }
 }
 
@@ -71,7 +75,11 @@ impl Schedule {
             lambda += seg.lambda();
             segments.push(seg);
         }
-        Schedule { arrival, seed, segments }
+        Schedule {
+            arrival,
+            seed,
+            segments,
+        }
     }
 
     /// Total length of the schedule.
@@ -80,7 +88,9 @@ impl Schedule {
     }
 
     pub fn duration_s(&self) -> f64 {
-        self.segments.last().map_or(0.0, |s| s.start_s + s.duration_s)
+        self.segments
+            .last()
+            .map_or(0.0, |s| s.start_s + s.duration_s)
     }
 
     /// Expected number of starts (exact for constant arrivals, the mean for Poisson).
@@ -91,7 +101,11 @@ impl Schedule {
     /// Mean configured start rate over the schedule.
     pub fn mean_rate_per_s(&self) -> f64 {
         let d = self.duration_s();
-        if d > 0.0 { self.expected_starts() / d } else { 0.0 }
+        if d > 0.0 {
+            self.expected_starts() / d
+        } else {
+            0.0
+        }
     }
 
     /// Configured rate at offset `t_s`.
@@ -107,7 +121,9 @@ impl Schedule {
 
     /// The stage index containing offset `t_s`, if any.
     pub fn stage_at(&self, t_s: f64) -> Option<usize> {
-        self.segments.iter().position(|s| t_s >= s.start_s && t_s < s.start_s + s.duration_s)
+        self.segments
+            .iter()
+            .position(|s| t_s >= s.start_s && t_s < s.start_s + s.duration_s)
     }
 
     /// Intended start offsets, in order.
@@ -174,7 +190,12 @@ mod tests {
     use super::*;
 
     fn stage(secs: f64, r0: f64, r1: f64) -> Stage {
-        Stage { name: None, duration: Duration::from_secs_f64(secs), start_rate_per_s: r0, end_rate_per_s: r1 }
+        Stage {
+            name: None,
+            duration: Duration::from_secs_f64(secs),
+            start_rate_per_s: r0,
+            end_rate_per_s: r1,
+        }
     }
 
     #[test]
@@ -208,9 +229,15 @@ mod tests {
     #[test]
     fn poisson_is_reproducible_for_a_seed_and_has_the_right_mean() {
         let stages = [stage(100.0, 200.0, 200.0)];
-        let a: Vec<f64> = Schedule::new(Arrival::Poisson, 7, &stages, 1.0).iter().collect();
-        let b: Vec<f64> = Schedule::new(Arrival::Poisson, 7, &stages, 1.0).iter().collect();
-        let c: Vec<f64> = Schedule::new(Arrival::Poisson, 8, &stages, 1.0).iter().collect();
+        let a: Vec<f64> = Schedule::new(Arrival::Poisson, 7, &stages, 1.0)
+            .iter()
+            .collect();
+        let b: Vec<f64> = Schedule::new(Arrival::Poisson, 7, &stages, 1.0)
+            .iter()
+            .collect();
+        let c: Vec<f64> = Schedule::new(Arrival::Poisson, 8, &stages, 1.0)
+            .iter()
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         // 20 000 expected; 4 standard deviations is ±566.
@@ -221,7 +248,12 @@ mod tests {
 
     #[test]
     fn ramps_continue_from_the_previous_rate() {
-        let s = Schedule::new(Arrival::Constant, 0, &[stage(1.0, 10.0, 10.0), stage(1.0, 10.0, 30.0)], 1.0);
+        let s = Schedule::new(
+            Arrival::Constant,
+            0,
+            &[stage(1.0, 10.0, 10.0), stage(1.0, 10.0, 30.0)],
+            1.0,
+        );
         assert_eq!(s.iter().count(), 30);
         assert_eq!(s.rate_at(1.5), 20.0);
     }

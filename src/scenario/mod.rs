@@ -37,7 +37,10 @@ pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, String> {
         "--scenario: no file `{name_or_path}` and no `{}/{name_or_path}.yaml`; {}",
         dir.display(),
         if names.is_empty() {
-            format!("`{}` holds no scenarios (set --scenarios-dir)", dir.display())
+            format!(
+                "`{}` holds no scenarios (set --scenarios-dir)",
+                dir.display()
+            )
         } else {
             format!("known scenarios: {}", names.join(", "))
         }
@@ -48,7 +51,9 @@ pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, String> {
 pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -57,7 +62,12 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Read, parse and validate one scenario file.
 pub fn load(file: &Path) -> Result<Scenario, ScenarioErrors> {
     let one = |message: String| {
-        ScenarioErrors(vec![ScenarioError { file: file.to_path_buf(), line_col: None, path: None, message }])
+        ScenarioErrors(vec![ScenarioError {
+            file: file.to_path_buf(),
+            line_col: None,
+            path: None,
+            message,
+        }])
     };
     let meta = std::fs::metadata(file).map_err(|e| one(format!("cannot read: {e}")))?;
     if meta.len() > MAX_SCENARIO_BYTES {
@@ -69,7 +79,10 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioErrors> {
     }
     let bytes = std::fs::read(file).map_err(|e| one(format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        one(format!("not UTF-8 text (invalid byte at offset {}); a scenario is a YAML file", e.utf8_error().valid_up_to()))
+        one(format!(
+            "not UTF-8 text (invalid byte at offset {}); a scenario is a YAML file",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
     parse_str(&text, file)
 }
@@ -81,7 +94,8 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Scenario, ScenarioErrors> {
             file: file.to_path_buf(),
             line_col: None,
             path: None,
-            message: "the file is empty; a scenario needs at least `name`, `workflow` and `load`".into(),
+            message: "the file is empty; a scenario needs at least `name`, `workflow` and `load`"
+                .into(),
         }]));
     }
     let raw: raw::RawScenario = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file))?;

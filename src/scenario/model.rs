@@ -186,7 +186,10 @@ pub enum Bound {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
     /// Workflow latency (step None) or one step's latency.
-    Latency { step: Option<usize>, stat: LatencyStat },
+    Latency {
+        step: Option<usize>,
+        stat: LatencyStat,
+    },
     FailureRate,
     Dropped,
     AchievedRate,
@@ -245,7 +248,10 @@ impl Metric {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WindowRef {
     Run,
-    Range { from: Duration, to: Option<Duration> },
+    Range {
+        from: Duration,
+        to: Option<Duration>,
+    },
     Stage(usize),
     Fault(usize),
 }

@@ -300,7 +300,9 @@ pub struct RawChecks {
 
 impl Default for RawChecks {
     fn default() -> Self {
-        RawChecks { load_delivered: true }
+        RawChecks {
+            load_delivered: true,
+        }
     }
 }
 

@@ -169,9 +169,17 @@ impl JsonTemplate {
             V::Object(map) => {
                 let parts: Vec<_> = map
                     .iter()
-                    .map(|(k, v)| (k.clone(), JsonTemplate::parse(v, names, &format!("{path}.{k}"), on_error)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            JsonTemplate::parse(v, names, &format!("{path}.{k}"), on_error),
+                        )
+                    })
                     .collect();
-                if parts.iter().all(|(_, p)| matches!(p, JsonTemplate::Value(_))) {
+                if parts
+                    .iter()
+                    .all(|(_, p)| matches!(p, JsonTemplate::Value(_)))
+                {
                     JsonTemplate::Value(value.clone())
                 } else {
                     JsonTemplate::Object(parts)
@@ -233,7 +241,11 @@ mod tests {
         let t = Template::parse("/w/${id}?n=${seq}&k=${env:KEY}&p=$$5", &mut n).unwrap();
         let caps = [Some("abc".to_string())];
         let env = ["secret".to_string()];
-        let v = Values { captures: &caps, seq: 7, env: &env };
+        let v = Values {
+            captures: &caps,
+            seq: 7,
+            env: &env,
+        };
         assert_eq!(t.render(&v), "/w/abc?n=7&k=secret&p=$5");
         assert!(t.uses_env());
         assert_eq!(n.1, vec!["KEY".to_string()]);
@@ -242,15 +254,29 @@ mod tests {
     #[test]
     fn unknown_capture_and_bad_syntax_are_errors() {
         let mut n = N(vec![], vec![]);
-        assert!(Template::parse("/w/${id}", &mut n).unwrap_err().contains("never captured"));
-        assert!(Template::parse("/w/${id", &mut n).unwrap_err().contains("unclosed"));
+        assert!(
+            Template::parse("/w/${id}", &mut n)
+                .unwrap_err()
+                .contains("never captured")
+        );
+        assert!(
+            Template::parse("/w/${id", &mut n)
+                .unwrap_err()
+                .contains("unclosed")
+        );
         assert!(Template::parse("/w/${a b}", &mut n).is_err());
     }
 
     #[test]
     fn literal_templates_are_recognised() {
         let mut n = N(vec![], vec![]);
-        assert_eq!(Template::parse("/x", &mut n).unwrap().as_literal(), Some("/x"));
-        assert_eq!(Template::parse("a$b", &mut n).unwrap().as_literal(), Some("a$b"));
+        assert_eq!(
+            Template::parse("/x", &mut n).unwrap().as_literal(),
+            Some("/x")
+        );
+        assert_eq!(
+            Template::parse("a$b", &mut n).unwrap().as_literal(),
+            Some("a$b")
+        );
     }
 }

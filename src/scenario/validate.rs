@@ -37,9 +37,15 @@ impl Ctx<'_> {
 
 /// Validate a parsed scenario read from `file`.
 pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioErrors> {
-    let mut cx = Ctx { file, errors: Vec::new() };
+    let mut cx = Ctx {
+        file,
+        errors: Vec::new(),
+    };
     if raw.name.trim().is_empty()
-        || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
         cx.err(None, "name", format!(
             "`{}` is not a usable scenario name; use letters, digits, `-`, `_` or `.` (it names the reports directory)",
@@ -55,7 +61,11 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
     let platform = platform_refs(raw.platform);
     if let Some(p) = &raw.prometheus {
         if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
-            cx.err(None, "prometheus.url", format!("`{}` is not an http:// or https:// URL", p.url));
+            cx.err(
+                None,
+                "prometheus.url",
+                format!("`{}` is not an http:// or https:// URL", p.url),
+            );
         }
     }
     if !cx.errors.is_empty() {
@@ -98,10 +108,18 @@ fn validate_load(cx: &mut Ctx, raw: &Spanned<RawLoad>) -> Load {
     let loc = Some(raw.referenced);
     let raw = &raw.value;
     if raw.stages.is_empty() {
-        cx.err(loc, "load.stages", "no stages; add at least one, e.g. `- { for: 30s, rate: 10 }`");
+        cx.err(
+            loc,
+            "load.stages",
+            "no stages; add at least one, e.g. `- { for: 30s, rate: 10 }`",
+        );
     }
     if raw.seed.is_some() && raw.arrival == Arrival::Constant {
-        cx.err(loc, "load.seed", "a seed only applies to `arrival: poisson`; remove it or switch to poisson");
+        cx.err(
+            loc,
+            "load.seed",
+            "a seed only applies to `arrival: poisson`; remove it or switch to poisson",
+        );
     }
     let mut stages = Vec::new();
     let mut prev_rate = 0.0;
@@ -110,31 +128,49 @@ fn validate_load(cx: &mut Ctx, raw: &Spanned<RawLoad>) -> Load {
         let sloc = Some(s.referenced);
         let s = &s.value;
         if s.duration.0.is_zero() {
-            cx.err(sloc, format!("{path}.for"), "a stage must last longer than 0s");
+            cx.err(
+                sloc,
+                format!("{path}.for"),
+                "a stage must last longer than 0s",
+            );
         }
         let (start, end) = match (s.rate, s.ramp_to) {
             (Some(r), None) => {
                 if !(r.is_finite() && r > 0.0) {
-                    cx.err(sloc, format!("{path}.rate"), format!(
-                        "rate `{r}` must be a positive number of workflow starts per second"
-                    ));
+                    cx.err(
+                        sloc,
+                        format!("{path}.rate"),
+                        format!(
+                            "rate `{r}` must be a positive number of workflow starts per second"
+                        ),
+                    );
                 }
                 (r, r)
             }
             (None, Some(r)) => {
                 if !(r.is_finite() && r >= 0.0) {
-                    cx.err(sloc, format!("{path}.ramp_to"), format!(
-                        "ramp_to `{r}` must be a number of starts per second, 0 or more"
-                    ));
+                    cx.err(
+                        sloc,
+                        format!("{path}.ramp_to"),
+                        format!("ramp_to `{r}` must be a number of starts per second, 0 or more"),
+                    );
                 }
                 (prev_rate, r)
             }
             (Some(_), Some(_)) => {
-                cx.err(sloc, path.clone(), "give either `rate` (hold) or `ramp_to` (linear ramp), not both");
+                cx.err(
+                    sloc,
+                    path.clone(),
+                    "give either `rate` (hold) or `ramp_to` (linear ramp), not both",
+                );
                 (0.0, 0.0)
             }
             (None, None) => {
-                cx.err(sloc, path.clone(), "a stage needs `rate` (hold) or `ramp_to` (linear ramp from the previous rate)");
+                cx.err(
+                    sloc,
+                    path.clone(),
+                    "a stage needs `rate` (hold) or `ramp_to` (linear ramp from the previous rate)",
+                );
                 (0.0, 0.0)
             }
         };
@@ -151,11 +187,19 @@ fn validate_load(cx: &mut Ctx, raw: &Spanned<RawLoad>) -> Load {
         .map(|s| (s.start_rate_per_s + s.end_rate_per_s) / 2.0 * s.duration.as_secs_f64())
         .sum();
     if !stages.is_empty() && expected.is_finite() && expected < 1.0 && cx.errors.is_empty() {
-        cx.err(loc, "load.stages", "the stages schedule no workflow start at all; raise a rate or a duration");
+        cx.err(
+            loc,
+            "load.stages",
+            "the stages schedule no workflow start at all; raise a rate or a duration",
+        );
     }
     let names: Vec<_> = stages.iter().filter_map(|s| s.name.as_deref()).collect();
     if let Some(dup) = first_duplicate(&names) {
-        cx.err(loc, "load.stages", format!("two stages are named `{dup}`; stage names must be unique"));
+        cx.err(
+            loc,
+            "load.stages",
+            format!("two stages are named `{dup}`; stage names must be unique"),
+        );
     }
     let max_in_flight = raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     if max_in_flight == 0 {
@@ -163,13 +207,24 @@ fn validate_load(cx: &mut Ctx, raw: &Spanned<RawLoad>) -> Load {
     }
     let request_timeout = raw.request_timeout.map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0);
     if request_timeout.is_zero() {
-        cx.err(loc, "load.request_timeout", "must be longer than 0s, e.g. 10s");
+        cx.err(
+            loc,
+            "load.request_timeout",
+            "must be longer than 0s, e.g. 10s",
+        );
     }
     let max_response_bytes = raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
     if max_response_bytes == 0 {
         cx.err(loc, "load.max_response_bytes", "must be at least 1");
     }
-    Load { arrival: raw.arrival, seed: raw.seed, stages, max_in_flight, request_timeout, max_response_bytes }
+    Load {
+        arrival: raw.arrival,
+        seed: raw.seed,
+        stages,
+        max_in_flight,
+        request_timeout,
+        max_response_bytes,
+    }
 }
 
 fn first_duplicate<'a>(names: &[&'a str]) -> Option<&'a str> {
@@ -190,7 +245,9 @@ impl Names for SlotNames {
     fn capture(&mut self, name: &str) -> Result<usize, String> {
         match self.captures.iter().position(|c| c == name) {
             Some(i) if i < self.available => Ok(i),
-            Some(_) => Err(format!("`${{{name}}}` is captured by this step, so it is not set yet when its request is sent")),
+            Some(_) => Err(format!(
+                "`${{{name}}}` is captured by this step, so it is not set yet when its request is sent"
+            )),
             None => Err(format!(
                 "`${{{name}}}` is never captured; an earlier step needs `capture: {{ {name}: /json/pointer }}`"
             )),
@@ -218,7 +275,14 @@ fn validate_workflow(cx: &mut Ctx, raw: &[Spanned<RawStep>], names: &mut SlotNam
         let s = &s.value;
         let path = format!("workflow[{i}]");
         if !seen.insert(s.name.clone()) {
-            cx.err(loc, format!("{path}.name"), format!("two steps are named `{}`; step names must be unique", s.name));
+            cx.err(
+                loc,
+                format!("{path}.name"),
+                format!(
+                    "two steps are named `{}`; step names must be unique",
+                    s.name
+                ),
+            );
         }
         if let Some(step) = validate_step(cx, s, &path, loc, names) {
             steps.push(step);
@@ -227,24 +291,48 @@ fn validate_workflow(cx: &mut Ctx, raw: &[Spanned<RawStep>], names: &mut SlotNam
     steps
 }
 
-fn validate_step(cx: &mut Ctx, s: &RawStep, path: &str, loc: Option<Location>, names: &mut SlotNames) -> Option<Step> {
+fn validate_step(
+    cx: &mut Ctx,
+    s: &RawStep,
+    path: &str,
+    loc: Option<Location>,
+    names: &mut SlotNames,
+) -> Option<Step> {
     let before = cx.errors.len();
     let method = s.request.method.to_ascii_uppercase();
     let method = match method.as_str() {
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Method::from_bytes(method.as_bytes()).ok(),
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
+            Method::from_bytes(method.as_bytes()).ok()
+        }
         _ => None,
     };
     if method.is_none() {
-        cx.err(loc, format!("{path}.request.method"), format!(
-            "`{}` is not a method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", s.request.method
-        ));
+        cx.err(
+            loc,
+            format!("{path}.request.method"),
+            format!(
+                "`{}` is not a method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
+                s.request.method
+            ),
+        );
     }
     if !s.request.path.starts_with('/') {
-        cx.err(loc, format!("{path}.request.path"), format!(
-            "`{}` must start with `/`; the target's base URL comes from the platform", s.request.path
-        ));
+        cx.err(
+            loc,
+            format!("{path}.request.path"),
+            format!(
+                "`{}` must start with `/`; the target's base URL comes from the platform",
+                s.request.path
+            ),
+        );
     }
-    let url_path = tpl(cx, names, loc, format!("{path}.request.path"), &s.request.path);
+    let url_path = tpl(
+        cx,
+        names,
+        loc,
+        format!("{path}.request.path"),
+        &s.request.path,
+    );
     let mut headers = Vec::new();
     for (k, v) in &s.request.headers {
         let field = format!("{path}.request.headers.{k}");
@@ -255,17 +343,29 @@ fn validate_step(cx: &mut Ctx, s: &RawStep, path: &str, loc: Option<Location>, n
     }
     let body = match (&s.request.json, &s.request.body) {
         (Some(_), Some(_)) => {
-            cx.err(loc, format!("{path}.request"), "give either `json` or `body`, not both");
+            cx.err(
+                loc,
+                format!("{path}.request"),
+                "give either `json` or `body`, not both",
+            );
             Body::Empty
         }
         (Some(v), None) => json_body(cx, v, &format!("{path}.request.json"), loc, names),
         (None, Some(b)) => Body::Text(tpl(cx, names, loc, format!("{path}.request.body"), b)),
         (None, None) => Body::Empty,
     };
-    let expect_status = s.expect.as_ref().map(|e| e.status.clone()).unwrap_or_default();
+    let expect_status = s
+        .expect
+        .as_ref()
+        .map(|e| e.status.clone())
+        .unwrap_or_default();
     for code in &expect_status {
         if !(100..=599).contains(code) {
-            cx.err(loc, format!("{path}.expect.status"), format!("`{code}` is not an HTTP status (100 to 599)"));
+            cx.err(
+                loc,
+                format!("{path}.expect.status"),
+                format!("`{code}` is not an HTTP status (100 to 599)"),
+            );
         }
     }
     let poll = s.poll.as_ref().map(|p| {
@@ -276,22 +376,44 @@ fn validate_step(cx: &mut Ctx, s: &RawStep, path: &str, loc: Option<Location>, n
             }
         }
         if p.every.0.is_zero() {
-            cx.err(loc, format!("{ppath}.every"), "must be longer than 0s, e.g. 250ms");
+            cx.err(
+                loc,
+                format!("{ppath}.every"),
+                "must be longer than 0s, e.g. 250ms",
+            );
         }
         if p.timeout.0 < p.every.0 {
-            cx.err(loc, format!("{ppath}.timeout"), format!(
-                "{} is shorter than `every` ({}); the poll could never tick", format_duration(p.timeout.0), format_duration(p.every.0)
-            ));
+            cx.err(
+                loc,
+                format!("{ppath}.timeout"),
+                format!(
+                    "{} is shorter than `every` ({}); the poll could never tick",
+                    format_duration(p.timeout.0),
+                    format_duration(p.every.0)
+                ),
+            );
         }
-        let cond = |c: &RawCondition| Condition { pointer: c.pointer.clone(), equals: c.equals.clone() };
-        Poll { until: cond(&p.until), fail_if: p.fail_if.as_ref().map(cond), every: p.every.0, timeout: p.timeout.0 }
+        let cond = |c: &RawCondition| Condition {
+            pointer: c.pointer.clone(),
+            equals: c.equals.clone(),
+        };
+        Poll {
+            until: cond(&p.until),
+            fail_if: p.fail_if.as_ref().map(cond),
+            every: p.every.0,
+            timeout: p.timeout.0,
+        }
     });
     // Captures become available to later steps only.
     let mut captures = Vec::new();
     for (name, pointer) in &s.capture {
         let field = format!("{path}.capture.{name}");
         if name == "seq" || name.starts_with("env:") || name.is_empty() {
-            cx.err(loc, field.clone(), format!("`{name}` is reserved; choose another capture name"));
+            cx.err(
+                loc,
+                field.clone(),
+                format!("`{name}` is reserved; choose another capture name"),
+            );
         }
         check_pointer(cx, loc, field, pointer);
         let slot = match names.captures.iter().position(|c| c == name) {
@@ -319,7 +441,13 @@ fn validate_step(cx: &mut Ctx, s: &RawStep, path: &str, loc: Option<Location>, n
     })
 }
 
-fn tpl(cx: &mut Ctx, names: &mut SlotNames, loc: Option<Location>, field: String, text: &str) -> Template {
+fn tpl(
+    cx: &mut Ctx,
+    names: &mut SlotNames,
+    loc: Option<Location>,
+    field: String,
+    text: &str,
+) -> Template {
     match Template::parse(text, names) {
         Ok(t) => t,
         Err(e) => {
@@ -329,9 +457,17 @@ fn tpl(cx: &mut Ctx, names: &mut SlotNames, loc: Option<Location>, field: String
     }
 }
 
-fn json_body(cx: &mut Ctx, value: &serde_json::Value, field: &str, loc: Option<Location>, names: &mut SlotNames) -> Body {
+fn json_body(
+    cx: &mut Ctx,
+    value: &serde_json::Value,
+    field: &str,
+    loc: Option<Location>,
+    names: &mut SlotNames,
+) -> Body {
     let mut errors = Vec::new();
-    let template = JsonTemplate::parse(value, names, field, &mut |path, msg| errors.push((path, msg)));
+    let template = JsonTemplate::parse(value, names, field, &mut |path, msg| {
+        errors.push((path, msg))
+    });
     for (path, msg) in errors {
         cx.err(loc, path, msg);
     }
@@ -343,7 +479,11 @@ fn json_body(cx: &mut Ctx, value: &serde_json::Value, field: &str, loc: Option<L
 
 fn check_pointer(cx: &mut Ctx, loc: Option<Location>, field: String, pointer: &str) {
     if !(pointer.is_empty() || pointer.starts_with('/')) {
-        cx.err(loc, field, format!("`{pointer}` is not a JSON pointer; write it like /id or /data/status"));
+        cx.err(
+            loc,
+            field,
+            format!("`{pointer}` is not a JSON pointer; write it like /id or /data/status"),
+        );
     }
 }
 
@@ -355,35 +495,69 @@ fn validate_faults(cx: &mut Ctx, raw: &[Spanned<RawFault>], schedule_end: Durati
         let f = &f.value;
         let path = format!("faults[{i}]");
         if !seen.insert(f.name.clone()) {
-            cx.err(loc, format!("{path}.name"), format!("two faults are named `{}`; fault names must be unique", f.name));
+            cx.err(
+                loc,
+                format!("{path}.name"),
+                format!(
+                    "two faults are named `{}`; fault names must be unique",
+                    f.name
+                ),
+            );
         }
         if f.duration.0.is_zero() {
-            cx.err(loc, format!("{path}.for"), "a fault must last longer than 0s");
+            cx.err(
+                loc,
+                format!("{path}.for"),
+                "a fault must last longer than 0s",
+            );
         }
         if f.start.0 >= schedule_end && !schedule_end.is_zero() {
-            cx.err(loc, format!("{path}.start"), format!(
-                "the fault starts at {}, when the schedule ({}) has already ended", format_duration(f.start.0), format_duration(schedule_end)
-            ));
+            cx.err(
+                loc,
+                format!("{path}.start"),
+                format!(
+                    "the fault starts at {}, when the schedule ({}) has already ended",
+                    format_duration(f.start.0),
+                    format_duration(schedule_end)
+                ),
+            );
         }
         if f.delay.is_none() && f.abort.is_none() {
             cx.err(loc, path.clone(), "a fault needs `delay: { percentage, fixed_delay }` or `abort: { percentage, http_status }` (or both)");
         }
         if let Some(d) = &f.delay {
             if d.fixed_delay.0.is_zero() {
-                cx.err(loc, format!("{path}.delay.fixed_delay"), "must be longer than 0s");
+                cx.err(
+                    loc,
+                    format!("{path}.delay.fixed_delay"),
+                    "must be longer than 0s",
+                );
             }
         }
         if let Some(a) = &f.abort {
             if !(200..=599).contains(&a.http_status) {
-                cx.err(loc, format!("{path}.abort.http_status"), format!("`{}` is not an HTTP status Istio can return (200 to 599)", a.http_status));
+                cx.err(
+                    loc,
+                    format!("{path}.abort.http_status"),
+                    format!(
+                        "`{}` is not an HTTP status Istio can return (200 to 599)",
+                        a.http_status
+                    ),
+                );
             }
         }
         out.push(Fault {
             name: f.name.clone(),
             start: f.start.0,
             duration: f.duration.0,
-            delay: f.delay.as_ref().map(|d| Delay { percent: d.percentage.0, fixed_delay: d.fixed_delay.0 }),
-            abort: f.abort.as_ref().map(|a| Abort { percent: a.percentage.0, http_status: a.http_status }),
+            delay: f.delay.as_ref().map(|d| Delay {
+                percent: d.percentage.0,
+                fixed_delay: d.fixed_delay.0,
+            }),
+            abort: f.abort.as_ref().map(|a| Abort {
+                percent: a.percentage.0,
+                http_status: a.http_status,
+            }),
         });
     }
     out
@@ -405,7 +579,11 @@ fn validate_slos(
         let path = format!("slos[{i}]");
         let before = cx.errors.len();
         if !seen.insert(s.name.clone()) {
-            cx.err(loc, format!("{path}.name"), format!("two SLOs are named `{}`; SLO names must be unique", s.name));
+            cx.err(
+                loc,
+                format!("{path}.name"),
+                format!("two SLOs are named `{}`; SLO names must be unique", s.name),
+            );
         }
         let source = match (&s.metric, &s.promql) {
             (Some(m), None) => match parse_metric(m, steps) {
@@ -417,15 +595,27 @@ fn validate_slos(
             },
             (None, Some(q)) if !q.trim().is_empty() => Some(SloSource::PromQl(q.clone())),
             (None, Some(_)) => {
-                cx.err(loc, format!("{path}.promql"), "the PromQL expression is empty");
+                cx.err(
+                    loc,
+                    format!("{path}.promql"),
+                    "the PromQL expression is empty",
+                );
                 None
             }
             (Some(_), Some(_)) => {
-                cx.err(loc, path.clone(), "give either `metric` or `promql`, not both");
+                cx.err(
+                    loc,
+                    path.clone(),
+                    "give either `metric` or `promql`, not both",
+                );
                 None
             }
             (None, None) => {
-                cx.err(loc, path.clone(), "an SLO needs `metric` (e.g. latency.p95) or `promql`");
+                cx.err(
+                    loc,
+                    path.clone(),
+                    "an SLO needs `metric` (e.g. latency.p95) or `promql`",
+                );
                 None
             }
         };
@@ -433,11 +623,19 @@ fn validate_slos(
             (Some(q), None) => (Bound::Max, Some(q)),
             (None, Some(q)) => (Bound::Min, Some(q)),
             (Some(_), Some(_)) => {
-                cx.err(loc, path.clone(), "give either `max` or `min`, not both (write two SLOs for a range)");
+                cx.err(
+                    loc,
+                    path.clone(),
+                    "give either `max` or `min`, not both (write two SLOs for a range)",
+                );
                 (Bound::Max, None)
             }
             (None, None) => {
-                cx.err(loc, path.clone(), "an SLO needs a threshold: `max: ...` or `min: ...`");
+                cx.err(
+                    loc,
+                    path.clone(),
+                    "an SLO needs a threshold: `max: ...` or `min: ...`",
+                );
                 (Bound::Max, None)
             }
         };
@@ -450,7 +648,11 @@ fn validate_slos(
             (Some(unit), Some(q)) => match parse_threshold(unit, q) {
                 Ok(v) => v,
                 Err(e) => {
-                    cx.err(loc, format!("{path}.{}", if bound == Bound::Max { "max" } else { "min" }), e);
+                    cx.err(
+                        loc,
+                        format!("{path}.{}", if bound == Bound::Max { "max" } else { "min" }),
+                        e,
+                    );
                     0.0
                 }
             },
@@ -468,7 +670,14 @@ fn validate_slos(
         };
         if cx.errors.len() == before {
             if let Some(source) = source {
-                out.push(Slo { name: s.name.clone(), source, bound, threshold, window, allow_unknown: s.allow_unknown });
+                out.push(Slo {
+                    name: s.name.clone(),
+                    source,
+                    bound,
+                    threshold,
+                    window,
+                    allow_unknown: s.allow_unknown,
+                });
             }
         }
     }
@@ -493,11 +702,16 @@ pub fn parse_metric(name: &str, steps: &[Step]) -> Result<Metric, String> {
     }
     let (step, stat) = if let Some(rest) = name.strip_prefix("step.") {
         let Some((step_name, stat)) = rest.rsplit_once(".latency.") else {
-            return Err(format!("`{name}` is not a metric; a step metric looks like step.<name>.latency.p95"));
+            return Err(format!(
+                "`{name}` is not a metric; a step metric looks like step.<name>.latency.p95"
+            ));
         };
         let Some(idx) = steps.iter().position(|s| s.name == step_name) else {
             let known: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
-            return Err(format!("`{name}` names step `{step_name}`, which the workflow does not have (steps: {})", known.join(", ")));
+            return Err(format!(
+                "`{name}` names step `{step_name}`, which the workflow does not have (steps: {})",
+                known.join(", ")
+            ));
         };
         (Some(idx), stat)
     } else if let Some(stat) = name.strip_prefix("latency.") {
@@ -532,33 +746,65 @@ fn parse_threshold(unit: Unit, q: &Quantity) -> Result<f64, String> {
     match unit {
         Unit::Ms | Unit::Seconds => {
             let Quantity::Text(t) = q else {
-                return Err(format!("`{q}` has no unit; write a duration like {q}ms or {q}s"));
+                return Err(format!(
+                    "`{q}` has no unit; write a duration like {q}ms or {q}s"
+                ));
             };
             let d = parse_duration(t)?;
-            Ok(if unit == Unit::Ms { d.as_secs_f64() * 1000.0 } else { d.as_secs_f64() })
+            Ok(if unit == Unit::Ms {
+                d.as_secs_f64() * 1000.0
+            } else {
+                d.as_secs_f64()
+            })
         }
         Unit::Ratio => parse_ratio(q),
         Unit::Count => match q {
             Quantity::Number(n) if n.is_finite() && *n >= 0.0 && n.fract() == 0.0 => Ok(*n),
-            _ => Err(format!("`{q}` is not a count; write a whole number such as 0")),
+            _ => Err(format!(
+                "`{q}` is not a count; write a whole number such as 0"
+            )),
         },
         Unit::PerSecond | Unit::Number => match q {
             Quantity::Number(n) if n.is_finite() && (unit == Unit::Number || *n >= 0.0) => Ok(*n),
-            _ => Err(format!("`{q}` is not a number{}", if unit == Unit::PerSecond { " of starts per second, e.g. 95" } else { "" })),
+            _ => Err(format!(
+                "`{q}` is not a number{}",
+                if unit == Unit::PerSecond {
+                    " of starts per second, e.g. 95"
+                } else {
+                    ""
+                }
+            )),
         },
     }
 }
 
-fn parse_window(w: &RawWindow, load: &Load, faults: &[Fault], end: Duration) -> Result<WindowRef, String> {
-    let forms = [w.from.is_some() || w.to.is_some(), w.stage.is_some(), w.fault.is_some()];
+fn parse_window(
+    w: &RawWindow,
+    load: &Load,
+    faults: &[Fault],
+    end: Duration,
+) -> Result<WindowRef, String> {
+    let forms = [
+        w.from.is_some() || w.to.is_some(),
+        w.stage.is_some(),
+        w.fault.is_some(),
+    ];
     if forms.iter().filter(|f| **f).count() != 1 {
-        return Err("a window is one of `{ from: 10s, to: 30s }`, `{ stage: 2 }` or `{ fault: NAME }`".into());
+        return Err(
+            "a window is one of `{ from: 10s, to: 30s }`, `{ stage: 2 }` or `{ fault: NAME }`"
+                .into(),
+        );
     }
     if let Some(stage) = &w.stage {
         let idx = match stage {
-            StageRef::Number(n) if *n >= 1 && (*n as usize) <= load.stages.len() => (*n - 1) as usize,
+            StageRef::Number(n) if *n >= 1 && (*n as usize) <= load.stages.len() => {
+                (*n - 1) as usize
+            }
             StageRef::Number(n) => {
-                return Err(format!("stage {n} does not exist; the schedule has stages 1 to {}", load.stages.len()));
+                return Err(format!(
+                    "stage {n} does not exist; the schedule has stages 1 to {}",
+                    load.stages.len()
+                ));
             }
             StageRef::Name(name) => load
                 .stages
@@ -571,7 +817,14 @@ fn parse_window(w: &RawWindow, load: &Load, faults: &[Fault], end: Duration) -> 
     if let Some(name) = &w.fault {
         let idx = faults.iter().position(|f| &f.name == name).ok_or_else(|| {
             let known: Vec<_> = faults.iter().map(|f| f.name.as_str()).collect();
-            format!("no fault is named `{name}` (faults: {})", if known.is_empty() { "none".into() } else { known.join(", ") })
+            format!(
+                "no fault is named `{name}` (faults: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )
         })?;
         return Ok(WindowRef::Fault(idx));
     }
@@ -579,11 +832,19 @@ fn parse_window(w: &RawWindow, load: &Load, faults: &[Fault], end: Duration) -> 
     let to = w.to.map(|d| d.0);
     if let Some(to) = to {
         if to <= from {
-            return Err(format!("`to` ({}) must be after `from` ({})", format_duration(to), format_duration(from)));
+            return Err(format!(
+                "`to` ({}) must be after `from` ({})",
+                format_duration(to),
+                format_duration(from)
+            ));
         }
     }
     if from >= end && !end.is_zero() {
-        return Err(format!("`from` ({}) is at or after the end of the schedule ({})", format_duration(from), format_duration(end)));
+        return Err(format!(
+            "`from` ({}) is at or after the end of the schedule ({})",
+            format_duration(from),
+            format_duration(end)
+        ));
     }
     Ok(WindowRef::Range { from, to })
 }
@@ -594,9 +855,18 @@ mod tests {
 
     #[test]
     fn percentiles_parse_in_both_spellings() {
-        assert_eq!(parse_latency_stat("p95"), Some(LatencyStat::Percentile(95.0)));
-        assert_eq!(parse_latency_stat("p999"), Some(LatencyStat::Percentile(99.9)));
-        assert_eq!(parse_latency_stat("p99.9"), Some(LatencyStat::Percentile(99.9)));
+        assert_eq!(
+            parse_latency_stat("p95"),
+            Some(LatencyStat::Percentile(95.0))
+        );
+        assert_eq!(
+            parse_latency_stat("p999"),
+            Some(LatencyStat::Percentile(99.9))
+        );
+        assert_eq!(
+            parse_latency_stat("p99.9"),
+            Some(LatencyStat::Percentile(99.9))
+        );
         assert_eq!(parse_latency_stat("p100"), None);
         assert_eq!(parse_latency_stat("p0"), None);
         assert_eq!(parse_latency_stat("q95"), None);

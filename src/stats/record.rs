@@ -49,7 +49,10 @@ impl FailureKind {
 pub enum Outcome {
     Succeeded,
     /// Failed at `step` with `kind`.
-    Failed { kind: FailureKind, step: u16 },
+    Failed {
+        kind: FailureKind,
+        step: u16,
+    },
     /// Still in flight when an interrupt's grace period ran out.
     Abandoned,
 }

@@ -62,7 +62,12 @@ pub struct WindowStats {
 
 impl WindowStats {
     fn new(spec: WindowSpec, steps: usize) -> WindowStats {
-        WindowStats { spec, workflow: new_histogram(), steps: (0..steps).map(|_| new_histogram()).collect(), counts: Counts::default() }
+        WindowStats {
+            spec,
+            workflow: new_histogram(),
+            steps: (0..steps).map(|_| new_histogram()).collect(),
+            counts: Counts::default(),
+        }
     }
 
     fn add(&mut self, r: &WorkflowRecord) {
@@ -121,7 +126,10 @@ impl Second {
 
     fn seal(&mut self) {
         if let Some(h) = self.open.take() {
-            self.sealed = Some(Sealed { encoded: histogram::encode(&h), summary: LatencySummary::of(&h) });
+            self.sealed = Some(Sealed {
+                encoded: histogram::encode(&h),
+                summary: LatencySummary::of(&h),
+            });
         }
     }
 
@@ -168,7 +176,10 @@ impl Recorder {
     /// a workflow can take, so older seconds can be sealed.
     pub fn new(windows: Vec<WindowSpec>, steps: usize, max_workflow_us: u64) -> Recorder {
         Recorder {
-            windows: windows.into_iter().map(|w| WindowStats::new(w, steps)).collect(),
+            windows: windows
+                .into_iter()
+                .map(|w| WindowStats::new(w, steps))
+                .collect(),
             seconds: Vec::new(),
             lag: new_histogram(),
             seal_after_us: max_workflow_us + 2_000_000,
@@ -186,7 +197,11 @@ impl Recorder {
     pub fn add(&mut self, event: &Event) {
         match event {
             Event::Dropped { intended_us } => {
-                for w in self.windows.iter_mut().filter(|w| w.spec.contains(*intended_us)) {
+                for w in self
+                    .windows
+                    .iter_mut()
+                    .filter(|w| w.spec.contains(*intended_us))
+                {
                     w.counts.dropped += 1;
                 }
                 self.second(*intended_us).dropped += 1;
@@ -237,13 +252,20 @@ impl Recorder {
     }
 
     pub fn finish(self) -> RunStats {
-        RunStats { windows: self.windows, seconds: self.seconds, lag: self.lag }
+        RunStats {
+            windows: self.windows,
+            seconds: self.seconds,
+            lag: self.lag,
+        }
     }
 }
 
 /// Failures by kind as (name, count) pairs, every kind present.
 pub fn failures_by_kind(counts: &[u64; 6]) -> Vec<(&'static str, u64)> {
-    FailureKind::ALL.iter().map(|k| (k.as_str(), counts[k.index()])).collect()
+    FailureKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), counts[k.index()]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -258,24 +280,51 @@ mod tests {
             lag_us: 100,
             end_us: intended_us + latency_us,
             outcome,
-            steps: vec![StepSample { step: 0, latency_us, ok: outcome == Outcome::Succeeded }],
+            steps: vec![StepSample {
+                step: 0,
+                latency_us,
+                ok: outcome == Outcome::Succeeded,
+            }],
         })
     }
 
     #[test]
     fn windows_count_by_intended_start() {
-        let spec = |label: &str, from, to| WindowSpec { label: label.into(), from_us: from, to_us: to };
-        let mut r = Recorder::new(vec![spec("run", 0, 10_000_000), spec("late", 5_000_000, 10_000_000)], 1, 1_000_000);
+        let spec = |label: &str, from, to| WindowSpec {
+            label: label.into(),
+            from_us: from,
+            to_us: to,
+        };
+        let mut r = Recorder::new(
+            vec![
+                spec("run", 0, 10_000_000),
+                spec("late", 5_000_000, 10_000_000),
+            ],
+            1,
+            1_000_000,
+        );
         r.add(&wf(1_000_000, 9_000_000, Outcome::Succeeded)); // ends late, counts early
-        r.add(&wf(6_000_000, 1_000, Outcome::Failed { kind: FailureKind::Status, step: 0 }));
-        r.add(&Event::Dropped { intended_us: 7_000_000 });
+        r.add(&wf(
+            6_000_000,
+            1_000,
+            Outcome::Failed {
+                kind: FailureKind::Status,
+                step: 0,
+            },
+        ));
+        r.add(&Event::Dropped {
+            intended_us: 7_000_000,
+        });
         let s = r.finish();
         assert_eq!(s.windows[0].counts.succeeded, 1);
         assert_eq!(s.windows[0].counts.failed, 1);
         assert_eq!(s.windows[1].counts.succeeded, 0);
         assert_eq!(s.windows[1].counts.failed, 1);
         assert_eq!(s.windows[1].counts.dropped, 1);
-        assert_eq!(s.windows[1].counts.failures_by_kind[FailureKind::Status.index()], 1);
+        assert_eq!(
+            s.windows[1].counts.failures_by_kind[FailureKind::Status.index()],
+            1
+        );
         assert_eq!(s.windows[0].counts.failure_rate(), Some(0.5));
         assert_eq!(s.seconds[1].succeeded, 1);
         assert_eq!(s.seconds[6].failed, 1);
@@ -283,7 +332,15 @@ mod tests {
 
     #[test]
     fn sealed_seconds_keep_their_numbers_and_reopen_for_late_records() {
-        let mut r = Recorder::new(vec![WindowSpec { label: "run".into(), from_us: 0, to_us: u64::MAX }], 1, 0);
+        let mut r = Recorder::new(
+            vec![WindowSpec {
+                label: "run".into(),
+                from_us: 0,
+                to_us: u64::MAX,
+            }],
+            1,
+            0,
+        );
         r.add(&wf(100, 5_000, Outcome::Succeeded));
         r.seal_before(10_000_000);
         assert!(r.seconds[0].open.is_none());

@@ -45,14 +45,25 @@ impl HttpClient {
             .pool_max_idle_per_host(max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        HttpClient { client, max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX) }
+        HttpClient {
+            client,
+            max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
+        }
     }
 
     /// Send `req` and read its body, all before `deadline`.
-    pub async fn send(&self, req: Request<Full<Bytes>>, deadline: Instant) -> Result<Response, SendError> {
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Response, SendError> {
         let work = async {
             let resp = self.client.request(req).await.map_err(|e| {
-                SendError::Failed(if e.is_connect() { FailureKind::Connect } else { classify(&e) })
+                SendError::Failed(if e.is_connect() {
+                    FailureKind::Connect
+                } else {
+                    classify(&e)
+                })
             })?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), self.max_response_bytes)
@@ -81,7 +92,10 @@ fn classify(e: &hyper_util::client::legacy::Error) -> FailureKind {
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
-            if matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | ConnectionRefused) {
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | ConnectionRefused
+            ) {
                 return FailureKind::Connect;
             }
         }

@@ -60,7 +60,10 @@ impl WorkflowRunner {
     pub async fn run(&self, seq: u64, zero: Instant, intended: Instant) -> WorkflowRecord {
         let us = |t: Instant| t.saturating_duration_since(zero).as_micros() as u64;
         let lag_us = us(Instant::now()).saturating_sub(us(intended));
-        let mut vars = Vars { captures: vec![None; self.capture_slots], seq };
+        let mut vars = Vars {
+            captures: vec![None; self.capture_slots],
+            seq,
+        };
         let mut samples = Vec::with_capacity(self.steps.len());
         let mut step_start = intended;
         let mut outcome = Outcome::Succeeded;
@@ -77,11 +80,21 @@ impl WorkflowRunner {
             });
             step_start = end;
             if let Err(kind) = result {
-                outcome = Outcome::Failed { kind, step: i as u16 };
+                outcome = Outcome::Failed {
+                    kind,
+                    step: i as u16,
+                };
                 break;
             }
         }
-        WorkflowRecord { seq, intended_us: us(intended), lag_us, end_us: us(step_start), outcome, steps: samples }
+        WorkflowRecord {
+            seq,
+            intended_us: us(intended),
+            lag_us,
+            end_us: us(step_start),
+            outcome,
+            steps: samples,
+        }
     }
 
     /// One request-response step.
@@ -103,7 +116,9 @@ impl WorkflowRunner {
     /// Poll on a fixed tick grid from the step's intended start until the
     /// condition holds, `fail_if` holds, or the poll times out.
     async fn poll(&self, step: &Step, start: Instant, vars: &mut Vars) -> StepResult {
-        let Some(poll) = &step.poll else { return Ok(()) };
+        let Some(poll) = &step.poll else {
+            return Ok(());
+        };
         let give_up = start + poll.timeout;
         let mut tick = start;
         loop {
@@ -111,7 +126,9 @@ impl WorkflowRunner {
             let deadline = (Instant::now() + self.request_timeout).min(give_up);
             let resp = match self.send(step, vars, deadline).await {
                 Ok(r) => r,
-                Err(SendError::Deadline) if deadline == give_up => return Err(FailureKind::PollTimeout),
+                Err(SendError::Deadline) if deadline == give_up => {
+                    return Err(FailureKind::PollTimeout);
+                }
                 Err(SendError::Deadline) => return Err(FailureKind::Timeout),
                 Err(SendError::Failed(k)) => return Err(k),
             };
@@ -134,13 +151,22 @@ impl WorkflowRunner {
         }
     }
 
-    async fn send(&self, step: &Step, vars: &Vars, deadline: Instant) -> Result<http::Response, SendError> {
+    async fn send(
+        &self,
+        step: &Step,
+        vars: &Vars,
+        deadline: Instant,
+    ) -> Result<http::Response, SendError> {
         let req = self.build(step, vars).map_err(SendError::Failed)?;
         self.client.send(req, deadline).await
     }
 
     fn build(&self, step: &Step, vars: &Vars) -> Result<Request<Full<Bytes>>, FailureKind> {
-        let values = Values { captures: &vars.captures, seq: vars.seq, env: &self.env };
+        let values = Values {
+            captures: &vars.captures,
+            seq: vars.seq,
+            env: &self.env,
+        };
         let mut url = String::with_capacity(self.base.len() + 32);
         url.push_str(&self.base);
         step.path.render_into(&values, &mut url);
@@ -154,7 +180,9 @@ impl WorkflowRunner {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 match literal {
                     Some(b) => b.clone(),
-                    None => Bytes::from(serde_json::to_vec(&template.render(&values)).unwrap_or_default()),
+                    None => Bytes::from(
+                        serde_json::to_vec(&template.render(&values)).unwrap_or_default(),
+                    ),
                 }
             }
         };
@@ -166,7 +194,9 @@ impl WorkflowRunner {
             .map_err(|_| FailureKind::Expectation)?;
             headers.insert(name.clone(), v);
         }
-        builder.body(Full::new(body)).map_err(|_| FailureKind::Other)
+        builder
+            .body(Full::new(body))
+            .map_err(|_| FailureKind::Other)
     }
 }
 
@@ -198,4 +228,3 @@ fn capture(step: &Step, json: &serde_json::Value, vars: &mut Vars) -> StepResult
     }
     Ok(())
 }
-
