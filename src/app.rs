@@ -34,7 +34,9 @@ pub fn main() -> ExitCode {
             exit::PASS
         }
         Some(Command::Agent(args)) => return run_agent(args),
-        _ => exit::USAGE,
+        Some(Command::Plan(args)) => show_plan(&args),
+        Some(Command::Run(args)) => crate::run::run(&args),
+        None => crate::run::run(&cli.run),
     };
     ExitCode::from(code)
 }
@@ -133,6 +135,83 @@ fn list(args: &ListArgs) -> u8 {
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     for (name, desc) in rows {
         println!("{name:width$}  {desc}");
+    }
+    exit::PASS
+}
+
+/// `slo-check plan`: what a run would do, without doing it.
+fn show_plan(args: &crate::cli::PlanArgs) -> u8 {
+    use crate::plan::{Plan, PlanOptions};
+    use crate::units::format_duration;
+    let built = args
+        .scenario
+        .scenario
+        .as_deref()
+        .ok_or_else(|| "--scenario NAME is required".to_string())
+        .and_then(|name| scenario::resolve(name, &args.scenario.scenarios_dir))
+        .and_then(|file| scenario::load(&file).map_err(|e| e.to_string()))
+        .and_then(|sc| {
+            Plan::new(
+                sc,
+                PlanOptions {
+                    time_scale: args.scenario.time_scale,
+                    seed: args.scenario.seed,
+                },
+            )
+        });
+    let plan = match built {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let sc = &plan.scenario;
+    println!("scenario   {} ({})", sc.name, sc.source.display());
+    println!(
+        "arrival    {:?}{}; time scale {}",
+        sc.load.arrival,
+        if sc.load.arrival == scenario::Arrival::Poisson {
+            format!(" (seed {})", plan.schedule.seed)
+        } else {
+            String::new()
+        },
+        plan.time_scale
+    );
+    println!(
+        "schedule   {} starts over {} (mean {:.2}/s); max in flight {}",
+        plan.scheduled,
+        format_duration(plan.schedule.duration()),
+        plan.schedule.mean_rate_per_s(),
+        sc.load.max_in_flight
+    );
+    for (i, seg) in plan.schedule.segments.iter().enumerate() {
+        println!(
+            "  stage {}  {:>8} → {:>8}  rate {} → {}/s",
+            i + 1,
+            format_duration(std::time::Duration::from_secs_f64(seg.start_s)),
+            format_duration(std::time::Duration::from_secs_f64(
+                seg.start_s + seg.duration_s
+            )),
+            seg.start_rate_per_s,
+            seg.end_rate_per_s
+        );
+    }
+    for (f, (from, to)) in sc.faults.iter().zip(&plan.fault_windows) {
+        println!(
+            "fault      {}: {} → {}",
+            f.name,
+            format_duration(*from),
+            format_duration(*to)
+        );
+    }
+    for (slo, w) in sc.slos.iter().zip(&plan.slo_windows) {
+        println!("slo        {} over {}", slo.name, plan.windows[*w].label);
+    }
+    if args.starts {
+        for t in plan.schedule.iter() {
+            println!("{t:.6}");
+        }
     }
     exit::PASS
 }

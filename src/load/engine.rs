@@ -42,6 +42,10 @@ pub enum Issued {
 
 /// Drive the schedule from `zero`. Returns once every start has been issued
 /// (or dropped); workflows still in flight keep the channel open until they end.
+///
+/// Pacing runs on a dedicated OS thread with `std::thread::sleep`, which wakes
+/// within tens of microseconds; the runtime's timer wheel has a 1 ms tick and
+/// would add up to a millisecond of schedule lag to every start.
 pub async fn drive(
     schedule: &Schedule,
     max_in_flight: u64,
@@ -51,21 +55,71 @@ pub async fn drive(
     control: Control,
     zero: Instant,
 ) -> Issued {
+    let handle = tokio::runtime::Handle::current();
+    let schedule = schedule.clone();
+    let pacer = std::thread::Builder::new()
+        .name("slo-check-pacer".into())
+        .spawn(move || {
+            pace(
+                &schedule,
+                max_in_flight,
+                &runner,
+                &tx,
+                &live,
+                &control,
+                zero,
+                &handle,
+            )
+        });
+    let Ok(pacer) = pacer else {
+        return Issued::Stopped;
+    };
+    // Wait for the pacer without blocking a runtime thread.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(pacer.join().unwrap_or(Issued::Stopped));
+    });
+    done_rx.await.unwrap_or(Issued::Stopped)
+}
+
+/// Sleep until `deadline` in slices, so a stop request is seen within 10 ms.
+fn sleep_until(deadline: std::time::Instant, stop: &tokio_util::sync::CancellationToken) -> bool {
+    const SLICE: Duration = Duration::from_millis(10);
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::sleep((deadline - now).min(SLICE));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pace(
+    schedule: &Schedule,
+    max_in_flight: u64,
+    runner: &Arc<WorkflowRunner>,
+    tx: &UnboundedSender<Event>,
+    live: &Arc<Live>,
+    control: &Control,
+    zero: Instant,
+    handle: &tokio::runtime::Handle,
+) -> Issued {
+    let zero_std = zero.into_std();
     for (seq, offset_s) in schedule.iter().enumerate() {
-        let intended = zero + Duration::from_secs_f64(offset_s);
-        if intended > Instant::now() {
-            tokio::select! {
-                biased;
-                _ = control.stop_starts.cancelled() => return Issued::Stopped,
-                _ = tokio::time::sleep_until(intended) => {}
-            }
-        } else if control.stop_starts.is_cancelled() {
+        let offset = Duration::from_secs_f64(offset_s);
+        if !sleep_until(zero_std + offset, &control.stop_starts) {
             return Issued::Stopped;
         }
+        let intended = zero + offset;
         if live.in_flight.load(Ordering::Relaxed) >= max_in_flight {
             live.dropped.fetch_add(1, Ordering::Relaxed);
-            let intended_us = intended.duration_since(zero).as_micros() as u64;
-            let _ = tx.send(Event::Dropped { intended_us });
+            let _ = tx.send(Event::Dropped {
+                intended_us: offset.as_micros() as u64,
+            });
             continue;
         }
         live.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -76,7 +130,7 @@ pub async fn drive(
             live.clone(),
             control.abandon.clone(),
         );
-        tokio::spawn(async move {
+        handle.spawn(async move {
             let record = tokio::select! {
                 biased;
                 r = runner.run(seq as u64, zero, intended) => r,

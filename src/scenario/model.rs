@@ -175,7 +175,7 @@ pub enum SloSource {
 }
 
 /// Whether the observed value must stay below or above the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bound {
     Max,
@@ -208,7 +208,7 @@ pub enum LatencyStat {
 }
 
 /// The unit of an observed value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Ms,

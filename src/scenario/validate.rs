@@ -28,7 +28,7 @@ impl Ctx<'_> {
     fn err(&mut self, loc: Option<Location>, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ScenarioError {
             file: self.file.to_path_buf(),
-            line_col: loc.map(|l| (l.line() as u64, l.column() as u64)),
+            line_col: loc.map(|l| (l.line(), l.column())),
             path: Some(path.into()),
             message: message.into(),
         });
@@ -734,7 +734,11 @@ fn parse_latency_stat(s: &str) -> Option<LatencyStat> {
     let digits = s.strip_prefix('p')?;
     let value: f64 = if digits.contains('.') {
         digits.parse().ok()?
-    } else if digits.len() > 2 && digits.chars().all(|c| c.is_ascii_digit()) {
+    } else if digits.len() > 2
+        && digits.starts_with("99")
+        && digits.chars().all(|c| c.is_ascii_digit())
+    {
+        // p999 is 99.9, p9999 is 99.99.
         format!("{}.{}", &digits[..2], &digits[2..]).parse().ok()?
     } else {
         digits.parse().ok()?

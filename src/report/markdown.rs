@@ -1,0 +1,127 @@
+//! `summary.md`: the verdict, the SLO table and the headline numbers, for a
+//! person or `$GITHUB_STEP_SUMMARY`.
+
+use std::fmt::Write as _;
+
+use super::format;
+use super::model::RunReport;
+use crate::slo::Verdict;
+
+pub fn render(r: &RunReport) -> String {
+    let mut out = String::new();
+    let verdict = match (r.verdict, r.interrupted) {
+        (_, true) => "INTERRUPTED (partial report)",
+        (Verdict::Pass, false) => "PASS",
+        (Verdict::Fail, false) => "FAIL",
+    };
+    let _ = writeln!(out, "# slo-check: {} — {verdict}\n", r.scenario);
+    if !r.description.is_empty() {
+        let _ = writeln!(out, "{}\n", r.description);
+    }
+    if r.platform.emulated {
+        let _ = writeln!(
+            out,
+            "> **Emulated platform.** {} — replicas, autoscaling and faults are emulated on one machine.\n",
+            r.platform.description
+        );
+    }
+    out.push_str(
+        "| SLO | metric | window | observed | threshold | status |\n|---|---|---|---|---|---|\n",
+    );
+    for s in &r.slos {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} | **{}** |",
+            cell(&s.name),
+            cell(&s.metric),
+            cell(&s.window.label),
+            format::observed(s),
+            format::threshold(s),
+            format::status(s)
+        );
+    }
+    let notes: Vec<_> = r
+        .slos
+        .iter()
+        .filter(|s| !s.holds() || s.observed.is_none())
+        .collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        for s in notes {
+            if let Some(reason) = &s.reason {
+                let _ = writeln!(out, "- **{}**: {}", cell(&s.name), reason);
+            }
+        }
+    }
+    let c = &r.counts;
+    let _ = writeln!(
+        out,
+        "\n**Load**: {} scheduled, {} started, {} dropped; target {:.1}/s, achieved {:.1}/s; schedule lag p50 {}, p99 {}.",
+        c.scheduled,
+        c.started,
+        c.dropped,
+        r.target_rate_per_s,
+        r.achieved_rate_per_s,
+        format::ms(r.schedule_lag_ms.p50),
+        format::ms(r.schedule_lag_ms.p99)
+    );
+    let kinds: Vec<String> = c
+        .failures_by_kind
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n**Workflows**: {} succeeded, {} failed{}{}.",
+        c.succeeded,
+        c.failed,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        },
+        if c.abandoned > 0 {
+            format!(", {} abandoned at interrupt", c.abandoned)
+        } else {
+            String::new()
+        }
+    );
+    out.push_str("\n| latency (from intended start) | p50 | p90 | p95 | p99 | p99.9 | max | count |\n|---|---|---|---|---|---|---|---|\n");
+    let mut row = |name: &str, l: &crate::stats::histogram::LatencySummary| {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(name),
+            format::ms(l.p50),
+            format::ms(l.p90),
+            format::ms(l.p95),
+            format::ms(l.p99),
+            format::ms(l.p999),
+            format::ms(l.max),
+            l.count
+        );
+    };
+    row("workflow", &r.workflow.latency_ms);
+    for (name, s) in &r.steps {
+        row(&format!("step {name}"), &s.latency_ms);
+    }
+    let _ = writeln!(
+        out,
+        "\n<sub>{} · target {} · time scale {} · arrival {}{} · started {} · {:.1} s · slo-check {}</sub>",
+        r.platform.kind,
+        r.platform.target_url,
+        r.time_scale,
+        r.arrival,
+        r.seed.map(|s| format!(" (seed {s})")).unwrap_or_default(),
+        r.started_at,
+        r.duration_s,
+        r.tool_version
+    );
+    out
+}
+
+/// Keep table cells on one line and free of column separators.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}

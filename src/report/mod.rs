@@ -1,0 +1,52 @@
+//! Reports: one view model (`RunReport`) rendered to run.json, summary.md and
+//! junit.xml, written to the run's report directory.
+
+pub mod format;
+pub mod junit;
+pub mod markdown;
+pub mod model;
+pub mod terminal;
+
+use std::path::{Path, PathBuf};
+
+pub use model::RunReport;
+
+/// Write every report file into `dir`; returns the paths written.
+pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create report directory {}: {e}", dir.display()))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| format!("cannot serialise run.json: {e}"))?;
+    let files = [
+        ("run.json", json + "\n"),
+        ("summary.md", markdown::render(report)),
+        ("junit.xml", junit::render(report)?),
+    ];
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Append summary.md to `$GITHUB_STEP_SUMMARY` when that is set.
+pub fn append_step_summary(report: &RunReport) -> Result<(), String> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| {
+            format!(
+                "cannot open $GITHUB_STEP_SUMMARY ({}): {e}",
+                Path::new(&path).display()
+            )
+        })?;
+    f.write_all(markdown::render(report).as_bytes())
+        .map_err(|e| format!("cannot append to $GITHUB_STEP_SUMMARY: {e}"))
+}

@@ -1,0 +1,287 @@
+//! `RunReport`: the one view model every output is rendered from, and the
+//! versioned run.json contract CI users parse (see README "run.json").
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+use crate::slo::{SloResult, Verdict};
+use crate::stats::histogram::{self, LatencySummary};
+use crate::stats::recorder::failures_by_kind;
+use crate::stats::{Counts, RunStats};
+
+/// Version of the run.json schema. Bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// run.json schema version.
+    pub schema_version: u32,
+    /// slo-check's version.
+    pub tool_version: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario description.
+    pub description: String,
+    /// Scenario file.
+    pub scenario_file: String,
+    /// Where the system under test ran.
+    pub platform: PlatformInfo,
+    /// Factor applied to every schedule duration.
+    pub time_scale: f64,
+    /// `constant` or `poisson`.
+    pub arrival: String,
+    /// Seed of the Poisson schedule (null for constant arrivals).
+    pub seed: Option<u64>,
+    /// UTC start, RFC 3339.
+    pub started_at: String,
+    /// Wall-clock length of the load phase (schedule plus draining), seconds.
+    pub duration_s: f64,
+    /// Planned length of the schedule, seconds.
+    pub schedule_s: f64,
+    /// `pass` when every SLO holds.
+    pub verdict: Verdict,
+    /// True when SIGINT/SIGTERM stopped the run early (partial report).
+    pub interrupted: bool,
+    /// Every SLO and built-in check.
+    pub slos: Vec<SloResult>,
+    /// Workflow latency over the whole run (succeeded workflows, from intended start).
+    pub workflow: LatencyBlock,
+    /// Per-step latency over the whole run, by step name.
+    pub steps: BTreeMap<String, LatencyBlock>,
+    /// Counts over the whole run.
+    pub counts: CountsReport,
+    /// Mean configured start rate of the schedule.
+    pub target_rate_per_s: f64,
+    /// Starts actually sent during the schedule, per second.
+    pub achieved_rate_per_s: f64,
+    /// Actual minus intended send time of each workflow's first request.
+    pub schedule_lag_ms: LagReport,
+    /// Stages, faults and SLO windows with their own counts and latency.
+    pub windows: Vec<WindowReport>,
+    /// One entry per second of the run.
+    pub timeseries: Vec<TimePoint>,
+    /// Serialized HdrHistograms (base64 of V2+DEFLATE, µs) for re-analysis and merging.
+    pub histograms: Histograms,
+}
+
+/// The platform a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformInfo {
+    /// `url`, `local` or `kube`.
+    pub kind: String,
+    /// What the target was.
+    pub description: String,
+    /// Base URL the load was sent to.
+    pub target_url: String,
+    /// True when the platform was emulated (the embedded platform).
+    pub emulated: bool,
+}
+
+/// A latency summary in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyBlock {
+    pub latency_ms: LatencySummary,
+}
+
+/// Counts (run.json `counts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountsReport {
+    /// Starts in the schedule.
+    pub scheduled: u64,
+    /// Starts issued.
+    pub started: u64,
+    /// Starts not issued because `max_in_flight` workflows were running.
+    pub dropped: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// In flight when an interrupt's grace period ended (never counted as success or failure).
+    pub abandoned: u64,
+    /// Failures by kind: connect, timeout, status, expectation, poll_timeout, other.
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// failed / (succeeded + failed); null when nothing finished.
+    pub failure_rate: Option<f64>,
+}
+
+impl CountsReport {
+    fn new(scheduled: u64, c: &Counts) -> CountsReport {
+        CountsReport {
+            scheduled,
+            started: c.started,
+            dropped: c.dropped,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            abandoned: c.abandoned,
+            failures_by_kind: failures_by_kind(&c.failures_by_kind)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            failure_rate: c.failure_rate(),
+        }
+    }
+}
+
+/// Schedule lag percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagReport {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A window's own numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowReport {
+    pub label: String,
+    pub from_s: f64,
+    pub to_s: f64,
+    pub counts: CountsReport,
+    pub latency_ms: LatencySummary,
+}
+
+/// One second of the run (run.json `timeseries[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimePoint {
+    /// Second since the run's zero.
+    pub t_s: u64,
+    /// Configured start rate at the middle of the second.
+    pub target_rate_per_s: f64,
+    /// Workflows whose first request was sent in this second.
+    pub started: u64,
+    /// Of the workflows intended to start in this second: succeeded, failed, dropped.
+    pub succeeded: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    /// Failures by kind (only kinds that occurred).
+    pub failures_by_kind: BTreeMap<String, u64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Serialized histograms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Workflow latency, whole run.
+    pub workflow: String,
+    /// Step latency by step name, whole run.
+    pub steps: BTreeMap<String, String>,
+    /// Workflow latency per second (by intended start); "" for a second with no success.
+    pub per_second: Vec<String>,
+    /// Schedule lag.
+    pub schedule_lag: String,
+}
+
+/// Facts about the run that are not statistics.
+pub struct RunMeta {
+    pub platform: PlatformInfo,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub interrupted: bool,
+}
+
+impl RunReport {
+    pub fn build(plan: &Plan, stats: &RunStats, slos: Vec<SloResult>, meta: RunMeta) -> RunReport {
+        let sc = &plan.scenario;
+        let run = &stats.windows[0];
+        let len = run.spec.len_s();
+        let step_map = |f: &dyn Fn(usize) -> String| -> BTreeMap<String, String> {
+            sc.workflow
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.clone(), f(i)))
+                .collect()
+        };
+        let steps = sc
+            .workflow
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    s.name.clone(),
+                    LatencyBlock {
+                        latency_ms: LatencySummary::of(&run.steps[i]),
+                    },
+                )
+            })
+            .collect();
+        let lag = |p: f64| histogram::percentile_ms(&stats.lag, p);
+        let verdict = crate::slo::verdict(&slos);
+        RunReport {
+            schema_version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            scenario: sc.name.clone(),
+            description: sc.description.clone(),
+            scenario_file: sc.source.display().to_string(),
+            platform: meta.platform,
+            time_scale: plan.time_scale,
+            arrival: format!("{:?}", sc.load.arrival).to_lowercase(),
+            seed: (sc.load.arrival == crate::scenario::Arrival::Poisson)
+                .then_some(plan.schedule.seed),
+            started_at: meta.started_at,
+            duration_s: meta.duration_s,
+            schedule_s: len,
+            verdict,
+            interrupted: meta.interrupted,
+            slos,
+            workflow: LatencyBlock {
+                latency_ms: LatencySummary::of(&run.workflow),
+            },
+            steps,
+            counts: CountsReport::new(plan.scheduled, &run.counts),
+            target_rate_per_s: plan.schedule.mean_rate_per_s(),
+            achieved_rate_per_s: if len > 0.0 {
+                run.counts.started_actual as f64 / len
+            } else {
+                0.0
+            },
+            schedule_lag_ms: LagReport {
+                p50: lag(50.0),
+                p99: lag(99.0),
+                max: (!stats.lag.is_empty()).then(|| stats.lag.max() as f64 / 1000.0),
+            },
+            windows: stats.windows[1..]
+                .iter()
+                .map(|w| WindowReport {
+                    label: w.spec.label.clone(),
+                    from_s: w.spec.from_us as f64 / 1e6,
+                    to_s: w.spec.to_us as f64 / 1e6,
+                    counts: CountsReport::new(w.counts.started + w.counts.dropped, &w.counts),
+                    latency_ms: LatencySummary::of(&w.workflow),
+                })
+                .collect(),
+            timeseries: stats
+                .seconds
+                .iter()
+                .enumerate()
+                .map(|(t, s)| {
+                    let summary = s.summary();
+                    TimePoint {
+                        t_s: t as u64,
+                        target_rate_per_s: plan.schedule.rate_at(t as f64 + 0.5),
+                        started: s.started,
+                        succeeded: s.succeeded,
+                        failed: s.failed,
+                        dropped: s.dropped,
+                        failures_by_kind: failures_by_kind(&s.failures_by_kind)
+                            .into_iter()
+                            .filter(|(_, v)| *v > 0)
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect(),
+                        p50_ms: summary.p50,
+                        p95_ms: summary.p95,
+                        p99_ms: summary.p99,
+                    }
+                })
+                .collect(),
+            histograms: Histograms {
+                workflow: histogram::encode(&run.workflow),
+                steps: step_map(&|i| histogram::encode(&run.steps[i])),
+                per_second: stats.seconds.iter().map(|s| s.encoded()).collect(),
+                schedule_lag: histogram::encode(&stats.lag),
+            },
+        }
+    }
+}

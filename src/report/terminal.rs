@@ -1,0 +1,160 @@
+//! The terminal: a live progress line while the load runs, and the verdict
+//! table at the end.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::format;
+use super::model::RunReport;
+use crate::slo::Verdict;
+
+/// What the progress line shows.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub elapsed: Duration,
+    pub total: Duration,
+    pub target_rate_per_s: f64,
+    pub achieved_rate_per_s: f64,
+    pub in_flight: u64,
+    pub p95_ms: Option<f64>,
+    pub failed: u64,
+    pub finished: u64,
+    pub dropped: u64,
+    /// Set once the schedule is over and in-flight workflows are being awaited.
+    pub draining: bool,
+}
+
+/// The progress line (drawn on stderr; hidden with --quiet or when stderr is not a terminal).
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub fn new(total: Duration, visible: bool) -> Progress {
+        let bar = ProgressBar::with_draw_target(
+            Some(total.as_millis() as u64),
+            if visible {
+                ProgressDrawTarget::stderr_with_hz(5)
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {bar:20.cyan/blue} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Progress { bar }
+    }
+
+    pub fn update(&self, s: &Snapshot) {
+        let secs = |d: Duration| {
+            let t = d.as_secs();
+            format!("{:02}:{:02}", t / 60, t % 60)
+        };
+        self.bar.set_prefix(format!(
+            "{}/{}",
+            secs(s.elapsed.min(s.total)),
+            secs(s.total)
+        ));
+        self.bar
+            .set_position(s.elapsed.min(s.total).as_millis() as u64);
+        let failure_pct = if s.finished > 0 {
+            s.failed as f64 * 100.0 / s.finished as f64
+        } else {
+            0.0
+        };
+        let mut msg = if s.draining {
+            format!("draining: {} in flight", s.in_flight)
+        } else {
+            format!(
+                "rate {:.0}/{:.0}/s  in-flight {}",
+                s.achieved_rate_per_s, s.target_rate_per_s, s.in_flight
+            )
+        };
+        let _ = write!(
+            msg,
+            "  p95 {}  failed {} ({failure_pct:.2}%)  dropped {}",
+            format::ms(s.p95_ms),
+            s.failed,
+            s.dropped
+        );
+        self.bar.set_message(msg);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The verdict table printed at the end of a run.
+pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> String {
+    let rows: Vec<[String; 6]> = r
+        .slos
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.metric.clone(),
+                s.window.label.clone(),
+                format::observed(s),
+                format::threshold(s),
+                format::status(s).to_string(),
+            ]
+        })
+        .collect();
+    let header = ["SLO", "metric", "window", "observed", "threshold", "status"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count()).min(60);
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    for s in r.slos.iter().filter(|s| !s.holds()) {
+        if let Some(reason) = &s.reason {
+            let _ = writeln!(out, "  {}: {reason}", s.name);
+        }
+    }
+    let held = r.slos.iter().filter(|s| s.holds()).count();
+    let verdict = match (r.interrupted, r.verdict) {
+        (true, _) => "INTERRUPTED".to_string(),
+        (false, Verdict::Pass) => "PASS".to_string(),
+        (false, Verdict::Fail) => "FAIL".to_string(),
+    };
+    let c = &r.counts;
+    let _ = writeln!(
+        out,
+        "\n{} workflows: {} succeeded, {} failed, {} dropped; p95 {}; {:.1}/s achieved of {:.1}/s",
+        c.started,
+        c.succeeded,
+        c.failed,
+        c.dropped,
+        format::ms(r.workflow.latency_ms.p95),
+        r.achieved_rate_per_s,
+        r.target_rate_per_s
+    );
+    if r.platform.emulated {
+        let _ = writeln!(out, "platform: {} (emulated)", r.platform.description);
+    }
+    let _ = write!(
+        out,
+        "verdict: {verdict} ({held} of {} SLOs hold)",
+        r.slos.len()
+    );
+    if let Some(dir) = report_dir {
+        let _ = write!(out, "; reports in {}", dir.display());
+    }
+    out.push('\n');
+    out
+}

@@ -1,0 +1,373 @@
+//! One run, end to end: plan → platform → load + recorder + faults + signals →
+//! SLO verdict → reports → exit code. Cleanup (fault revert, platform down)
+//! happens on every path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::time::Instant;
+
+use crate::app::exit;
+use crate::cli::{PlatformKind, RunArgs};
+use crate::load::engine::{self, Control, Issued, Live};
+use crate::plan::{Plan, PlanOptions};
+use crate::platform::{self, PlatformError, Target};
+use crate::report::model::{PlatformInfo, RunMeta};
+use crate::report::terminal::{Progress, Snapshot};
+use crate::report::{self, RunReport};
+use crate::scenario;
+use crate::slo;
+use crate::stats::record::{Event, FailureKind};
+use crate::stats::{Recorder, RunStats};
+use crate::workflow::WorkflowRunner;
+use crate::workflow::http::HttpClient;
+
+/// Options of one run, checked.
+pub struct RunConfig {
+    pub plan: Plan,
+    pub platform: PlatformKind,
+    pub target_url: Option<String>,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+    pub json: bool,
+    pub grace: Duration,
+}
+
+/// Resolve the scenario and flags into a `RunConfig`; errors are usage errors.
+pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
+    let name = args.scenario.scenario.as_deref().ok_or(
+        "--scenario NAME is required (try `slo-check list` to see the scenarios, or `slo-check --help`)",
+    )?;
+    let file = scenario::resolve(name, &args.scenario.scenarios_dir)?;
+    let sc = scenario::load(&file).map_err(|e| e.to_string())?;
+    let plan = Plan::new(
+        sc,
+        PlanOptions {
+            time_scale: args.scenario.time_scale,
+            seed: args.scenario.seed,
+        },
+    )?;
+    let grace = crate::units::parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?;
+    if args.target_url.is_some() && args.platform != PlatformKind::Url {
+        return Err("--target-url goes with --platform url".into());
+    }
+    Ok(RunConfig {
+        plan,
+        platform: args.platform,
+        target_url: args.target_url.clone(),
+        out: args.out.clone(),
+        quiet: args.quiet,
+        json: args.json,
+        grace,
+    })
+}
+
+/// Run and return the exit code.
+pub fn run(args: &RunArgs) -> u8 {
+    let cfg = match configure(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INFRA;
+        }
+    };
+    runtime.block_on(run_async(cfg))
+}
+
+async fn run_async(cfg: RunConfig) -> u8 {
+    let target = match bring_up(&cfg) {
+        Ok(t) => t,
+        Err(PlatformError::Usage(e)) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+        Err(PlatformError::Infra(e)) => {
+            eprintln!("error: {e}");
+            return exit::INFRA;
+        }
+    };
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let wall = Instant::now();
+    let outcome = execute(&cfg, &target).await;
+    let duration_s = wall.elapsed().as_secs_f64();
+    let ext = slo::External {
+        hpa: None,
+        hpa_missing: format!(
+            "the {} platform has no replica observer",
+            platform_name(cfg.platform)
+        ),
+    };
+    let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
+    let meta = RunMeta {
+        platform: PlatformInfo {
+            kind: platform_name(cfg.platform).into(),
+            description: target.description.clone(),
+            target_url: target.base_url.clone(),
+            emulated: target.emulated,
+        },
+        started_at: started_at.clone(),
+        duration_s,
+        interrupted: outcome.interrupted,
+    };
+    let report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
+    finish(&cfg, &report, &started_at, &target)
+}
+
+fn bring_up(cfg: &RunConfig) -> Result<Target, PlatformError> {
+    match cfg.platform {
+        PlatformKind::Url => platform::url::target(cfg.target_url.as_deref()),
+        PlatformKind::Local => Err(PlatformError::Usage(
+            "the embedded platform (--platform local) is not available in this build; use --platform url --target-url URL"
+                .into(),
+        )),
+        PlatformKind::Kube => Err(PlatformError::Usage(
+            "--platform kube is not available in this build; use --platform url --target-url URL".into(),
+        )),
+    }
+}
+
+fn platform_name(kind: PlatformKind) -> &'static str {
+    match kind {
+        PlatformKind::Local => "local",
+        PlatformKind::Url => "url",
+        PlatformKind::Kube => "kube",
+    }
+}
+
+/// What the load phase produced.
+struct Outcome {
+    stats: RunStats,
+    interrupted: bool,
+}
+
+async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
+    let plan = &cfg.plan;
+    let load = &plan.scenario.load;
+    let client = HttpClient::new(load.max_in_flight as usize, load.max_response_bytes);
+    let runner = Arc::new(WorkflowRunner::new(
+        client,
+        &target.base_url,
+        plan.scenario.workflow.clone(),
+        plan.scenario.capture_names.len(),
+        plan.env_values.clone(),
+        load.request_timeout,
+    ));
+    let control = Control::default();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(watch_signals(
+        control.clone(),
+        cfg.grace,
+        interrupted.clone(),
+    ));
+    let live = Arc::new(Live::default());
+    let (tx, rx) = unbounded_channel();
+    // A short lead time so the first starts are not late because of set-up work.
+    let zero = Instant::now() + Duration::from_millis(20);
+    let recorder = Recorder::new(
+        plan.windows.clone(),
+        plan.scenario.workflow.len(),
+        plan.max_workflow.as_micros() as u64,
+    );
+    let progress = Progress::new(plan.schedule.duration(), !cfg.quiet);
+    let aggregator = tokio::spawn(aggregate(
+        rx,
+        recorder,
+        zero,
+        progress,
+        live.clone(),
+        plan.clone(),
+    ));
+    let faults = tokio::spawn(crate::faults::run_timeline(
+        target.faults.clone(),
+        plan.scenario.faults.clone(),
+        plan.fault_windows.clone(),
+        zero,
+        control.stop_starts.clone(),
+    ));
+    let issued = engine::drive(
+        &plan.schedule,
+        load.max_in_flight,
+        runner,
+        tx,
+        live,
+        control.clone(),
+        zero,
+    )
+    .await;
+    // The schedule is over (or stopped): faults end with it, whatever their windows say.
+    control.stop_starts.cancel();
+    let fault_log = faults.await.unwrap_or_default();
+    for line in &fault_log {
+        if !cfg.quiet {
+            eprintln!("{line}");
+        }
+    }
+    let stats = aggregator.await.expect("the aggregator does not panic");
+    signals.abort();
+    Outcome {
+        stats,
+        interrupted: issued == Issued::Stopped || interrupted.load(Ordering::SeqCst),
+    }
+}
+
+/// First SIGINT/SIGTERM: stop new starts, give in-flight workflows `grace`.
+/// Grace over, or a second signal: abandon them.
+async fn watch_signals(control: Control, grace: Duration, interrupted: Arc<AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    interrupted.store(true, Ordering::SeqCst);
+    control.stop_starts.cancel();
+    eprintln!(
+        "\ninterrupted: no new starts; waiting up to {} for in-flight workflows (interrupt again to stop now)",
+        crate::units::format_duration(grace)
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(grace) => {}
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    control.abandon.cancel();
+}
+
+/// The one owner of the recorder: consumes events until every workflow has
+/// ended, updating the progress line on a tick.
+async fn aggregate(
+    mut rx: UnboundedReceiver<Event>,
+    mut rec: Recorder,
+    zero: Instant,
+    progress: Progress,
+    live: Arc<Live>,
+    plan: Plan,
+) -> RunStats {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut started_history: std::collections::VecDeque<(Instant, u64)> = Default::default();
+    let total = plan.schedule.duration();
+    loop {
+        tokio::select! {
+            biased;
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(zero);
+                rec.seal_before(elapsed.as_micros() as u64);
+                let started = live.started.load(Ordering::Relaxed);
+                started_history.push_back((now, started));
+                while started_history.len() > 6 {
+                    started_history.pop_front();
+                }
+                let rate = match (started_history.front(), started_history.back()) {
+                    (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => (s1 - s0) as f64 / (*t1 - *t0).as_secs_f64(),
+                    _ => 0.0,
+                };
+                let run = rec.run_window();
+                progress.update(&Snapshot {
+                    elapsed,
+                    total,
+                    target_rate_per_s: plan.schedule.rate_at(elapsed.as_secs_f64()),
+                    achieved_rate_per_s: rate,
+                    in_flight: live.in_flight.load(Ordering::Relaxed),
+                    p95_ms: crate::stats::histogram::percentile_ms(&run.workflow, 95.0),
+                    failed: run.counts.failed,
+                    finished: run.counts.succeeded + run.counts.failed,
+                    dropped: live.dropped.load(Ordering::Relaxed),
+                    draining: elapsed > total,
+                });
+            }
+            ev = rx.recv() => match ev {
+                Some(ev) => rec.add(&ev),
+                None => break,
+            },
+        }
+    }
+    progress.finish();
+    rec.finish()
+}
+
+/// Write reports, print the verdict, choose the exit code.
+fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target) -> u8 {
+    let dir = cfg
+        .out
+        .clone()
+        .unwrap_or_else(|| report_dir(&report.scenario, started_at));
+    let mut code = if report.verdict == slo::Verdict::Pass {
+        exit::PASS
+    } else {
+        exit::FAIL
+    };
+    let written = report::write_all(report, &dir);
+    if cfg.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    }
+    if !cfg.quiet {
+        let table =
+            report::terminal::verdict_table(report, written.as_ref().ok().map(|_| dir.as_path()));
+        if cfg.json {
+            eprint!("{table}")
+        } else {
+            print!("{table}")
+        }
+    }
+    if let Err(e) = report::append_step_summary(report) {
+        eprintln!("warning: {e}");
+    }
+    if let Some(why) = unreachable(report, target) {
+        eprintln!("error: {why}");
+        code = exit::INFRA;
+    }
+    if let Err(e) = written {
+        eprintln!("error: {e}");
+        code = exit::INFRA;
+    }
+    if report.interrupted {
+        code = exit::INTERRUPTED;
+    }
+    code
+}
+
+/// `reports/<scenario>/<UTC time>/`, the time without colons so any filesystem takes it.
+pub fn report_dir(scenario: &str, started_at: &str) -> PathBuf {
+    Path::new("reports")
+        .join(scenario)
+        .join(started_at.replace(':', ""))
+}
+
+/// The target could not be reached at all: every workflow failed to connect.
+fn unreachable(r: &RunReport, target: &Target) -> Option<String> {
+    let c = &r.counts;
+    let connect = c
+        .failures_by_kind
+        .get(FailureKind::Connect.as_str())
+        .copied()
+        .unwrap_or(0);
+    (c.succeeded == 0 && c.failed > 0 && connect == c.failed).then(|| {
+        format!(
+            "could not connect to {} at all: all {} workflows failed to connect; is the service running and the URL right?",
+            target.base_url, c.failed
+        )
+    })
+}

@@ -1,0 +1,274 @@
+//! SLO evaluation: observed values from the recorder's windows (and, where the
+//! platform has them, the replica timeline), compared with each threshold; the
+//! built-in load-delivered check; the verdict.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+use crate::scenario::{Bound, LatencyStat, Metric, Slo, SloSource, Unit};
+use crate::stats::histogram::percentile_ms;
+use crate::stats::{RunStats, WindowStats};
+
+/// Largest relative gap between achieved and scheduled start rate the
+/// load-delivered check accepts.
+pub const RATE_TOLERANCE: f64 = 0.01;
+
+/// An SLO's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Unknown,
+}
+
+/// The run's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// Values from outside the client's own measurements.
+#[derive(Debug, Clone, Default)]
+pub struct External {
+    /// HPA timing from the replica timeline, when the platform has one.
+    pub hpa: Option<crate::slo::HpaValues>,
+    /// Why there is no HPA data (shown as the reason of an unknown).
+    pub hpa_missing: String,
+}
+
+/// HPA figures for `hpa.*` metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HpaValues {
+    pub decision_s: Option<f64>,
+    pub scale_up_s: Option<f64>,
+    pub peak_replicas: Option<f64>,
+}
+
+/// The window an SLO was evaluated over (run.json `window`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowInfo {
+    /// `run`, `stage 2`, `fault aborts`, or `10s–30s`.
+    pub label: String,
+    /// Start, seconds after the run's zero (plan time).
+    pub from_s: f64,
+    /// End, seconds after the run's zero (plan time).
+    pub to_s: f64,
+}
+
+/// One evaluated SLO (run.json `slos[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    pub name: String,
+    /// The metric name, or `promql: <expr>`, or `load_delivered` for the built-in check.
+    pub metric: String,
+    pub window: WindowInfo,
+    /// `max` or `min`.
+    pub bound: Bound,
+    /// Threshold in `unit`.
+    pub threshold: f64,
+    /// Observed value in `unit`; null when there was no data.
+    pub observed: Option<f64>,
+    /// `ms`, `s`, `ratio`, `count`, `per_s` or `number`.
+    pub unit: Unit,
+    pub status: Status,
+    /// Whether an unknown status passes.
+    pub allow_unknown: bool,
+    /// Why the status is unknown, or details of a built-in check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// True for checks slo-check adds itself.
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+impl SloResult {
+    /// Whether this result lets the run pass.
+    pub fn holds(&self) -> bool {
+        match self.status {
+            Status::Pass => true,
+            Status::Fail => false,
+            Status::Unknown => self.allow_unknown,
+        }
+    }
+}
+
+/// Evaluate every SLO of the plan, then the built-in checks.
+pub fn evaluate(plan: &Plan, stats: &RunStats, ext: &External) -> Vec<SloResult> {
+    let mut out: Vec<SloResult> = plan
+        .scenario
+        .slos
+        .iter()
+        .zip(&plan.slo_windows)
+        .map(|(slo, w)| evaluate_one(plan, slo, &stats.windows[*w], ext))
+        .collect();
+    if plan.scenario.check_load_delivered {
+        out.push(load_delivered(plan, &stats.windows[0]));
+    }
+    out
+}
+
+fn window_info(w: &WindowStats) -> WindowInfo {
+    WindowInfo {
+        label: w.spec.label.clone(),
+        from_s: w.spec.from_us as f64 / 1e6,
+        to_s: w.spec.to_us as f64 / 1e6,
+    }
+}
+
+fn evaluate_one(plan: &Plan, slo: &Slo, w: &WindowStats, ext: &External) -> SloResult {
+    let (metric, unit, observed) = match &slo.source {
+        SloSource::Metric(m) => (metric_name(plan, m), m.unit(), observe(m, w, ext)),
+        SloSource::PromQl(q) => (
+            format!("promql: {q}"),
+            Unit::Number,
+            Err("PromQL SLOs are not evaluated yet: slo-check has no Prometheus client in this version".to_string()),
+        ),
+    };
+    let (observed, reason) = match observed {
+        Ok(v) => (Some(v), None),
+        Err(why) => (None, Some(why)),
+    };
+    let status = match observed {
+        None => Status::Unknown,
+        Some(v) => {
+            let ok = match slo.bound {
+                Bound::Max => v <= slo.threshold,
+                Bound::Min => v >= slo.threshold,
+            };
+            if ok { Status::Pass } else { Status::Fail }
+        }
+    };
+    SloResult {
+        name: slo.name.clone(),
+        metric,
+        window: window_info(w),
+        bound: slo.bound,
+        threshold: slo.threshold,
+        observed,
+        unit,
+        status,
+        allow_unknown: slo.allow_unknown,
+        reason,
+        builtin: false,
+    }
+}
+
+/// The metric's name as the scenario spells it.
+pub fn metric_name(plan: &Plan, m: &Metric) -> String {
+    match m {
+        Metric::Latency { step, stat } => {
+            let stat = match stat {
+                LatencyStat::Percentile(p) => format!("p{p}"),
+                LatencyStat::Max => "max".into(),
+                LatencyStat::Mean => "mean".into(),
+            };
+            match step {
+                Some(i) => format!("step.{}.latency.{stat}", plan.scenario.workflow[*i].name),
+                None => format!("latency.{stat}"),
+            }
+        }
+        Metric::FailureRate => "failure_rate".into(),
+        Metric::Dropped => "dropped".into(),
+        Metric::AchievedRate => "achieved_rate".into(),
+        Metric::HpaScaleUpSeconds => "hpa.scale_up_seconds".into(),
+        Metric::HpaDecisionSeconds => "hpa.decision_seconds".into(),
+        Metric::HpaPeakReplicas => "hpa.peak_replicas".into(),
+    }
+}
+
+fn observe(m: &Metric, w: &WindowStats, ext: &External) -> Result<f64, String> {
+    let hpa = |pick: fn(&HpaValues) -> Option<f64>, what: &str| match &ext.hpa {
+        Some(v) => pick(v).ok_or_else(|| format!("no {what} was observed in the run")),
+        None => Err(ext.hpa_missing.clone()),
+    };
+    match m {
+        Metric::Latency { step, stat } => {
+            let h = match step {
+                Some(i) => &w.steps[*i],
+                None => &w.workflow,
+            };
+            if h.is_empty() {
+                return Err(format!(
+                    "no {} succeeded in the window",
+                    if step.is_some() { "step" } else { "workflow" }
+                ));
+            }
+            Ok(match stat {
+                LatencyStat::Percentile(p) => percentile_ms(h, *p).unwrap_or_default(),
+                LatencyStat::Max => h.max() as f64 / 1000.0,
+                LatencyStat::Mean => h.mean() / 1000.0,
+            })
+        }
+        Metric::FailureRate => w
+            .counts
+            .failure_rate()
+            .ok_or_else(|| "no workflow finished in the window".to_string()),
+        Metric::Dropped => Ok(w.counts.dropped as f64),
+        Metric::AchievedRate => {
+            let len = w.spec.len_s();
+            if len > 0.0 {
+                Ok(w.counts.started_actual as f64 / len)
+            } else {
+                Err("the window is empty".into())
+            }
+        }
+        Metric::HpaScaleUpSeconds => hpa(|v| v.scale_up_s, "scale-up (ready replicas never rose)"),
+        Metric::HpaDecisionSeconds => hpa(
+            |v| v.decision_s,
+            "scale-up decision (desired replicas never rose)",
+        ),
+        Metric::HpaPeakReplicas => hpa(|v| v.peak_replicas, "replica count"),
+    }
+}
+
+/// The built-in check: nothing dropped, and the achieved start rate within 1 % of the schedule's.
+fn load_delivered(plan: &Plan, run: &WindowStats) -> SloResult {
+    let len = run.spec.len_s();
+    let scheduled_rate = plan.scheduled as f64 / len;
+    let achieved = run.counts.started_actual as f64 / len;
+    let gap = (achieved - scheduled_rate).abs() / scheduled_rate;
+    let dropped = run.counts.dropped;
+    let ok = dropped == 0 && gap <= RATE_TOLERANCE;
+    let reason = if ok {
+        format!(
+            "{} of {} scheduled starts sent within the schedule, none dropped",
+            run.counts.started_actual, plan.scheduled
+        )
+    } else if dropped > 0 {
+        format!(
+            "{dropped} starts were dropped (max_in_flight {} reached): the load was not delivered",
+            plan.scenario.load.max_in_flight
+        )
+    } else {
+        format!(
+            "achieved {achieved:.2}/s against {scheduled_rate:.2}/s scheduled ({:.2} % off, at most {:.0} % allowed): the generator fell behind",
+            gap * 100.0,
+            RATE_TOLERANCE * 100.0
+        )
+    };
+    SloResult {
+        name: "load delivered".into(),
+        metric: "load_delivered".into(),
+        window: window_info(run),
+        bound: Bound::Min,
+        threshold: scheduled_rate * (1.0 - RATE_TOLERANCE),
+        observed: Some(achieved),
+        unit: Unit::PerSecond,
+        status: if ok { Status::Pass } else { Status::Fail },
+        allow_unknown: false,
+        reason: Some(reason),
+        builtin: true,
+    }
+}
+
+/// Pass when every result holds.
+pub fn verdict(results: &[SloResult]) -> Verdict {
+    if results.iter().all(SloResult::holds) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
