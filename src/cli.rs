@@ -40,7 +40,7 @@ pub enum PlatformKind {
     Local,
     /// An already running endpoint given by --target-url.
     Url,
-    /// A Kubernetes cluster from the current kubeconfig context.
+    /// A Kubernetes cluster from the current kubeconfig context (not in this version yet).
     Kube,
 }
 

@@ -109,6 +109,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
             "the {} platform has no replica observer",
             platform_name(cfg.platform)
         ),
+        interrupted: outcome.interrupted,
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
     let meta = RunMeta {

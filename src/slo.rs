@@ -37,6 +37,8 @@ pub struct External {
     pub hpa: Option<crate::slo::HpaValues>,
     /// Why there is no HPA data (shown as the reason of an unknown).
     pub hpa_missing: String,
+    /// The run was stopped early by an interrupt.
+    pub interrupted: bool,
 }
 
 /// HPA figures for `hpa.*` metrics.
@@ -105,7 +107,7 @@ pub fn evaluate(plan: &Plan, stats: &RunStats, ext: &External) -> Vec<SloResult>
         .map(|(slo, w)| evaluate_one(plan, slo, &stats.windows[*w], ext))
         .collect();
     if plan.scenario.check_load_delivered {
-        out.push(load_delivered(plan, &stats.windows[0]));
+        out.push(load_delivered(plan, &stats.windows[0], ext.interrupted));
     }
     out
 }
@@ -225,14 +227,19 @@ fn observe(m: &Metric, w: &WindowStats, ext: &External) -> Result<f64, String> {
 }
 
 /// The built-in check: nothing dropped, and the achieved start rate within 1 % of the schedule's.
-fn load_delivered(plan: &Plan, run: &WindowStats) -> SloResult {
+fn load_delivered(plan: &Plan, run: &WindowStats, interrupted: bool) -> SloResult {
     let len = run.spec.len_s();
     let scheduled_rate = plan.scheduled as f64 / len;
     let achieved = run.counts.started_actual as f64 / len;
     let gap = (achieved - scheduled_rate).abs() / scheduled_rate;
     let dropped = run.counts.dropped;
     let ok = dropped == 0 && gap <= RATE_TOLERANCE;
-    let reason = if ok {
+    let reason = if interrupted {
+        format!(
+            "the run was interrupted: {} of {} scheduled starts were sent",
+            run.counts.started, plan.scheduled
+        )
+    } else if ok {
         format!(
             "{} of {} scheduled starts sent within the schedule, none dropped",
             run.counts.started_actual, plan.scheduled

@@ -60,7 +60,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Format a duration the way a person reads it: `250ms`, `1.5s`, `2m30s`.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    if secs < 1.0 {
+    if secs == 0.0 {
+        "0s".to_string()
+    } else if secs < 1.0 {
         trim_float(secs * 1000.0) + "ms"
     } else if secs < 60.0 || secs.fract() != 0.0 {
         trim_float(secs) + "s"
