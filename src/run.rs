@@ -122,6 +122,9 @@ async fn run_async(cfg: RunConfig) -> u8 {
         started_at: started_at.clone(),
         duration_s,
         interrupted: outcome.interrupted,
+        replicas: Vec::new(),
+        hpa: None,
+        faults_injected: target.faults.is_some(),
     };
     let report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     finish(&cfg, &report, &started_at, &target)

@@ -63,6 +63,15 @@ pub struct RunReport {
     pub windows: Vec<WindowReport>,
     /// One entry per second of the run.
     pub timeseries: Vec<TimePoint>,
+    /// Replica counts over time (empty when the platform has no replicas to observe).
+    #[serde(default)]
+    pub replicas: Vec<ReplicaPoint>,
+    /// HPA timing derived from `replicas` (null when there is no replica timeline).
+    #[serde(default)]
+    pub hpa: Option<HpaReport>,
+    /// Fault windows as planned, with what was applied.
+    #[serde(default)]
+    pub faults: Vec<FaultReport>,
     /// Serialized HdrHistograms (base64 of V2+DEFLATE, µs) for re-analysis and merging.
     pub histograms: Histograms,
 }
@@ -161,6 +170,46 @@ pub struct TimePoint {
     pub p99_ms: Option<f64>,
 }
 
+/// One observation of the replica counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaPoint {
+    /// Seconds after the run's zero (negative: before the load started).
+    pub t_s: f64,
+    pub desired: u32,
+    pub current: u32,
+    pub ready: u32,
+}
+
+/// Autoscaling figures (all times from the first rate increase).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HpaReport {
+    /// When the load first rose, seconds after the run's zero.
+    pub marker_s: Option<f64>,
+    /// Until desired replicas first rose.
+    pub decision_s: Option<f64>,
+    /// Until ready replicas first rose.
+    pub scale_up_s: Option<f64>,
+    /// Most ready replicas seen.
+    pub peak_replicas: u32,
+}
+
+/// A fault window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub name: String,
+    /// Planned window, seconds after the run's zero.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// Abort percentage (Istio's 0..100) and status, when the fault aborts.
+    pub abort_percent: Option<f64>,
+    pub abort_status: Option<u16>,
+    /// Delay percentage and length in ms, when the fault delays.
+    pub delay_percent: Option<f64>,
+    pub delay_ms: Option<f64>,
+    /// Whether the platform could inject it.
+    pub injected: bool,
+}
+
 /// Serialized histograms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histograms {
@@ -180,6 +229,10 @@ pub struct RunMeta {
     pub started_at: String,
     pub duration_s: f64,
     pub interrupted: bool,
+    pub replicas: Vec<ReplicaPoint>,
+    pub hpa: Option<HpaReport>,
+    /// Whether the platform could inject faults.
+    pub faults_injected: bool,
 }
 
 impl RunReport {
@@ -274,6 +327,26 @@ impl RunReport {
                         p95_ms: summary.p95,
                         p99_ms: summary.p99,
                     }
+                })
+                .collect(),
+            replicas: meta.replicas,
+            hpa: meta.hpa,
+            faults: sc
+                .faults
+                .iter()
+                .zip(&plan.fault_windows)
+                .map(|(f, (from, to))| FaultReport {
+                    name: f.name.clone(),
+                    from_s: from.as_secs_f64(),
+                    to_s: to.as_secs_f64(),
+                    abort_percent: f.abort.as_ref().map(|a| a.percent),
+                    abort_status: f.abort.as_ref().map(|a| a.http_status),
+                    delay_percent: f.delay.as_ref().map(|d| d.percent),
+                    delay_ms: f
+                        .delay
+                        .as_ref()
+                        .map(|d| d.fixed_delay.as_secs_f64() * 1000.0),
+                    injected: meta.faults_injected,
                 })
                 .collect(),
             histograms: Histograms {
