@@ -57,7 +57,7 @@ fn run_agent(args: crate::agent::AgentArgs) -> ExitCode {
 
 fn validate(args: &ValidateArgs) -> u8 {
     let paths = if args.paths.is_empty() {
-        vec![args.scenarios_dir.clone()]
+        vec![args.dir.scenarios_dir.clone()]
     } else {
         args.paths.clone()
     };
@@ -109,12 +109,12 @@ fn validate(args: &ValidateArgs) -> u8 {
 }
 
 fn list(args: &ListArgs) -> u8 {
-    let files = match scenario::list_files(&args.scenarios_dir) {
+    let files = match scenario::list_files(&args.dir.scenarios_dir) {
         Ok(f) => f,
         Err(e) => {
             eprintln!(
                 "error: --scenarios-dir {}: {e}",
-                args.scenarios_dir.display()
+                args.dir.scenarios_dir.display()
             );
             return exit::USAGE;
         }
@@ -148,7 +148,7 @@ fn show_plan(args: &crate::cli::PlanArgs) -> u8 {
         .scenario
         .as_deref()
         .ok_or_else(|| "--scenario NAME is required".to_string())
-        .and_then(|name| scenario::resolve(name, &args.scenario.scenarios_dir))
+        .and_then(|name| scenario::resolve(name, &args.scenario.dir.scenarios_dir))
         .and_then(|file| scenario::load(&file).map_err(|e| e.to_string()))
         .and_then(|sc| {
             Plan::new(

@@ -49,14 +49,8 @@ pub struct ScenarioArgs {
     /// Scenario name (looked up as <scenarios-dir>/NAME.yaml) or a path to a YAML file.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub scenario: Option<String>,
-    /// Directory holding named scenarios.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "scenarios",
-        env = "SLO_CHECK_SCENARIOS"
-    )]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub dir: ScenariosDir,
     /// Multiply every schedule duration (stages, fault windows, SLO windows) by F; e.g. 0.1 for a quick try.
     #[arg(long, value_name = "F", default_value_t = 1.0)]
     pub time_scale: f64,
@@ -94,18 +88,19 @@ pub struct ValidateArgs {
     /// Scenario files or directories (default: the scenarios directory).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Directory holding named scenarios.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "scenarios",
-        env = "SLO_CHECK_SCENARIOS"
-    )]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub dir: ScenariosDir,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub dir: ScenariosDir,
+}
+
+/// Where named scenarios live.
+#[derive(Debug, Clone, Args)]
+pub struct ScenariosDir {
     /// Directory holding named scenarios.
     #[arg(
         long,

@@ -41,7 +41,7 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
     let name = args.scenario.scenario.as_deref().ok_or(
         "--scenario NAME is required (try `slo-check list` to see the scenarios, or `slo-check --help`)",
     )?;
-    let file = scenario::resolve(name, &args.scenario.scenarios_dir)?;
+    let file = scenario::resolve(name, &args.scenario.dir.scenarios_dir)?;
     let sc = scenario::load(&file).map_err(|e| e.to_string())?;
     let plan = Plan::new(
         sc,
