@@ -89,7 +89,11 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioErrors> {
 
 /// Parse and validate scenario text; `file` names it in errors.
 pub fn parse_str(text: &str, file: &Path) -> Result<Scenario, ScenarioErrors> {
-    if text.trim().is_empty() {
+    let blank = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    });
+    if blank {
         return Err(ScenarioErrors(vec![ScenarioError {
             file: file.to_path_buf(),
             line_col: None,
@@ -104,13 +108,15 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Scenario, ScenarioErrors> {
 
 fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ScenarioErrors {
     let line_col = e.location().map(|l| (l.line(), l.column()));
-    let opts = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
-    let message = e.render_with_options(opts);
+    let formatter = serde_saphyr::UserMessageFormatter;
+    let mut opts = serde_saphyr::RenderOptions::new(&formatter);
+    opts.snippets = serde_saphyr::SnippetMode::Off;
+    let message = friendlier(&strip_location(&e.render_with_options(opts)));
     ScenarioErrors(vec![ScenarioError {
         file: file.to_path_buf(),
         line_col,
         path: None,
-        message: strip_location(&message),
+        message,
     }])
 }
 
@@ -127,6 +133,32 @@ fn strip_location(message: &str) -> String {
         m = m[idx + 2..].to_string();
     }
     m
+}
+
+/// Say what was expected in a scenario's words rather than the parser's.
+fn friendlier(message: &str) -> String {
+    let table = [
+        (
+            "expected sequence start",
+            "expected a list here (`- item` lines or `[a, b]`)",
+        ),
+        (
+            "expected mapping start",
+            "expected a map here (`key: value` lines or `{ key: value }`)",
+        ),
+        ("expected string scalar", "expected a text value here"),
+        ("invalid u64", "expected a whole number, 0 or more"),
+        ("invalid u16", "expected a whole number from 0 to 65535"),
+        ("invalid i64", "expected a whole number"),
+        ("invalid floating point", "expected a number"),
+        ("invalid boolean", "expected true or false"),
+    ];
+    for (parser, ours) in table {
+        if message.starts_with(parser) {
+            return ours.to_string();
+        }
+    }
+    message.to_string()
 }
 
 /// The JSON Schema of the scenario format.

@@ -238,6 +238,8 @@ fn first_duplicate<'a>(names: &[&'a str]) -> Option<&'a str> {
 struct SlotNames {
     captures: Vec<String>,
     available: usize,
+    /// Captures the step being validated sets (not usable in its own request).
+    pending: Vec<String>,
     env: Vec<String>,
 }
 
@@ -245,10 +247,10 @@ impl Names for SlotNames {
     fn capture(&mut self, name: &str) -> Result<usize, String> {
         match self.captures.iter().position(|c| c == name) {
             Some(i) if i < self.available => Ok(i),
-            Some(_) => Err(format!(
+            _ if self.pending.iter().any(|p| p == name) => Err(format!(
                 "`${{{name}}}` is captured by this step, so it is not set yet when its request is sent"
             )),
-            None => Err(format!(
+            _ => Err(format!(
                 "`${{{name}}}` is never captured; an earlier step needs `capture: {{ {name}: /json/pointer }}`"
             )),
         }
@@ -299,6 +301,7 @@ fn validate_step(
     names: &mut SlotNames,
 ) -> Option<Step> {
     let before = cx.errors.len();
+    names.pending = s.capture.keys().cloned().collect();
     let method = s.request.method.to_ascii_uppercase();
     let method = match method.as_str() {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
