@@ -103,7 +103,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Scenario, ScenarioErrors> {
 }
 
 fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ScenarioErrors {
-    let line_col = e.location().map(|l| (l.line() as u64, l.column() as u64));
+    let line_col = e.location().map(|l| (l.line(), l.column()));
     let opts = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
     let message = e.render_with_options(opts);
     ScenarioErrors(vec![ScenarioError {
