@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use self::balancer::Balancer;
 use self::mesh_metrics::MeshMetrics;
-use self::replicas::Replicas;
+use self::replicas::{Replicas, Start};
 use super::{PlatformError, ReplicaObserver, ReplicaSample, Target};
 use crate::autoscale::hpa::Autoscaler;
 use crate::autoscale::manifest::HpaSpec;
@@ -104,8 +104,9 @@ async fn start(
 ) -> Result<LocalPlatformHandle, PlatformError> {
     replicas.pool.set_desired(initial);
     for _ in 0..initial {
-        replicas.start(true).await?;
+        replicas.start(Start::Initial).await?;
     }
+    replicas.pool.record();
     let faults = Arc::new(LocalFaults::new(seed ^ FAULT_SEED_SALT));
     let metrics = Arc::new(MeshMetrics::new());
     let balancer = Arc::new(Balancer::new(

@@ -105,10 +105,19 @@ impl Pool {
         if ready.is_empty() {
             return None;
         }
-        let offset = self.round_robin.fetch_add(1, Ordering::Relaxed) % ready.len();
-        let chosen = (0..ready.len())
-            .map(|i| ready[(offset + i) % ready.len()])
-            .min_by_key(|r| r.in_flight.load(Ordering::Acquire))?;
+        let loads: Vec<usize> = ready
+            .iter()
+            .map(|r| r.in_flight.load(Ordering::Acquire))
+            .collect();
+        let least = loads.iter().copied().min()?;
+        let tied: Vec<&Arc<Replica>> = ready
+            .iter()
+            .zip(&loads)
+            .filter(|(_, load)| **load == least)
+            .map(|(r, _)| *r)
+            .collect();
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        let chosen = tied[turn % tied.len()];
         chosen.in_flight.fetch_add(1, Ordering::AcqRel);
         Some(InFlight(chosen.clone()))
     }
@@ -139,8 +148,14 @@ impl Pool {
 
     /// Adds a replica in `phase`.
     pub fn add(&self, replica: Arc<Replica>, phase: Phase) {
-        lock(&self.inner).entries.push(Entry { replica, phase });
+        self.add_unrecorded(replica, phase);
         self.record();
+    }
+
+    /// Adds a replica without a timeline sample: the initial rollout is recorded once,
+    /// when complete.
+    pub fn add_unrecorded(&self, replica: Arc<Replica>, phase: Phase) {
+        lock(&self.inner).entries.push(Entry { replica, phase });
     }
 
     /// Moves replica `id` from `from` to `to`; false (and no change) if it is not in `from`.
@@ -268,5 +283,94 @@ impl Pool {
 impl ReplicaObserver for Pool {
     fn timeline(&self) -> Vec<ReplicaSample> {
         lock(&self.timeline).to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detached(id: u64) -> Arc<Replica> {
+        Arc::new(Replica {
+            id,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1000 + id as u16)),
+            in_flight: AtomicUsize::new(0),
+            id_prefix: OnceLock::new(),
+            agent: Mutex::new(None),
+        })
+    }
+
+    fn pool_of(n: u64) -> Pool {
+        let pool = Pool::default();
+        for id in 0..n {
+            pool.add(detached(id), Phase::Ready);
+        }
+        pool
+    }
+
+    #[test]
+    fn ties_go_round_robin_and_the_least_loaded_wins() {
+        let pool = pool_of(3);
+        let ids: Vec<u64> = (0..6).map(|_| pool.pick().unwrap().0.id).collect();
+        assert_eq!(ids, [0, 1, 2, 0, 1, 2]);
+        // One request held on each: the picks stay spread.
+        let held: Vec<InFlight> = (0..3).map(|_| pool.pick().unwrap()).collect();
+        let mut ids: Vec<u64> = held.iter().map(|h| h.0.id).collect();
+        ids.sort();
+        assert_eq!(ids, [0, 1, 2]);
+        drop(held);
+        // A request held on one replica steers every later pick away from it.
+        let slow = pool.pick().unwrap();
+        for _ in 0..10 {
+            assert_ne!(pool.pick().unwrap().0.id, slow.0.id);
+        }
+        drop(slow);
+        let a = pool.pick().unwrap();
+        let b = pool.pick().unwrap();
+        assert_ne!(
+            a.0.id, b.0.id,
+            "an in-flight request steers the next pick away"
+        );
+        let c = pool.pick().unwrap();
+        assert!(![a.0.id, b.0.id].contains(&c.0.id));
+    }
+
+    #[test]
+    fn only_ready_replicas_are_picked_and_none_means_no_healthy_upstream() {
+        let pool = Pool::default();
+        assert!(pool.pick().is_none());
+        pool.add(detached(0), Phase::Starting);
+        assert!(pool.pick().is_none());
+        assert!(pool.transition(0, Phase::Starting, Phase::Ready));
+        assert_eq!(pool.pick().unwrap().0.id, 0);
+        assert!(!pool.transition(0, Phase::Starting, Phase::Ready));
+        let victims = pool.choose_victims(1);
+        assert_eq!(victims.len(), 1);
+        assert!(pool.pick().is_none());
+    }
+
+    #[test]
+    fn workflow_ids_route_to_their_owner_while_it_answers() {
+        let pool = pool_of(2);
+        let owner = detached(7);
+        pool.add(owner.clone(), Phase::Ready);
+        pool.learn_prefix(&owner, "abcd0123");
+        assert_eq!(pool.owner_of("abcd0123-5").unwrap().0.id, 7);
+        assert!(pool.owner_of("ffff0000-1").is_none());
+        pool.choose_victims(1); // the newest, replica 7, drains but still answers
+        assert_eq!(pool.owner_of("abcd0123-5").unwrap().0.id, 7);
+        pool.remove(7);
+        assert!(pool.owner_of("abcd0123-5").is_none());
+    }
+
+    #[test]
+    fn victims_are_starting_replicas_first_then_the_newest_ready() {
+        let pool = pool_of(3);
+        pool.add(detached(3), Phase::Starting);
+        let ids: Vec<u64> = pool.choose_victims(2).iter().map(|r| r.id).collect();
+        assert_eq!(ids, [3, 2]);
+        assert_eq!(pool.hpa_inputs().0, 2);
+        let last = pool.timeline().last().copied().unwrap();
+        assert_eq!((last.current, last.ready), (2, 2));
     }
 }

@@ -28,6 +28,15 @@ const READY_SLACK: Duration = Duration::from_secs(5);
 /// Spreads replica seeds apart (the 64-bit golden ratio).
 const SEED_STRIDE: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// Why a replica starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Part of the initial rollout: ready at once, recorded by `up` when complete.
+    Initial,
+    /// Added by a scale-up: joins the balancer after the start-up delay.
+    ScaleUp,
+}
+
 /// Starts, scales and stops the agent replicas.
 #[derive(Debug)]
 pub(super) struct Replicas {
@@ -56,16 +65,15 @@ impl Replicas {
         }
     }
 
-    /// Starts one replica. `at_once` makes it ready immediately (the initial rollout, which
-    /// `up` completes before returning); otherwise it joins after the start-up delay.
-    pub async fn start(self: &Arc<Self>, at_once: bool) -> Result<(), PlatformError> {
+    /// Starts one replica (see [`Start`]).
+    pub async fn start(self: &Arc<Self>, why: Start) -> Result<(), PlatformError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| {
             PlatformError::Infra(format!("cannot bind a loopback port for replica {id}: {e}"))
         })?;
         let config = AgentConfig {
             seed: self.seed.wrapping_add(id.wrapping_mul(SEED_STRIDE)),
-            startup_delay: if at_once {
+            startup_delay: if why == Start::Initial {
                 Duration::ZERO
             } else {
                 self.startup_delay
@@ -76,8 +84,8 @@ impl Replicas {
             .await
             .map_err(|e| PlatformError::Infra(format!("cannot start replica {id}: {e:#}")))?;
         let replica = Arc::new(Replica::new(id, agent));
-        if at_once {
-            self.pool.add(replica, Phase::Ready);
+        if why == Start::Initial {
+            self.pool.add_unrecorded(replica, Phase::Ready);
         } else {
             self.pool.add(replica.clone(), Phase::Starting);
             let this = self.clone();
@@ -114,7 +122,7 @@ impl Replicas {
         let (current, _) = self.pool.hpa_inputs();
         if desired > current {
             for _ in current..desired {
-                self.start(false).await?;
+                self.start(Start::ScaleUp).await?;
             }
         } else if desired < current {
             for replica in self.pool.choose_victims((current - desired) as usize) {
