@@ -739,7 +739,10 @@ fn parse_latency_stat(s: &str) -> Option<LatencyStat> {
     let digits = s.strip_prefix('p')?;
     let value: f64 = if digits.contains('.') {
         digits.parse().ok()?
-    } else if digits.len() > 2 && digits.chars().all(|c| c.is_ascii_digit()) {
+    } else if digits.len() > 2
+        && digits.starts_with("99")
+        && digits.chars().all(|c| c.is_ascii_digit())
+    {
         format!("{}.{}", &digits[..2], &digits[2..]).parse().ok()?
     } else {
         digits.parse().ok()?
