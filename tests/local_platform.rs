@@ -167,7 +167,7 @@ async fn the_balancer_spreads_requests_and_prefers_the_least_loaded_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_abort_and_delay_with_istio_semantics_and_revert() {
+async fn fault_aborts_answer_for_the_replica_at_the_configured_percentage() {
     timeout(TEST_BOUND, async {
         let p = up(quick(2), 1.0).await;
         let target = p.target();
@@ -225,7 +225,24 @@ async fn faults_abort_and_delay_with_istio_semantics_and_revert() {
             (f64::from(aborted) - 0.3 * f64::from(n)).abs() <= 4.0 * sigma,
             "{aborted} of {n}"
         );
-        faults.revert(&fault("abort", None, None)).await.unwrap();
+        p.down().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delays_come_before_aborts_and_revert_restores_service() {
+    timeout(TEST_BOUND, async {
+        let p = up(quick(2), 1.0).await;
+        let target = p.target();
+        let faults = target
+            .faults
+            .clone()
+            .expect("the local platform injects faults");
+        let http = Http::new();
+        let submit = format!("{}/api/v1/workflows", target.base_url);
+        let mesh = p.metrics_addr();
 
         // Delay at 100 %: at least the fixed delay, answered by a replica, flag DI.
         faults

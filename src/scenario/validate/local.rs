@@ -137,6 +137,16 @@ mod tests {
     }
 
     #[test]
+    fn the_block_is_documented_in_the_json_schema() {
+        let schema = crate::scenario::json_schema().to_string();
+        assert!(schema.contains("RawLocalPlatform"), "{schema}");
+        assert!(
+            schema.contains("How long a new replica takes to become ready"),
+            "{schema}"
+        );
+    }
+
+    #[test]
     fn invalid_values_name_the_field_path() {
         let e = errors_of("{ cores: 0 }");
         assert!(
