@@ -81,6 +81,9 @@ impl Balancer {
             Some(status) => (local_reply(status, "fault filter abort"), None),
             None => self.forward(request).await,
         };
+        // Injected-fault flags take precedence: a delayed request that then finds no
+        // healthy upstream is reported as `DI` (Envoy would say `DI,UH`), which keeps the
+        // label set small and fixed.
         let flags = decision.flags().or(upstream_flags).unwrap_or(NO_FLAGS);
         self.metrics
             .observe(response.status().as_u16(), flags, started.elapsed());

@@ -56,6 +56,19 @@ pub struct LocalOptions {
     pub base_dir: PathBuf,
 }
 
+impl LocalOptions {
+    /// Options whose relative HPA path resolves against the current directory.
+    pub fn in_current_dir(settings: LocalPlatform, time_scale: f64) -> Result<Self, PlatformError> {
+        let base_dir = std::env::current_dir()
+            .map_err(|e| PlatformError::Infra(format!("cannot read the current directory: {e}")))?;
+        Ok(Self {
+            settings,
+            time_scale,
+            base_dir,
+        })
+    }
+}
+
 /// The running embedded platform. `down` stops it; dropping it stops it in the background.
 #[derive(Debug)]
 pub struct LocalPlatformHandle {
