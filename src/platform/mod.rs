@@ -2,6 +2,7 @@
 //! down: `url` (an endpoint that is already running), `local` (the embedded
 //! platform) and, later, `kube`.
 
+pub mod local;
 pub mod url;
 
 use std::future::Future;

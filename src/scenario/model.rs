@@ -47,6 +47,8 @@ pub struct PlatformRefs {
     pub hpa: String,
     pub service: String,
     pub virtual_service: String,
+    /// Settings of the embedded platform (`platform.local`, defaults filled in).
+    pub local: LocalPlatform,
 }
 
 impl Default for PlatformRefs {
@@ -57,9 +59,76 @@ impl Default for PlatformRefs {
             hpa: "mcp-agent-hpa".into(),
             service: "mcp-agent-service".into(),
             virtual_service: "mcp-agent-vs".into(),
+            local: LocalPlatform::default(),
         }
     }
 }
+
+/// The embedded platform's settings (`platform.local`), validated, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalPlatform {
+    /// Replicas at start; `None` means the HPA's minReplicas.
+    pub replicas: Option<u32>,
+    /// Whether the emulated HPA runs; false keeps the replica count fixed.
+    pub autoscale: bool,
+    /// The HPA manifest, as written (relative paths resolve against the current directory).
+    pub hpa: PathBuf,
+    /// Time from a replica's start until it is ready, in scenario time.
+    pub startup_delay: Duration,
+    /// CPU capacity of each replica in cores (> 0).
+    pub cores: f64,
+    /// CPU work per workflow, in core-time.
+    pub cpu_per_workflow: Duration,
+    /// LLM calls per workflow.
+    pub llm_calls: u32,
+    /// Median latency of one LLM call.
+    pub llm_median: Duration,
+    /// 99th-percentile latency of one LLM call (>= `llm_median`).
+    pub llm_p99: Duration,
+    /// Tool calls per workflow.
+    pub tool_calls: u32,
+    /// Median latency of one tool call.
+    pub tool_median: Duration,
+    /// 99th-percentile latency of one tool call (>= `tool_median`).
+    pub tool_p99: Duration,
+    /// Active-workflow limit per replica (>= 1).
+    pub max_concurrent_workflows: usize,
+    /// Fraction of workflows that fail, in 0..=1.
+    pub fail_ratio: f64,
+    /// Seed of all random draws of the platform; `None` means random.
+    pub seed: Option<u64>,
+}
+
+/// Validation never lets a NaN through (`cores` and `fail_ratio` are range-checked), so
+/// equality is reflexive.
+impl Eq for LocalPlatform {}
+
+impl Default for LocalPlatform {
+    fn default() -> Self {
+        LocalPlatform {
+            replicas: None,
+            autoscale: true,
+            hpa: PathBuf::from(DEFAULT_HPA_MANIFEST),
+            startup_delay: Duration::from_secs(5),
+            cores: 1.0,
+            cpu_per_workflow: Duration::from_millis(20),
+            llm_calls: 2,
+            llm_median: Duration::from_millis(200),
+            llm_p99: Duration::from_secs(1),
+            tool_calls: 1,
+            tool_median: Duration::from_millis(50),
+            tool_p99: Duration::from_millis(200),
+            max_concurrent_workflows: 100,
+            fail_ratio: 0.0,
+            seed: None,
+        }
+    }
+}
+
+/// Where the embedded platform finds its HPA manifest unless `platform.local.hpa` says otherwise.
+pub const DEFAULT_HPA_MANIFEST: &str = "stack/base/hpa.yaml";
+/// Most replicas the embedded platform runs (each is a loopback server in this process).
+pub const MAX_LOCAL_REPLICAS: u32 = 100;
 
 /// One validated workflow step.
 #[derive(Debug, Clone)]

@@ -62,6 +62,63 @@ pub struct RawPlatformRefs {
     /// The Istio VirtualService patched to inject faults.
     #[serde(default)]
     pub virtual_service: Option<String>,
+    /// Settings of the embedded platform (`--platform local`): replicas, autoscaling and the
+    /// simulated agent service. Ignored by the other platforms.
+    #[serde(default)]
+    #[schemars(with = "Option<RawLocalPlatform>")]
+    pub local: Option<Spanned<RawLocalPlatform>>,
+}
+
+/// The embedded platform: agent replicas on loopback behind a least-connections balancer,
+/// scaled by an emulated HorizontalPodAutoscaler.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalPlatform {
+    /// Replicas at start (default: the HPA's minReplicas); with autoscaling it must lie within the HPA's minReplicas..=maxReplicas.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    /// Run the emulated HPA (default true); false keeps `replicas` fixed.
+    #[serde(default)]
+    pub autoscale: Option<bool>,
+    /// The autoscaling/v2 HorizontalPodAutoscaler manifest to emulate, relative to the current directory (default stack/base/hpa.yaml).
+    #[serde(default)]
+    pub hpa: Option<String>,
+    /// How long a new replica takes to become ready and receive traffic (default 5s; shrinks with --time-scale).
+    #[serde(default)]
+    pub startup_delay: Option<Dur>,
+    /// CPU capacity of each replica in cores, may be fractional (default 1); also its CPU request, so utilisation is a fraction of it.
+    #[serde(default)]
+    pub cores: Option<f64>,
+    /// CPU work of one workflow in core-time (default 20ms).
+    #[serde(default)]
+    pub cpu_per_workflow: Option<Dur>,
+    /// LLM calls per workflow (default 2).
+    #[serde(default)]
+    pub llm_calls: Option<u32>,
+    /// Median latency of one LLM call, lognormal (default 200ms).
+    #[serde(default)]
+    pub llm_median: Option<Dur>,
+    /// 99th-percentile latency of one LLM call, at least llm_median (default 1s).
+    #[serde(default)]
+    pub llm_p99: Option<Dur>,
+    /// Tool calls per workflow (default 1).
+    #[serde(default)]
+    pub tool_calls: Option<u32>,
+    /// Median latency of one tool call, lognormal (default 50ms).
+    #[serde(default)]
+    pub tool_median: Option<Dur>,
+    /// 99th-percentile latency of one tool call, at least tool_median (default 200ms).
+    #[serde(default)]
+    pub tool_p99: Option<Dur>,
+    /// Most workflows active at once per replica; a submission beyond it answers 503 (default 100).
+    #[serde(default)]
+    pub max_concurrent_workflows: Option<u64>,
+    /// Fraction of workflows that end `failed`: `1%` or `0.01` (default 0).
+    #[serde(default)]
+    pub fail_ratio: Option<Quantity>,
+    /// Seed of the replicas' latency and failure draws and of fault decisions (default: random).
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 /// Where Prometheus is.

@@ -15,6 +15,8 @@ use super::raw::*;
 use super::template::{JsonTemplate, Names, Template};
 use crate::units::{Quantity, format_duration, parse_duration, parse_ratio};
 
+mod local;
+
 const DEFAULT_MAX_IN_FLIGHT: u64 = 10_000;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
@@ -58,7 +60,7 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
     let schedule_end = load.stages.iter().map(|s| s.duration).sum::<Duration>();
     let faults = validate_faults(&mut cx, &raw.faults, schedule_end);
     let slos = validate_slos(&mut cx, &raw.slos, &workflow, &load, &faults, schedule_end);
-    let platform = platform_refs(raw.platform);
+    let platform = platform_refs(&mut cx, raw.platform);
     if let Some(p) = &raw.prometheus {
         if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
             cx.err(
@@ -87,7 +89,7 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
     })
 }
 
-fn platform_refs(raw: Option<RawPlatformRefs>) -> PlatformRefs {
+fn platform_refs(cx: &mut Ctx, raw: Option<RawPlatformRefs>) -> PlatformRefs {
     let mut refs = PlatformRefs::default();
     if let Some(r) = raw {
         let set = |slot: &mut String, v: Option<String>| {
@@ -100,6 +102,9 @@ fn platform_refs(raw: Option<RawPlatformRefs>) -> PlatformRefs {
         set(&mut refs.hpa, r.hpa);
         set(&mut refs.service, r.service);
         set(&mut refs.virtual_service, r.virtual_service);
+        if let Some(l) = &r.local {
+            refs.local = local::validate_local(cx, l);
+        }
     }
     refs
 }

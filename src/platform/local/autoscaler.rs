@@ -1,0 +1,35 @@
+//! The embedded HPA controller loop: every `SYNC_PERIOD × time_scale` of real time, read
+//! the ready replicas' CPU utilisation, reconcile in scenario time (elapsed / time_scale,
+//! so stabilisation windows and policy periods shrink with the time scale too), scale,
+//! and record a timeline sample.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::replicas::Replicas;
+use crate::autoscale::hpa::{Autoscaler, SYNC_PERIOD};
+
+/// Shortest real sync period, whatever the time scale.
+const MIN_SYNC_PERIOD: Duration = Duration::from_millis(1);
+
+/// Runs until `replicas.stop` is cancelled.
+pub(super) async fn run(replicas: Arc<Replicas>, mut autoscaler: Autoscaler, time_scale: f64) {
+    let period = SYNC_PERIOD.mul_f64(time_scale).max(MIN_SYNC_PERIOD);
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval_at(started + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = replicas.stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now = started.elapsed().div_f64(time_scale);
+        let (current, utilisations) = replicas.pool.hpa_inputs();
+        let decision = autoscaler.reconcile(now, current, &utilisations);
+        // A replica that cannot bind a port is not started; the next sync sees
+        // fewer replicas than desired and tries again, as a controller would.
+        let _ = replicas.scale_to(decision.desired_replicas).await;
+    }
+}
