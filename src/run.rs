@@ -11,11 +11,13 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 
 use crate::app::exit;
+use crate::autoscale::timeline::{first_rate_increase, hpa_metrics};
 use crate::cli::{PlatformKind, RunArgs};
 use crate::load::engine::{self, Control, Issued, Live};
 use crate::plan::{Plan, PlanOptions};
+use crate::platform::local::{LocalOptions, LocalPlatformHandle};
 use crate::platform::{self, PlatformError, Target};
-use crate::report::model::{PlatformInfo, RunMeta};
+use crate::report::model::{HpaReport, PlatformInfo, ReplicaPoint, RunMeta};
 use crate::report::terminal::{Progress, Snapshot};
 use crate::report::{self, RunReport};
 use crate::scenario;
@@ -88,7 +90,7 @@ pub fn run(args: &RunArgs) -> u8 {
 }
 
 async fn run_async(cfg: RunConfig) -> u8 {
-    let target = match bring_up(&cfg) {
+    let (target, local) = match bring_up(&cfg).await {
         Ok(t) => t,
         Err(PlatformError::Usage(e)) => {
             eprintln!("error: {e}");
@@ -103,12 +105,24 @@ async fn run_async(cfg: RunConfig) -> u8 {
     let wall = Instant::now();
     let outcome = execute(&cfg, &target).await;
     let duration_s = wall.elapsed().as_secs_f64();
+    let (replicas, hpa) = replica_report(&cfg.plan, &target, outcome.zero);
+    if let Some(handle) = local {
+        handle.down().await;
+    }
     let ext = slo::External {
-        hpa: None,
-        hpa_missing: format!(
-            "the {} platform has no replica observer",
-            platform_name(cfg.platform)
-        ),
+        hpa: hpa.as_ref().map(|h| slo::HpaValues {
+            decision_s: h.decision_s,
+            scale_up_s: h.scale_up_s,
+            peak_replicas: Some(f64::from(h.peak_replicas)),
+        }),
+        hpa_missing: if target.replicas.is_some() {
+            "the schedule never raises the rate, so there is no scale-up to time".into()
+        } else {
+            format!(
+                "the {} platform has no replica observer",
+                platform_name(cfg.platform)
+            )
+        },
         interrupted: outcome.interrupted,
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
@@ -122,23 +136,65 @@ async fn run_async(cfg: RunConfig) -> u8 {
         started_at: started_at.clone(),
         duration_s,
         interrupted: outcome.interrupted,
-        replicas: Vec::new(),
-        hpa: None,
+        replicas,
+        hpa,
         faults_injected: target.faults.is_some(),
     };
     let report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     finish(&cfg, &report, &started_at, &target)
 }
 
-fn bring_up(cfg: &RunConfig) -> Result<Target, PlatformError> {
+/// The replica timeline relative to the run's zero, and the HPA figures (in
+/// scenario seconds, so they compare with thresholds whatever the time scale).
+fn replica_report(
+    plan: &Plan,
+    target: &Target,
+    zero: Instant,
+) -> (Vec<ReplicaPoint>, Option<HpaReport>) {
+    let Some(observer) = &target.replicas else {
+        return (Vec::new(), None);
+    };
+    let samples = observer.timeline();
+    let rel = |at: Instant| {
+        if at >= zero {
+            at.duration_since(zero).as_secs_f64()
+        } else {
+            -zero.duration_since(at).as_secs_f64()
+        }
+    };
+    let points = samples
+        .iter()
+        .map(|s| ReplicaPoint {
+            t_s: rel(s.at),
+            desired: s.desired,
+            current: s.current,
+            ready: s.ready,
+        })
+        .collect();
+    let marker = first_rate_increase(&plan.scenario.load.stages, plan.time_scale);
+    let hpa = marker.map(|m| {
+        let metrics = hpa_metrics(&samples, zero + m).in_scenario_time(plan.time_scale);
+        HpaReport {
+            marker_s: Some(m.as_secs_f64()),
+            decision_s: metrics.decision_s,
+            scale_up_s: metrics.scale_up_s,
+            peak_replicas: metrics.peak_replicas,
+        }
+    });
+    (points, hpa)
+}
+
+async fn bring_up(cfg: &RunConfig) -> Result<(Target, Option<LocalPlatformHandle>), PlatformError> {
     match cfg.platform {
-        PlatformKind::Url => platform::url::target(cfg.target_url.as_deref()),
-        PlatformKind::Local => Err(PlatformError::Usage(
-            "the embedded platform (--platform local) is not available in this build; use --platform url --target-url URL"
-                .into(),
-        )),
+        PlatformKind::Url => Ok((platform::url::target(cfg.target_url.as_deref())?, None)),
+        PlatformKind::Local => {
+            let opts = LocalOptions::in_current_dir(cfg.plan.scenario.platform.local.clone(), cfg.plan.time_scale)?;
+            let handle = platform::local::up(opts).await?;
+            Ok((handle.target(), Some(handle)))
+        }
         PlatformKind::Kube => Err(PlatformError::Usage(
-            "--platform kube is not available in this build; use --platform url --target-url URL".into(),
+            "--platform kube is not available in this version; use --platform local (the embedded platform) or --platform url --target-url URL"
+                .into(),
         )),
     }
 }
@@ -155,6 +211,8 @@ fn platform_name(kind: PlatformKind) -> &'static str {
 struct Outcome {
     stats: RunStats,
     interrupted: bool,
+    /// The run's zero: intended start offsets count from here.
+    zero: Instant,
 }
 
 async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
@@ -224,6 +282,7 @@ async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
     Outcome {
         stats,
         interrupted: issued == Issued::Stopped || interrupted.load(Ordering::SeqCst),
+        zero,
     }
 }
 

@@ -145,7 +145,7 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
         r.target_rate_per_s
     );
     if r.platform.emulated {
-        let _ = writeln!(out, "platform: {} (emulated)", r.platform.description);
+        let _ = writeln!(out, "platform: {}", r.platform.description);
     }
     let _ = write!(
         out,
