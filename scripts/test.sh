@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 echo "== slo-check: format, lint, tests"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+# Release mode: the load tests drive hundreds of workflows per second through the
+# embedded platform, which an unoptimised build on two cores cannot keep up with.
+cargo test --release --locked

@@ -1,0 +1,73 @@
+//! The main job end to end: `slo-check --scenario spike` on the embedded
+//! platform (time-scaled), with autoscaling, the abort fault and the verdict.
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+#[test]
+fn spike_on_the_embedded_platform_scales_out_injects_aborts_and_passes() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::cargo_bin("slo-check")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--scenario",
+            "spike",
+            "--time-scale",
+            "0.1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out.path())
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "stderr: {stderr}\nslos: {:#}",
+        report["slos"]
+    );
+
+    assert_eq!(report["platform"]["kind"], "local");
+    assert_eq!(report["platform"]["emulated"], true);
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["counts"]["dropped"], 0);
+
+    // The HPA scaled out: ready replicas rose above the manifest's minimum of 2.
+    let peak = report["hpa"]["peak_replicas"].as_u64().unwrap();
+    assert!(peak > 2, "peak replicas {peak}");
+    let scale_up = report["hpa"]["scale_up_seconds"]
+        .as_f64()
+        .or(report["hpa"]["scale_up_s"].as_f64())
+        .unwrap();
+    assert!(scale_up > 0.0 && scale_up <= 90.0, "scale-up {scale_up} s");
+    let replicas = report["replicas"].as_array().unwrap();
+    assert!(
+        replicas.iter().any(|r| r["desired"].as_u64() > Some(2)),
+        "{replicas:?}"
+    );
+
+    // The abort fault answered some requests with 503 inside its window, none before it.
+    let windows = report["windows"].as_array().unwrap();
+    let window = |label: &str| {
+        windows
+            .iter()
+            .find(|w| w["label"] == label)
+            .unwrap_or_else(|| panic!("no window {label}"))
+    };
+    let in_fault = window("fault aborts")["counts"]["failures_by_kind"]["status"]
+        .as_u64()
+        .unwrap();
+    assert!(in_fault > 0, "no injected aborts were seen");
+    assert_eq!(window("stage 1 (baseline)")["counts"]["failed"], 0);
+
+    // Every human-facing report says the platform was emulated.
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(summary.contains("Emulated platform"), "{summary}");
+}
