@@ -97,3 +97,32 @@ fn stalling_server_gives_analytic_percentiles() {
         "max {max}"
     );
 }
+
+#[test]
+fn workflows_in_flight_at_the_end_are_awaited_not_discarded() {
+    // The last 5 of 20 workflows (by ${seq}) are held 800 ms: they are still in
+    // flight when the 1 s schedule ends, and must be counted with that latency.
+    let server = Server::http(|req| async move {
+        let seq: u64 = req.path.trim_start_matches("/s/").parse().unwrap_or(0);
+        if seq >= 15 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        respond(200, "ok")
+    });
+    let yaml = common::get_scenario(
+        "/s/${seq}",
+        "{ arrival: constant, stages: [{ for: 1s, rate: 20 }], request_timeout: 5s }",
+        "[]",
+    );
+    let run = Run::new(&yaml, &server.url()).exec();
+    run.expect_code(0);
+    let r = run.report();
+    assert_eq!(count(&r, "succeeded"), 20);
+    assert_eq!(count(&r, "abandoned"), 0);
+    let lat = &r["workflow"]["latency_ms"];
+    assert_eq!(lat["count"], 20);
+    assert!(lat["max"].as_f64().unwrap() >= 800.0, "{lat}");
+    // 5 of 20 = 25 % of workflows took ≥ 800 ms, so p90 must show it.
+    assert!(lat["p90"].as_f64().unwrap() >= 800.0, "{lat}");
+    assert!(r["duration_s"].as_f64().unwrap() >= r["schedule_s"].as_f64().unwrap());
+}
