@@ -48,7 +48,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     vec![
         ("yaml_syntax", s(edit("name: base", "name: [base")), "", "expected"),
         ("tab_indent", s(edit("  arrival: constant", "\tarrival: constant")), "", "tab"),
-        ("wrong_type", s(edit("max_in_flight: 100", "max_in_flight: lots")), "", "u64"),
+        ("wrong_type", s(edit("max_in_flight: 100", "max_in_flight: lots")), "", "whole number"),
         ("unknown_top_field", s(edit("description:", "descripton:")), "", "unknown field"),
         ("unknown_step_field", s(edit("    expect:", "    expects:")), "", "unknown field"),
         ("missing_load", s(BASE[..BASE.find("load:").unwrap()].to_string()), "", "load"),

@@ -55,11 +55,11 @@ fn fixed_report() -> RunReport {
               "status": "unknown", "allow_unknown": false,
               "reason": "no workflow finished in the window", "builtin": false },
             { "name": "scale-up", "metric": "hpa.scale_up_seconds", "window": window("run", 0.0, 20.0),
-              "bound": "max", "threshold": 90.0, "observed": null, "unit": "seconds",
+              "bound": "max", "threshold": 90.0, "observed": null, "unit": "s",
               "status": "unknown", "allow_unknown": true,
               "reason": "the url platform has no replica observer", "builtin": false },
             { "name": "load delivered", "metric": "load_delivered", "window": window("run", 0.0, 20.0),
-              "bound": "min", "threshold": 49.5, "observed": 50.0, "unit": "per_second",
+              "bound": "min", "threshold": 49.5, "observed": 50.0, "unit": "per_s",
               "status": "pass", "allow_unknown": false,
               "reason": "1000 of 1000 scheduled starts sent within the schedule, none dropped", "builtin": true }
         ],

@@ -300,10 +300,8 @@ fn dropped_and_achieved_rate_are_metrics() {
 }
 
 /// run.json documents `slos[].unit` as `ms`, `s`, `ratio`, `count`, `per_s` or
-/// `number` (src/slo.rs, `SloResult::unit`; `Unit::as_str`), but serde writes
-/// the enum's snake_case variant names: `seconds` and `per_second`.
+/// `number`; serde once wrote the enum's variant names (`seconds`, `per_second`).
 #[test]
-#[ignore = "bug: run.json slos[].unit is `per_second`/`seconds`, documented as `per_s`/`s` (src/scenario/model.rs Unit serde)"]
 fn slo_units_are_spelled_as_documented() {
     let server = fast();
     let yaml = get_scenario(

@@ -281,9 +281,11 @@ pub enum LatencyStat {
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Ms,
+    #[serde(rename = "s")]
     Seconds,
     Ratio,
     Count,
+    #[serde(rename = "per_s")]
     PerSecond,
     Number,
 }
