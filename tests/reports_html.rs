@@ -501,3 +501,86 @@ fn a_real_browser_renders_the_report() {
         );
     }
 }
+
+/// Kills the agent subprocess when the test ends, pass or fail.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn report_re_renders_a_run_json_written_by_the_real_binary() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exe = assert_cmd::cargo::cargo_bin("slo-check");
+    let _agent = Agent(
+        Command::new(&exe)
+            .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.yaml");
+    bin()
+        .args([
+            "run",
+            "-q",
+            "--platform",
+            "url",
+            "--time-scale",
+            "0.05",
+            "--target-url",
+        ])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--scenario")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&first)
+        .assert()
+        .code(0);
+    for f in [
+        "report.html",
+        "latency.svg",
+        "rate.svg",
+        "failures.svg",
+        "spectrum.svg",
+    ] {
+        assert!(first.join(f).is_file(), "the run wrote no {f}");
+    }
+    assert!(
+        !first.join("replicas.svg").exists(),
+        "the url platform observes no replicas"
+    );
+    let again = dir.path().join("again");
+    bin()
+        .args(["report", "-q"])
+        .arg(first.join("run.json"))
+        .arg("--baseline")
+        .arg(first.join("run.json"))
+        .arg("--out")
+        .arg(&again)
+        .assert()
+        .code(0);
+    let html = std::fs::read_to_string(again.join("report.html")).unwrap();
+    assert!(html.contains("Compared with the baseline") && html.contains("no replica observer"));
+    let svg = std::fs::read_to_string(again.join("spectrum.svg")).unwrap();
+    roxmltree::Document::parse(&svg).unwrap();
+}
