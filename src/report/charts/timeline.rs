@@ -136,10 +136,11 @@ pub fn rate(r: &RunReport) -> Result<String, String> {
         let mut chart = frame::time_chart(&area, &axes)?;
         frame::shade_faults(&mut chart, &r.faults, axes.y_max)?;
         frame::time_mesh(&mut chart, axes.y_desc)?;
-        // After the schedule ends nothing is started by design: draw the schedule only.
+        // Whole seconds of the schedule only: a partial last second would
+        // read as a drop in rate, and after the schedule nothing starts by design.
         let in_schedule = || {
             ts.iter()
-                .filter(|p| p.t_s as f64 + 0.5 <= r.schedule_s.max(1.0))
+                .filter(|p| (p.t_s + 1) as f64 <= r.schedule_s.max(1.0))
         };
         let target: Vec<(f64, f64)> = in_schedule()
             .map(|p| (p.t_s as f64 + 0.5, p.target_rate_per_s))
