@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The browser test renders report.html with Debian's chromium (headless) and
+# must not be skipped here.
+command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+export SLO_CHECK_REQUIRE_CHROMIUM=1
+
 echo "== slo-check: format, lint, tests"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

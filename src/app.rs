@@ -36,6 +36,7 @@ pub fn main() -> ExitCode {
         Some(Command::Agent(args)) => return run_agent(args),
         Some(Command::Plan(args)) => show_plan(&args),
         Some(Command::Run(args)) => crate::run::run(&args),
+        Some(Command::Report(args)) => crate::report::command::run(&args),
         None => crate::run::run(&cli.run),
     };
     ExitCode::from(code)

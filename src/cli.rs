@@ -31,6 +31,34 @@ pub enum Command {
     Plan(PlanArgs),
     /// Serve the reference agent service (the platform's API) on a loopback port.
     Agent(crate::agent::AgentArgs),
+    /// Re-render every report (summary.md, junit.xml, report.html, SVGs) from a run.json.
+    Report(ReportArgs),
+}
+
+/// Comparison with an earlier run.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    /// Compare with an earlier run's run.json; a regression beyond --max-regression exits 1.
+    #[arg(long, value_name = "OLD.json")]
+    pub baseline: Option<PathBuf>,
+    /// Largest change for the worse, relative to the baseline, that is not a regression.
+    #[arg(long, value_name = "PERCENT", default_value = "10%")]
+    pub max_regression: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The run.json to render.
+    #[arg(value_name = "RUN.json")]
+    pub run: PathBuf,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
+    /// Write the reports to DIR (default: the directory holding RUN.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not list the files written.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Where the system under test comes from.
@@ -81,6 +109,8 @@ pub struct RunArgs {
     /// After an interrupt, how long in-flight workflows may still finish.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -36,6 +36,7 @@ pub struct RunConfig {
     pub quiet: bool,
     pub json: bool,
     pub grace: Duration,
+    pub baseline: Option<report::baseline::Baseline>,
 }
 
 /// Resolve the scenario and flags into a `RunConfig`; errors are usage errors.
@@ -64,6 +65,10 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         quiet: args.quiet,
         json: args.json,
         grace,
+        baseline: report::baseline::Baseline::from_args(
+            args.baseline.baseline.as_deref(),
+            &args.baseline.max_regression,
+        )?,
     })
 }
 
@@ -370,11 +375,13 @@ async fn aggregate(
 
 /// Write reports, print the verdict, choose the exit code.
 fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target) -> u8 {
+    let compared = cfg.baseline.as_ref().map(|b| b.apply(report));
+    let report = compared.as_ref().unwrap_or(report);
     let dir = cfg
         .out
         .clone()
         .unwrap_or_else(|| report_dir(&report.scenario, started_at));
-    let mut code = if report.verdict == slo::Verdict::Pass {
+    let mut code = if report.verdict == slo::Verdict::Pass && report.regressions() == 0 {
         exit::PASS
     } else {
         exit::FAIL

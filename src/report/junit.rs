@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::baseline::{self, BaselineReport, Worse};
 use super::format;
 use super::model::RunReport;
 use crate::slo::Status;
@@ -50,7 +51,46 @@ pub fn render(r: &RunReport) -> Result<String, String> {
     }
     let mut report = Report::new("slo-check");
     report.add_test_suite(suite);
+    if let Some(b) = &r.baseline {
+        report.add_test_suite(baseline_suite(r, b));
+    }
     report
         .to_string()
         .map_err(|e| format!("cannot render junit.xml: {e}"))
+}
+
+/// One test case per compared measure; a regression is a failure.
+fn baseline_suite(r: &RunReport, b: &BaselineReport) -> TestSuite {
+    let mut suite = TestSuite::new(format!("slo-check {} vs baseline", r.scenario));
+    for d in &b.deltas {
+        let v = |x: Option<f64>| x.map_or_else(|| "no data".into(), |v| format::value(v, d.unit));
+        let detail = format!(
+            "{}: baseline {}, this run {}, change {} (worse when {}; regression beyond {:.1} %; baseline {})",
+            d.name,
+            v(d.baseline),
+            v(d.current),
+            baseline::change_text(d),
+            match d.worse {
+                Worse::Higher => "higher",
+                Worse::Lower => "lower",
+            },
+            b.max_regression * 100.0,
+            b.file
+        );
+        let status = if d.regression {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(format!("REGRESSION: {detail}"));
+            st.set_type("regression");
+            st
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(format!("baseline: {}", d.name), status);
+        case.set_classname(format!("slo-check.{}.baseline", r.scenario));
+        if !d.regression {
+            case.set_system_out(detail);
+        }
+        suite.add_test_case(case);
+    }
+    suite
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::baseline::{self, BaselineReport};
 use super::format;
 use super::model::RunReport;
 use crate::slo::Verdict;
@@ -14,7 +15,16 @@ pub fn render(r: &RunReport) -> String {
         (Verdict::Pass, false) => "PASS",
         (Verdict::Fail, false) => "FAIL",
     };
-    let _ = writeln!(out, "# slo-check: {} — {verdict}\n", r.scenario);
+    let regressions = match r.regressions() {
+        0 => String::new(),
+        1 => ", 1 regression against the baseline".into(),
+        n => format!(", {n} regressions against the baseline"),
+    };
+    let _ = writeln!(
+        out,
+        "# slo-check: {} — {verdict}{regressions}\n",
+        r.scenario
+    );
     if !r.description.is_empty() {
         let _ = writeln!(out, "{}\n", r.description);
     }
@@ -52,6 +62,9 @@ pub fn render(r: &RunReport) -> String {
                 let _ = writeln!(out, "- **{}**: {}", cell(&s.name), reason);
             }
         }
+    }
+    if let Some(b) = &r.baseline {
+        baseline_section(&mut out, b);
     }
     let c = &r.counts;
     let _ = writeln!(
@@ -119,6 +132,36 @@ pub fn render(r: &RunReport) -> String {
         r.tool_version
     );
     out
+}
+
+/// Deltas against the baseline; regressions in bold.
+fn baseline_section(out: &mut String, b: &BaselineReport) {
+    let _ = writeln!(
+        out,
+        "\n## Compared with the baseline\n\nBaseline `{}` ({}, started {}). A change for the worse beyond {:.1} % is a regression: **{} regression{}**.\n",
+        b.file,
+        cell(&b.scenario),
+        b.started_at,
+        b.max_regression * 100.0,
+        b.regressions,
+        if b.regressions == 1 { "" } else { "s" }
+    );
+    for n in &b.notes {
+        let _ = writeln!(out, "> {n}\n");
+    }
+    out.push_str("| measure | baseline | this run | change | |\n|---|---|---|---|---|\n");
+    for d in &b.deltas {
+        let v = |x: Option<f64>| x.map_or_else(|| "no data".into(), |v| format::value(v, d.unit));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&d.name),
+            v(d.baseline),
+            v(d.current),
+            baseline::change_text(d),
+            if d.regression { "**REGRESSION**" } else { "" }
+        );
+    }
 }
 
 /// Keep table cells on one line and free of column separators.

@@ -1,10 +1,17 @@
-//! Reports: one view model (`RunReport`) rendered to run.json, summary.md and
-//! junit.xml, written to the run's report directory.
+//! Reports: one view model (`RunReport`) rendered to run.json, summary.md,
+//! junit.xml, report.html and one .svg per chart, written to the run's report
+//! directory; `command` re-renders them from a run.json.
 
+pub mod baseline;
+pub mod charts;
+pub mod command;
 pub mod format;
+pub mod html;
+pub mod input;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod sample;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -17,11 +24,14 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, String>
         .map_err(|e| format!("cannot create report directory {}: {e}", dir.display()))?;
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| format!("cannot serialise run.json: {e}"))?;
-    let files = [
+    let charts = charts::Charts::render(report)?;
+    let mut files = vec![
         ("run.json", json + "\n"),
         ("summary.md", markdown::render(report)),
         ("junit.xml", junit::render(report)?),
+        ("report.html", html::render(report, &charts)),
     ];
+    files.extend(charts.all().into_iter().map(|c| (c.file, c.svg.clone())));
     let mut written = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);

@@ -74,6 +74,9 @@ pub struct RunReport {
     pub faults: Vec<FaultReport>,
     /// Serialized HdrHistograms (base64 of V2+DEFLATE, µs) for re-analysis and merging.
     pub histograms: Histograms,
+    /// Comparison with an earlier run (`--baseline`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<super::baseline::BaselineReport>,
 }
 
 /// The platform a run used.
@@ -355,6 +358,7 @@ impl RunReport {
                 per_second: stats.seconds.iter().map(|s| s.encoded()).collect(),
                 schedule_lag: histogram::encode(&stats.lag),
             },
+            baseline: None,
         }
     }
 }

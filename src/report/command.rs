@@ -1,0 +1,66 @@
+//! `slo-check report RUN.json [--baseline OLD.json] [--out DIR]`: re-render
+//! every output from a run.json alone, optionally against a baseline.
+
+use std::path::{Path, PathBuf};
+
+use super::baseline::Baseline;
+use super::input;
+use crate::app::exit;
+use crate::cli::ReportArgs;
+use crate::slo::Verdict;
+
+/// Run the command; the exit code mirrors the run's verdict (1 on a failed
+/// SLO or a regression), 2 for a bad file or flag, 3 if writing fails.
+pub fn run(args: &ReportArgs) -> u8 {
+    let loaded = input::read(&args.run).and_then(|report| {
+        Baseline::from_args(
+            args.baseline.baseline.as_deref(),
+            &args.baseline.max_regression,
+        )
+        .map(|b| (report, b))
+    });
+    let (report, baseline) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let report = match &baseline {
+        Some(b) => b.apply(&report),
+        None => report,
+    };
+    let dir = args.out.clone().unwrap_or_else(|| parent(&args.run));
+    match super::write_all(&report, &dir) {
+        Ok(written) => {
+            if !args.quiet {
+                for p in written {
+                    println!("wrote {}", p.display());
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INFRA;
+        }
+    }
+    let regressions = report.regressions();
+    if regressions > 0 {
+        eprintln!(
+            "{regressions} regression{} against the baseline (see summary.md)",
+            if regressions == 1 { "" } else { "s" }
+        );
+    }
+    if report.verdict == Verdict::Pass && regressions == 0 {
+        exit::PASS
+    } else {
+        exit::FAIL
+    }
+}
+
+fn parent(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
