@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 # The browser test renders report.html with Debian's chromium (headless) and
 # must not be skipped here.
+export DEBIAN_FRONTEND=noninteractive
 command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 export SLO_CHECK_REQUIRE_CHROMIUM=1
 
