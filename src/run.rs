@@ -34,6 +34,7 @@ pub struct RunConfig {
     pub quiet: bool,
     pub json: bool,
     pub grace: Duration,
+    pub prometheus: crate::prom::PromSettings,
 }
 
 /// Resolve the scenario and flags into a `RunConfig`; errors are usage errors.
@@ -54,7 +55,14 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
     if args.target_url.is_some() && args.platform != PlatformKind::Url {
         return Err("--target-url goes with --platform url".into());
     }
+    let prometheus = crate::prom::PromSettings::resolve(
+        args.prometheus.as_deref(),
+        args.prometheus_sd_file.clone(),
+        &plan,
+        args.quiet,
+    )?;
     Ok(RunConfig {
+        prometheus,
         plan,
         platform: args.platform,
         target_url: args.target_url.clone(),
@@ -100,9 +108,14 @@ async fn run_async(cfg: RunConfig) -> u8 {
         }
     };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let sd_file = crate::prom::prepare(&cfg.prometheus, &target).await;
     let wall = Instant::now();
     let outcome = execute(&cfg, &target).await;
     let duration_s = wall.elapsed().as_secs_f64();
+    // Before the platform goes down: its metrics must still be scraped while we wait.
+    let prom =
+        crate::prom::evaluate(&cfg.prometheus, &cfg.plan, &outcome.stats, outcome.zero).await;
+    drop(sd_file);
     let ext = slo::External {
         hpa: None,
         hpa_missing: format!(
@@ -110,6 +123,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
             platform_name(cfg.platform)
         ),
         interrupted: outcome.interrupted,
+        prometheus: prom.observations,
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
     let meta = RunMeta {
@@ -126,7 +140,8 @@ async fn run_async(cfg: RunConfig) -> u8 {
         hpa: None,
         faults_injected: target.faults.is_some(),
     };
-    let report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
+    let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
+    report.cross_check = prom.cross_check;
     finish(&cfg, &report, &started_at, &target)
 }
 
@@ -155,6 +170,8 @@ fn platform_name(kind: PlatformKind) -> &'static str {
 struct Outcome {
     stats: RunStats,
     interrupted: bool,
+    /// The run's zero: intended start offsets count from here.
+    zero: Instant,
 }
 
 async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
@@ -224,6 +241,7 @@ async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
     Outcome {
         stats,
         interrupted: issued == Issued::Stopped || interrupted.load(Ordering::SeqCst),
+        zero,
     }
 }
 

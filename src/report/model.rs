@@ -74,6 +74,9 @@ pub struct RunReport {
     pub faults: Vec<FaultReport>,
     /// Serialized HdrHistograms (base64 of V2+DEFLATE, µs) for re-analysis and merging.
     pub histograms: Histograms,
+    /// Client vs server (Prometheus) comparisons; empty when Prometheus was not queried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_check: Vec<crate::prom::CrossCheckItem>,
 }
 
 /// The platform a run used.
@@ -355,6 +358,7 @@ impl RunReport {
                 per_second: stats.seconds.iter().map(|s| s.encoded()).collect(),
                 schedule_lag: histogram::encode(&stats.lag),
             },
+            cross_check: Vec::new(),
         }
     }
 }
