@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A real Prometheus (and promtool) for tests/prometheus*.rs. The package may try to
+# start its own service; the tests never use it: they start their own instance on a
+# free loopback port.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    echo "== installing Debian's prometheus package (tests start their own instance)"
+    apt-get update && apt-get install -y --no-install-recommends prometheus
+fi
+
 echo "== slo-check: format, lint, tests"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
