@@ -185,6 +185,7 @@ slos:
     );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("Client vs server"), "{summary}");
+    eprintln!("{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,6 +358,11 @@ slos:
             .unwrap()
             .contains("aborts are answered by the mesh"),
         "{agent:#}"
+    );
+    eprintln!(
+        "alert: {}\ncross-check: {}",
+        alert["reason"],
+        serde_json::to_string_pretty(cc).unwrap()
     );
     drop(writer);
     platform.down().await;
