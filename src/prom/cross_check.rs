@@ -234,7 +234,8 @@ fn failure_note(plan: &Plan, stats: &RunStats, client: f64, server: f64, source:
     if timeouts > 0 {
         causes.push(format!("client timeouts or connection errors the server never saw ({} timeouts, {} connect errors)", kind(FailureKind::Timeout), kind(FailureKind::Connect)));
     }
-    if source == "agent" && plan.scenario.faults.iter().any(|f| f.abort.is_some()) {
+    let aborts = source == "agent" && plan.scenario.faults.iter().any(|f| f.abort.is_some());
+    if aborts {
         causes.push(
             "injected faults: aborts are answered by the mesh and never reach the agent".into(),
         );
@@ -246,7 +247,7 @@ fn failure_note(plan: &Plan, stats: &RunStats, client: f64, server: f64, source:
             "{other} failures that are not 5xx (expectation, poll timeout, other)"
         ));
     }
-    if kind(FailureKind::Status) > 0 {
+    if kind(FailureKind::Status) > 0 && !aborts {
         causes.push("non-2xx statuses other than 5xx (e.g. 4xx)".into());
     }
     if causes.is_empty() {

@@ -27,6 +27,9 @@ pub fn markdown(items: &[CrossCheckItem]) -> String {
             }
         );
     }
+    if items.iter().any(|i| !i.note.is_empty()) {
+        out.push('\n');
+    }
     for i in items.iter().filter(|i| !i.note.is_empty()) {
         let _ = writeln!(out, "- {} ({}): {}", i.what, i.server_source, i.note);
     }
