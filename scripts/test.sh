@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 export SLO_CHECK_REQUIRE_CHROMIUM=1
+# A real Prometheus (and promtool) for tests/prometheus*.rs. The package may try to
+# start its own service; the tests never use it: they start their own instance on a
+# free loopback port.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    echo "== installing Debian's prometheus package (tests start their own instance)"
+    apt-get update && apt-get install -y --no-install-recommends prometheus
+fi
 
 echo "== slo-check: format, lint, tests"
 cargo fmt --all -- --check

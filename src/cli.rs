@@ -111,6 +111,12 @@ pub struct RunArgs {
     pub grace: String,
     #[command(flatten)]
     pub baseline: BaselineArgs,
+    /// Prometheus base URL for PromQL and alert SLOs and the client/server cross-check (overrides the scenario's prometheus.url).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Write the platform's metrics endpoints as a Prometheus file_sd file here, kept current during the run; point your Prometheus's file_sd_configs at it.
+    #[arg(long, value_name = "PATH")]
+    pub prometheus_sd_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

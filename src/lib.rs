@@ -12,6 +12,7 @@ pub mod faults;
 pub mod load;
 pub mod plan;
 pub mod platform;
+pub mod prom;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -151,7 +151,7 @@ impl Plan {
         self.scenario
             .slos
             .iter()
-            .any(|s| matches!(s.source, SloSource::PromQl(_)))
+            .any(|s| matches!(s.source, SloSource::PromQl(_) | SloSource::Alert(_)))
     }
 }
 

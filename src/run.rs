@@ -37,6 +37,7 @@ pub struct RunConfig {
     pub json: bool,
     pub grace: Duration,
     pub baseline: Option<report::baseline::Baseline>,
+    pub prometheus: crate::prom::PromSettings,
 }
 
 /// Resolve the scenario and flags into a `RunConfig`; errors are usage errors.
@@ -57,7 +58,14 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
     if args.target_url.is_some() && args.platform != PlatformKind::Url {
         return Err("--target-url goes with --platform url".into());
     }
+    let prometheus = crate::prom::PromSettings::resolve(
+        args.prometheus.as_deref(),
+        args.prometheus_sd_file.clone(),
+        &plan,
+        args.quiet,
+    )?;
     Ok(RunConfig {
+        prometheus,
         plan,
         platform: args.platform,
         target_url: args.target_url.clone(),
@@ -107,9 +115,14 @@ async fn run_async(cfg: RunConfig) -> u8 {
         }
     };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let sd_file = crate::prom::prepare(&cfg.prometheus, &target).await;
     let wall = Instant::now();
     let outcome = execute(&cfg, &target).await;
     let duration_s = wall.elapsed().as_secs_f64();
+    // Before the platform goes down: its metrics must still be scraped while we wait.
+    let prom =
+        crate::prom::evaluate(&cfg.prometheus, &cfg.plan, &outcome.stats, outcome.zero).await;
+    drop(sd_file);
     let (replicas, hpa) = replica_report(&cfg.plan, &target, outcome.zero);
     if let Some(handle) = local {
         handle.down().await;
@@ -129,6 +142,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
             )
         },
         interrupted: outcome.interrupted,
+        prometheus: prom.observations,
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
     let meta = RunMeta {
@@ -145,7 +159,8 @@ async fn run_async(cfg: RunConfig) -> u8 {
         hpa,
         faults_injected: target.faults.is_some(),
     };
-    let report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
+    let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
+    report.cross_check = prom.cross_check;
     finish(&cfg, &report, &started_at, &target)
 }
 

@@ -33,6 +33,8 @@ pub enum Verdict {
 /// Values from outside the client's own measurements.
 #[derive(Debug, Clone, Default)]
 pub struct External {
+    /// PromQL and alert SLO observations from Prometheus, by SLO index (see `crate::prom`).
+    pub prometheus: crate::prom::PromObservations,
     /// HPA timing from the replica timeline, when the platform has one.
     pub hpa: Option<crate::slo::HpaValues>,
     /// Why there is no HPA data (shown as the reason of an unknown).
@@ -84,6 +86,12 @@ pub struct SloResult {
     /// True for checks slo-check adds itself.
     #[serde(default)]
     pub builtin: bool,
+    /// PromQL and alert SLOs: the query as sent to Prometheus (`${window}` expanded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Alert SLOs: when the alert fired and resolved, against the deadlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<crate::prom::AlertTiming>,
 }
 
 impl SloResult {
@@ -104,7 +112,8 @@ pub fn evaluate(plan: &Plan, stats: &RunStats, ext: &External) -> Vec<SloResult>
         .slos
         .iter()
         .zip(&plan.slo_windows)
-        .map(|(slo, w)| evaluate_one(plan, slo, &stats.windows[*w], ext))
+        .enumerate()
+        .map(|(i, (slo, w))| evaluate_one(plan, i, slo, &stats.windows[*w], ext))
         .collect();
     if plan.scenario.check_load_delivered {
         out.push(load_delivered(plan, &stats.windows[0], ext.interrupted));
@@ -120,22 +129,37 @@ fn window_info(w: &WindowStats) -> WindowInfo {
     }
 }
 
-fn evaluate_one(plan: &Plan, slo: &Slo, w: &WindowStats, ext: &External) -> SloResult {
+fn evaluate_one(plan: &Plan, i: usize, slo: &Slo, w: &WindowStats, ext: &External) -> SloResult {
+    let prom = ext.prometheus.get(i);
     let (metric, unit, observed) = match &slo.source {
         SloSource::Metric(m) => (metric_name(plan, m), m.unit(), observe(m, w, ext)),
-        SloSource::PromQl(q) => (
-            format!("promql: {q}"),
-            Unit::Number,
-            Err("PromQL SLOs are not evaluated yet: slo-check has no Prometheus client in this version".to_string()),
+        SloSource::PromQl(q) => (format!("promql: {q}"), Unit::Number, prom.value.clone()),
+        SloSource::Alert(a) => (
+            format!("alert: {}", a.alert),
+            Unit::Seconds,
+            prom.value.clone(),
         ),
     };
-    let (observed, reason) = match observed {
+    let (observed, mut reason) = match observed {
         Ok(v) => (Some(v), None),
         Err(why) => (None, Some(why)),
     };
-    let status = match observed {
-        None => Status::Unknown,
-        Some(v) => {
+    let alert = prom
+        .alert
+        .clone()
+        .filter(|_| matches!(slo.source, SloSource::Alert(_)));
+    let threshold = match (&slo.source, &alert) {
+        (SloSource::Alert(_), Some(a)) => a.fires_within_s,
+        _ => slo.threshold,
+    };
+    // An alert SLO is judged on its timing: "never fired" is a fail, not an unknown.
+    let status = match (observed, &alert) {
+        (_, Some(a)) => {
+            reason = Some(a.summary());
+            if a.holds { Status::Pass } else { Status::Fail }
+        }
+        (None, None) => Status::Unknown,
+        (Some(v), None) => {
             let ok = match slo.bound {
                 Bound::Max => v <= slo.threshold,
                 Bound::Min => v >= slo.threshold,
@@ -148,13 +172,18 @@ fn evaluate_one(plan: &Plan, slo: &Slo, w: &WindowStats, ext: &External) -> SloR
         metric,
         window: window_info(w),
         bound: slo.bound,
-        threshold: slo.threshold,
+        threshold,
         observed,
         unit,
         status,
         allow_unknown: slo.allow_unknown,
         reason,
         builtin: false,
+        query: prom
+            .query
+            .clone()
+            .filter(|_| !matches!(slo.source, SloSource::Metric(_))),
+        alert,
     }
 }
 
@@ -268,6 +297,8 @@ fn load_delivered(plan: &Plan, run: &WindowStats, interrupted: bool) -> SloResul
         allow_unknown: false,
         reason: Some(reason),
         builtin: true,
+        query: None,
+        alert: None,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod local;
 pub mod url;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -29,6 +30,24 @@ pub struct Target {
     pub faults: Option<Arc<dyn FaultInjector>>,
     /// Observes replicas (desired/current/ready), when the platform has them.
     pub replicas: Option<Arc<dyn ReplicaObserver>>,
+    /// What a Prometheus should scrape (written to `--prometheus-sd-file`), when known.
+    pub scrape: Option<Arc<dyn ScrapeTargets>>,
+}
+
+/// The platform's metrics endpoints, by Prometheus job name (e.g. `agent`, `mesh`). Asked
+/// again while the run lasts, since replicas come and go.
+pub trait ScrapeTargets: Send + Sync {
+    fn scrape_targets(&self) -> Vec<(String, SocketAddr)>;
+}
+
+/// A fixed list of scrape targets.
+#[derive(Debug, Clone)]
+pub struct StaticTargets(pub Vec<(String, SocketAddr)>);
+
+impl ScrapeTargets for StaticTargets {
+    fn scrape_targets(&self) -> Vec<(String, SocketAddr)> {
+        self.0.clone()
+    }
 }
 
 /// Applies and reverts Istio-style faults.

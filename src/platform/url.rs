@@ -3,7 +3,9 @@
 
 use hyper::Uri;
 
-use super::{PlatformError, Target};
+use std::sync::Arc;
+
+use super::{PlatformError, StaticTargets, Target};
 
 /// Check `--target-url` and make the target.
 pub fn target(url: Option<&str>) -> Result<Target, PlatformError> {
@@ -44,12 +46,18 @@ pub fn target(url: Option<&str>) -> Result<Target, PlatformError> {
         "http://{}",
         uri.authority().map(|a| a.as_str()).unwrap_or_default()
     );
+    // An IP:port target is also the one thing a Prometheus can scrape for this platform.
+    let scrape = uri
+        .authority()
+        .and_then(|a| a.as_str().parse().ok())
+        .map(|addr| Arc::new(StaticTargets(vec![("target".into(), addr)])) as _);
     Ok(Target {
         description: format!("url {base}"),
         base_url: base,
         emulated: false,
         faults: None,
         replicas: None,
+        scrape,
     })
 }
 

@@ -119,6 +119,7 @@ pub fn render(r: &RunReport) -> String {
     for (name, s) in &r.steps {
         row(&format!("step {name}"), &s.latency_ms);
     }
+    out.push_str(&crate::prom::report::markdown(&r.cross_check));
     let _ = writeln!(
         out,
         "\n<sub>{} · target {} · time scale {} · arrival {}{} · started {} · {:.1} s · slo-check {}</sub>",

@@ -77,6 +77,9 @@ pub struct RunReport {
     /// Comparison with an earlier run (`--baseline`); absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<super::baseline::BaselineReport>,
+    /// Client vs server (Prometheus) comparisons; empty when Prometheus was not queried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_check: Vec<crate::prom::CrossCheckItem>,
 }
 
 /// The platform a run used.
@@ -359,6 +362,7 @@ impl RunReport {
                 schedule_lag: histogram::encode(&stats.lag),
             },
             baseline: None,
+            cross_check: Vec::new(),
         }
     }
 }

@@ -175,6 +175,8 @@ fn slo(
         allow_unknown: false,
         reason: None,
         builtin: false,
+        query: None,
+        alert: None,
     }
 }
 
@@ -358,5 +360,6 @@ pub fn spike() -> RunReport {
             schedule_lag: histogram::encode(&sim.lag),
         },
         baseline: None,
+        cross_check: Vec::new(),
     }
 }

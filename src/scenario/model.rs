@@ -23,6 +23,8 @@ pub struct Scenario {
     pub platform: PlatformRefs,
     /// Prometheus base URL from the scenario, if any.
     pub prometheus_url: Option<String>,
+    /// `prometheus.settle`: wait before querying Prometheus (None: the default).
+    pub prometheus_settle: Option<Duration>,
     /// Workflow steps in order.
     pub workflow: Vec<Step>,
     /// Names of the capture slots, in slot order.
@@ -241,6 +243,19 @@ pub struct Slo {
 pub enum SloSource {
     Metric(Metric),
     PromQl(String),
+    /// An alert that must fire (and resolve) in time, read from Prometheus's `ALERTS`.
+    Alert(AlertCheck),
+}
+
+/// An alert-verification SLO (`alert`, `fires_within`, `resolves_within`), in scenario time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertCheck {
+    /// The alert's name (`alertname` label).
+    pub alert: String,
+    /// Must be firing within this long after the window's start.
+    pub fires_within: Duration,
+    /// Must have stopped firing within this long after the window's end (None: not checked).
+    pub resolves_within: Option<Duration>,
 }
 
 /// Whether the observed value must stay below or above the threshold.

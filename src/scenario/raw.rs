@@ -121,12 +121,18 @@ pub struct RawLocalPlatform {
     pub seed: Option<u64>,
 }
 
-/// Where Prometheus is.
+/// Where Prometheus is, and how long to let it scrape once more before querying.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrometheus {
-    /// Base URL, e.g. http://127.0.0.1:9090.
-    pub url: String,
+    /// Base URL, e.g. http://127.0.0.1:9090 (overridden by --prometheus).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Wait this long after the load before querying, so one more scrape and rule evaluation
+    /// see the run's last requests: at least the scrape interval plus the evaluation
+    /// interval (default 15s; not scaled by --time-scale).
+    #[serde(default)]
+    pub settle: Option<Dur>,
 }
 
 /// One HTTP step of a workflow.
@@ -302,9 +308,18 @@ pub struct RawSlo {
     /// A client metric: latency.pNN, step.<name>.latency.pNN, failure_rate, dropped, achieved_rate, hpa.scale_up_seconds, ...
     #[serde(default)]
     pub metric: Option<String>,
-    /// A PromQL expression evaluated on Prometheus at the window's end.
+    /// A PromQL expression evaluated on Prometheus at the window's end; `${window}` expands to the window's length, e.g. `[90s]`.
     #[serde(default)]
     pub promql: Option<String>,
+    /// An alert name: the SLO checks Prometheus's `ALERTS{alertname=...,alertstate="firing"}` (with `fires_within`, `resolves_within`; no max/min).
+    #[serde(default)]
+    pub alert: Option<String>,
+    /// With `alert`: the alert must fire within this long after the window's start (scaled by --time-scale).
+    #[serde(default)]
+    pub fires_within: Option<Dur>,
+    /// With `alert`: the alert must stop firing within this long after the window's end (scaled by --time-scale; default: not checked).
+    #[serde(default)]
+    pub resolves_within: Option<Dur>,
     /// The observed value must be at most this.
     #[serde(default)]
     pub max: Option<Quantity>,

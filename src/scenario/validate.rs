@@ -15,6 +15,7 @@ use super::raw::*;
 use super::template::{JsonTemplate, Names, Template};
 use crate::units::{Quantity, format_duration, parse_duration, parse_ratio};
 
+mod alert;
 mod local;
 
 const DEFAULT_MAX_IN_FLIGHT: u64 = 10_000;
@@ -61,14 +62,26 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
     let faults = validate_faults(&mut cx, &raw.faults, schedule_end);
     let slos = validate_slos(&mut cx, &raw.slos, &workflow, &load, &faults, schedule_end);
     let platform = platform_refs(&mut cx, raw.platform);
-    if let Some(p) = &raw.prometheus {
-        if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+    if let Some(url) = raw.prometheus.as_ref().and_then(|p| p.url.as_ref()) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             cx.err(
                 None,
                 "prometheus.url",
-                format!("`{}` is not an http:// or https:// URL", p.url),
+                format!("`{url}` is not an http:// or https:// URL"),
             );
         }
+    }
+    if raw
+        .prometheus
+        .as_ref()
+        .and_then(|p| p.settle.as_ref())
+        .is_some_and(|d| d.0.is_zero())
+    {
+        cx.err(
+            None,
+            "prometheus.settle",
+            "must be longer than 0s: Prometheus needs one more scrape (and rule evaluation) after the load, e.g. `settle: 5s` with a 1s scrape interval",
+        );
     }
     if !cx.errors.is_empty() {
         return Err(ScenarioErrors(cx.errors));
@@ -78,7 +91,8 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
         description: raw.description.unwrap_or_default(),
         source: file.to_path_buf(),
         platform,
-        prometheus_url: raw.prometheus.map(|p| p.url),
+        prometheus_url: raw.prometheus.as_ref().and_then(|p| p.url.clone()),
+        prometheus_settle: raw.prometheus.as_ref().and_then(|p| p.settle.map(|d| d.0)),
         workflow,
         capture_names: names.captures,
         env_names: names.env,
@@ -593,6 +607,15 @@ fn validate_slos(
                 format!("two SLOs are named `{}`; SLO names must be unique", s.name),
             );
         }
+        if alert::is_alert(s) {
+            let window = slo_window(cx, loc, &path, s, load, faults, schedule_end);
+            if let Some(slo) = alert::validate_alert(cx, loc, &path, s, window) {
+                if cx.errors.len() == before {
+                    out.push(slo);
+                }
+            }
+            continue;
+        }
         let source = match (&s.metric, &s.promql) {
             (Some(m), None) => match parse_metric(m, steps) {
                 Ok(m) => Some(SloSource::Metric(m)),
@@ -650,6 +673,7 @@ fn validate_slos(
         let unit = match &source {
             Some(SloSource::Metric(m)) => Some(m.unit()),
             Some(SloSource::PromQl(_)) => Some(Unit::Number),
+            Some(SloSource::Alert(_)) => Some(Unit::Seconds),
             None => None,
         };
         let threshold = match (unit, q) {
@@ -666,16 +690,7 @@ fn validate_slos(
             },
             _ => 0.0,
         };
-        let window = match &s.window {
-            None => WindowRef::Run,
-            Some(w) => match parse_window(w, load, faults, schedule_end) {
-                Ok(w) => w,
-                Err(e) => {
-                    cx.err(loc, format!("{path}.window"), e);
-                    WindowRef::Run
-                }
-            },
-        };
+        let window = slo_window(cx, loc, &path, s, load, faults, schedule_end);
         if cx.errors.len() == before {
             if let Some(source) = source {
                 out.push(Slo {
@@ -690,6 +705,28 @@ fn validate_slos(
         }
     }
     out
+}
+
+/// An SLO's window (the whole run unless `window` says otherwise).
+fn slo_window(
+    cx: &mut Ctx,
+    loc: Option<Location>,
+    path: &str,
+    s: &RawSlo,
+    load: &Load,
+    faults: &[Fault],
+    schedule_end: Duration,
+) -> WindowRef {
+    match &s.window {
+        None => WindowRef::Run,
+        Some(w) => match parse_window(w, load, faults, schedule_end) {
+            Ok(w) => w,
+            Err(e) => {
+                cx.err(loc, format!("{path}.window"), e);
+                WindowRef::Run
+            }
+        },
+    }
 }
 
 const METRIC_HINT: &str = "latency.p95 (or p50, p90, p99, p99.9, max, mean), step.<name>.latency.p95, failure_rate, dropped, achieved_rate, hpa.scale_up_seconds, hpa.decision_seconds or hpa.peak_replicas";

@@ -184,6 +184,10 @@ impl LocalPlatformHandle {
             emulated: true,
             faults: Some(self.faults.clone()),
             replicas: Some(self.replicas.pool.clone()),
+            scrape: Some(Arc::new(LocalScrape {
+                pool: self.replicas.pool.clone(),
+                metrics_addr: self.metrics_addr,
+            })),
         }
     }
 
@@ -232,6 +236,26 @@ impl LocalPlatformHandle {
             replicas.tasks.wait().await;
         })
         .await;
+    }
+}
+
+/// Scrape targets of the embedded platform: every replica (job `agent`), then the mesh
+/// metrics listener (job `mesh`), read afresh on each call.
+struct LocalScrape {
+    pool: Arc<pool::Pool>,
+    metrics_addr: SocketAddr,
+}
+
+impl super::ScrapeTargets for LocalScrape {
+    fn scrape_targets(&self) -> Vec<(String, SocketAddr)> {
+        let mut targets: Vec<_> = self
+            .pool
+            .addrs()
+            .into_iter()
+            .map(|a| ("agent".to_string(), a))
+            .collect();
+        targets.push(("mesh".into(), self.metrics_addr));
+        targets
     }
 }
 

@@ -1,0 +1,146 @@
+//! A real Prometheus for tests: Debian's `/usr/bin/prometheus` started on a free
+//! loopback port with a generated config (1s scrape and evaluation intervals, file_sd
+//! pointing at a file the test or the run writes, the stack's rules with short windows),
+//! ready when `/-/ready` answers 200, killed on drop.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long Prometheus may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Prometheus binary, or a panic saying how to install it.
+pub fn prometheus_binary() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/prometheus");
+    assert!(
+        path.exists(),
+        "Prometheus is not installed (/usr/bin/prometheus is missing): run scripts/test.sh, which installs Debian's `prometheus` package (CI does)"
+    );
+    path
+}
+
+/// `promtool`, or a panic saying how to install it.
+pub fn promtool_binary() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/promtool");
+    assert!(
+        path.exists(),
+        "promtool is not installed (/usr/bin/promtool is missing): run scripts/test.sh, which installs Debian's `prometheus` package (CI does)"
+    );
+    path
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// The stack's rules file with testable windows: `[1m]` → `[5s]`, `for: 1m` → `for: 1s`.
+pub fn short_rules(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("stack/base/prometheus-rules.yaml");
+    let text = std::fs::read_to_string(&src).expect("stack/base/prometheus-rules.yaml");
+    assert!(text.contains("[1m]") && text.contains("for: 1m"));
+    let short = text.replace("[1m]", "[5s]").replace("for: 1m", "for: 1s");
+    let path = dir.join("rules-short.yaml");
+    std::fs::write(&path, short).expect("write the short rules");
+    path
+}
+
+/// A running Prometheus; killed (and waited for) on drop.
+pub struct PromServer {
+    child: Child,
+    pub url: String,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl PromServer {
+    /// Starts Prometheus scraping the file_sd file `sd_file` every second and loading
+    /// `rules` (if any), and waits until it is ready.
+    pub fn start(sd_file: &Path, rules: Option<&Path>) -> PromServer {
+        let bin = prometheus_binary();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let rule_files = rules
+            .map(|r| format!("rule_files: [\"{}\"]\n", r.display()))
+            .unwrap_or_default();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: slo-check\n    file_sd_configs:\n      - files: [\"{}\"]\n        refresh_interval: 1s\n",
+            sd_file.display()
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let mut server = PromServer {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            _dir: dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self._dir.path().join("prometheus.log"))
+                    .unwrap_or_default();
+                panic!("prometheus exited with {status} before it was ready:\n{log}");
+            }
+            if http_get(self.addr, "/-/ready").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "prometheus was not ready on {} within {READY_TIMEOUT:?}",
+            self.addr
+        );
+    }
+
+    /// Prometheus's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PromServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback: (status, body), or None when nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
