@@ -22,4 +22,4 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Release mode: the load tests drive hundreds of workflows per second through the
 # embedded platform, which an unoptimised build on two cores cannot keep up with.
-cargo test --release --locked
+cargo test --release --locked --no-fail-fast
