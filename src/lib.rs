@@ -16,6 +16,7 @@ pub mod prom;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub(crate) mod server;
 pub mod slo;
 pub mod stats;
 pub mod units;

@@ -3,21 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::http;
 use super::state::AgentState;
-
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// A running agent replica. Dropping it stops the replica in the background;
 /// `shutdown` stops it and waits.
@@ -87,34 +80,16 @@ pub(crate) fn spawn(listener: TcpListener, state: Arc<AgentState>) -> std::io::R
 }
 
 async fn serve(listener: TcpListener, state: Arc<AgentState>, mut stop: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder.keep_alive(true).timer(TokioTimer::new());
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stopping| *stopping) => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(_) => {
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        // Latency is what the harness measures; do not let Nagle add to it.
-        let _ = stream.set_nodelay(true);
-        let conn_state = state.clone();
-        let service = service_fn(move |request| http::handle(conn_state.clone(), request));
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A connection error (client reset, bad request line) only ends that connection.
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        // A dropped sender also means stop.
+        let _ = stop.wait_for(|stopping| *stopping).await;
+        cancel.cancel();
+    });
+    let conn_state = state.clone();
+    let handler = move |request| http::handle(conn_state.clone(), request);
     // Idle keep-alive connections close at once; busy ones after their current request.
-    let _ = tokio::time::timeout(state.config.shutdown_grace, graceful.shutdown()).await;
+    crate::server::serve(listener, token, state.config.shutdown_grace, handler).await;
     state.stop();
 }

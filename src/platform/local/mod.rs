@@ -14,7 +14,7 @@ mod faults;
 mod mesh_metrics;
 mod pool;
 mod replicas;
-mod server;
+
 mod settings;
 mod timeline;
 
@@ -131,13 +131,13 @@ async fn start(
     let metrics_listener = bind("mesh metrics").await?;
     let balancer_addr = local_addr(&balancer_listener)?;
     let metrics_addr = local_addr(&metrics_listener)?;
-    replicas.tasks.spawn(server::serve(
+    replicas.tasks.spawn(crate::server::serve(
         balancer_listener,
         replicas.stop.clone(),
         SERVER_GRACE,
         move |request| balancer.clone().handle(request),
     ));
-    replicas.tasks.spawn(server::serve(
+    replicas.tasks.spawn(crate::server::serve(
         metrics_listener,
         replicas.stop.clone(),
         SERVER_GRACE,

@@ -1,4 +1,4 @@
-//! A loopback HTTP/1.1 accept loop shared by the balancer and the metrics listener:
+//! The HTTP/1.1 accept loop shared by the agent, the balancer and the metrics listener:
 //! keep-alive, no Nagle, graceful stop bounded in time, and the listener closed on return.
 
 use std::convert::Infallible;
@@ -19,7 +19,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Serves `listener` with `handler` until `stop` is cancelled, then waits up to `grace`
 /// for open connections and returns (dropping the listener).
-pub(super) async fn serve<H, F, B>(
+pub(crate) async fn serve<H, F, B>(
     listener: TcpListener,
     stop: CancellationToken,
     grace: Duration,
