@@ -381,6 +381,18 @@ fn overlays_differ_only_where_they_should() {
     );
     let quota = find(gpu, "ResourceQuota", "mcp-agents-quota");
     assert_eq!(quota["spec"]["hard"]["requests.nvidia.com/gpu"], "10");
+    // Redis: a smaller volume on kind, the base's on gpu; the template keeps its labels.
+    for (objects, storage) in [(kind, "256Mi"), (gpu, "1Gi")] {
+        let template = &find(objects, "StatefulSet", "redis")["spec"]["volumeClaimTemplates"][0];
+        assert_eq!(
+            template["spec"]["resources"]["requests"]["storage"],
+            storage
+        );
+        assert_eq!(
+            template["metadata"]["labels"]["app.kubernetes.io/name"],
+            "redis"
+        );
+    }
     // The overlays' patches keep the base's hardening (a strategic merge, not a replace).
     assert_eq!(gpu_agent["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(

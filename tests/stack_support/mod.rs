@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary that includes this module uses a part of it
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -48,10 +49,16 @@ pub fn kubectl() -> Option<PathBuf> {
             "SLO_CHECK_REQUIRE_KUBECTL is set but no kubectl is on PATH (or in \
              $SLO_CHECK_KUBECTL); scripts/test.sh installs one"
         );
-        eprintln!(
-            "SKIPPED: no kubectl on PATH, so stack/ cannot be rendered with kustomize. \
-             Install kubectl (scripts/test.sh does) or set SLO_CHECK_KUBECTL."
-        );
+        // Written to the stderr handle, not with eprintln!, which the test harness
+        // captures and shows only on failure; once per test binary.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (tests/stack.rs): no kubectl on PATH, so stack/ cannot be rendered \
+                 with kustomize; install kubectl (scripts/test.sh does) or set SLO_CHECK_KUBECTL"
+            );
+        });
     }
     found
 }
@@ -113,6 +120,12 @@ impl StackCopy {
             out.status.success(),
             "kubectl kustomize stack/overlays/{overlay} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
+        );
+        // kustomize reports deprecated kustomization syntax on stderr; keep it current.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.to_lowercase().contains("deprecated"),
+            "kubectl kustomize stack/overlays/{overlay} warns:\n{stderr}"
         );
         let text = String::from_utf8(out.stdout).expect("UTF-8 output");
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
