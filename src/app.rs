@@ -37,6 +37,7 @@ pub fn main() -> ExitCode {
         Some(Command::Plan(args)) => show_plan(&args),
         Some(Command::Run(args)) => crate::run::run(&args),
         Some(Command::Report(args)) => crate::report::command::run(&args),
+        Some(Command::Capacity(args)) => crate::capacity::run(&args),
         None => crate::run::run(&cli.run),
     };
     ExitCode::from(code)

@@ -33,6 +33,8 @@ pub enum Command {
     Agent(crate::agent::AgentArgs),
     /// Re-render every report (summary.md, junit.xml, report.html, SVGs) from a run.json.
     Report(ReportArgs),
+    /// Find the highest arrival rate at which every SLO still holds (step up, then bisect).
+    Capacity(crate::capacity::CapacityArgs),
 }
 
 /// Comparison with an earlier run.

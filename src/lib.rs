@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod app;
 pub mod autoscale;
+pub mod capacity;
 pub mod cli;
 pub mod faults;
 pub mod load;

@@ -205,10 +205,20 @@ fn replica_report(
 }
 
 async fn bring_up(cfg: &RunConfig) -> Result<(Target, Option<LocalPlatformHandle>), PlatformError> {
-    match cfg.platform {
-        PlatformKind::Url => Ok((platform::url::target(cfg.target_url.as_deref())?, None)),
+    platform_up(cfg.platform, cfg.target_url.as_deref(), &cfg.plan).await
+}
+
+/// Bring the platform `kind` up for `plan` (also used by `slo-check capacity`, which keeps
+/// one platform up across its steps).
+pub async fn platform_up(
+    kind: PlatformKind,
+    target_url: Option<&str>,
+    plan: &Plan,
+) -> Result<(Target, Option<LocalPlatformHandle>), PlatformError> {
+    match kind {
+        PlatformKind::Url => Ok((platform::url::target(target_url)?, None)),
         PlatformKind::Local => {
-            let opts = LocalOptions::in_current_dir(cfg.plan.scenario.platform.local.clone(), cfg.plan.time_scale)?;
+            let opts = LocalOptions::in_current_dir(plan.scenario.platform.local.clone(), plan.time_scale)?;
             let handle = platform::local::up(opts).await?;
             Ok((handle.target(), Some(handle)))
         }
@@ -219,7 +229,7 @@ async fn bring_up(cfg: &RunConfig) -> Result<(Target, Option<LocalPlatformHandle
     }
 }
 
-fn platform_name(kind: PlatformKind) -> &'static str {
+pub fn platform_name(kind: PlatformKind) -> &'static str {
     match kind {
         PlatformKind::Local => "local",
         PlatformKind::Url => "url",
@@ -228,15 +238,33 @@ fn platform_name(kind: PlatformKind) -> &'static str {
 }
 
 /// What the load phase produced.
-struct Outcome {
-    stats: RunStats,
-    interrupted: bool,
+pub struct Outcome {
+    pub stats: RunStats,
+    pub interrupted: bool,
     /// The run's zero: intended start offsets count from here.
-    zero: Instant,
+    pub zero: Instant,
+}
+
+/// How `execute_plan` behaves around the load.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// No progress line, no fault log.
+    pub quiet: bool,
+    /// After an interrupt, how long in-flight workflows may still finish.
+    pub grace: Duration,
 }
 
 async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
-    let plan = &cfg.plan;
+    let opts = ExecOptions {
+        quiet: cfg.quiet,
+        grace: cfg.grace,
+    };
+    execute_plan(&cfg.plan, target, opts).await
+}
+
+/// The load phase of `plan` against `target`: engine, recorder, faults and signals, until
+/// every workflow has ended. The platform stays up (`slo-check capacity` runs one plan per step).
+pub async fn execute_plan(plan: &Plan, target: &Target, opts: ExecOptions) -> Outcome {
     let load = &plan.scenario.load;
     let client = HttpClient::new(load.max_in_flight as usize, load.max_response_bytes);
     let runner = Arc::new(WorkflowRunner::new(
@@ -251,7 +279,7 @@ async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
     let interrupted = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(watch_signals(
         control.clone(),
-        cfg.grace,
+        opts.grace,
         interrupted.clone(),
     ));
     let live = Arc::new(Live::default());
@@ -263,7 +291,7 @@ async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
         plan.scenario.workflow.len(),
         plan.max_workflow.as_micros() as u64,
     );
-    let progress = Progress::new(plan.schedule.duration(), !cfg.quiet);
+    let progress = Progress::new(plan.schedule.duration(), !opts.quiet);
     let aggregator = tokio::spawn(aggregate(
         rx,
         recorder,
@@ -293,7 +321,7 @@ async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
     control.stop_starts.cancel();
     let fault_log = faults.await.unwrap_or_default();
     for line in &fault_log {
-        if !cfg.quiet {
+        if !opts.quiet {
             eprintln!("{line}");
         }
     }

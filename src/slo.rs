@@ -116,7 +116,12 @@ pub fn evaluate(plan: &Plan, stats: &RunStats, ext: &External) -> Vec<SloResult>
         .map(|(i, (slo, w))| evaluate_one(plan, i, slo, &stats.windows[*w], ext))
         .collect();
     if plan.scenario.check_load_delivered {
-        out.push(load_delivered(plan, &stats.windows[0], ext.interrupted));
+        out.push(load_delivered(
+            plan,
+            &stats.windows[0],
+            plan.scheduled,
+            ext.interrupted,
+        ));
     }
     out
 }
@@ -255,23 +260,29 @@ fn observe(m: &Metric, w: &WindowStats, ext: &External) -> Result<f64, String> {
     }
 }
 
-/// The built-in check: nothing dropped, and the achieved start rate within 1 % of the schedule's.
-fn load_delivered(plan: &Plan, run: &WindowStats, interrupted: bool) -> SloResult {
+/// The built-in check over `run` (the whole run, or one window holding `scheduled` starts):
+/// nothing dropped, and the achieved start rate within 1 % of the schedule's.
+pub fn load_delivered(
+    plan: &Plan,
+    run: &WindowStats,
+    scheduled: u64,
+    interrupted: bool,
+) -> SloResult {
     let len = run.spec.len_s();
-    let scheduled_rate = plan.scheduled as f64 / len;
+    let scheduled_rate = scheduled as f64 / len;
     let achieved = run.counts.started_actual as f64 / len;
     let gap = (achieved - scheduled_rate).abs() / scheduled_rate;
     let dropped = run.counts.dropped;
     let ok = dropped == 0 && gap <= RATE_TOLERANCE;
     let reason = if interrupted {
         format!(
-            "the run was interrupted: {} of {} scheduled starts were sent",
-            run.counts.started, plan.scheduled
+            "the run was interrupted: {} of {scheduled} scheduled starts were sent",
+            run.counts.started
         )
     } else if ok {
         format!(
-            "{} of {} scheduled starts sent within the schedule, none dropped",
-            run.counts.started_actual, plan.scheduled
+            "{} of {scheduled} scheduled starts sent within the schedule, none dropped",
+            run.counts.started_actual
         )
     } else if dropped > 0 {
         format!(

@@ -1,0 +1,285 @@
+//! `slo-check capacity`: the highest arrival rate at which every applicable SLO of a
+//! scenario still holds. One platform stays up for the whole search; each candidate rate
+//! is a synthetic one-rate plan (warm-up, then the measured step) run by the same engine as
+//! `slo-check run` (`run::execute_plan`), and judged on the measured step alone. The rates
+//! come from `search` (exponential growth, bisection, confirmation).
+//!
+//! Files: `args` (flags → config), `search` (the pure algorithm), `step` (one rate held and
+//! judged), `model` (capacity.json), `output` (files and terminal), `chart` (latency vs
+//! throughput), `html`, `markdown`.
+
+pub mod args;
+pub mod chart;
+pub mod html;
+pub mod markdown;
+pub mod model;
+pub mod output;
+pub mod search;
+pub mod step;
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use self::args::CapacityConfig;
+use self::model::{BoundBy, CapacityReport, NotApplicable, Settings, StepReport};
+use self::search::{Conclusion, Search};
+use self::step::{StepShape, run_step};
+use crate::app::exit;
+use crate::platform::{PlatformError, Target};
+use crate::report::model::PlatformInfo;
+use crate::run::{ExecOptions, platform_name, platform_up};
+
+pub use self::args::CapacityArgs;
+
+/// After an interrupt, how long in-flight workflows of the current step may still finish.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Run the search and return the exit code.
+pub fn run(args: &CapacityArgs) -> u8 {
+    let cfg = match args::configure(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run_async(cfg)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::INFRA
+        }
+    }
+}
+
+/// What the loop over steps ended with.
+struct Searched {
+    search: Search,
+    steps: Vec<StepReport>,
+    interrupted: bool,
+    /// An infrastructure failure that stopped the search.
+    infra: Option<String>,
+}
+
+async fn run_async(cfg: CapacityConfig) -> u8 {
+    let (applicable, not_applicable) = step::applicable_slos(&cfg.scenario);
+    let mut scenario = cfg.scenario.clone();
+    scenario.slos = applicable;
+    let shape = StepShape {
+        scenario,
+        warmup: cfg.warmup,
+        step: cfg.step,
+        time_scale: cfg.time_scale,
+        seed: cfg.seed,
+    };
+    let first = match shape.plan(cfg.search.from_per_s) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let (target, local) = match platform_up(cfg.platform, cfg.target_url.as_deref(), &first).await
+    {
+        Ok(t) => t,
+        Err(PlatformError::Usage(e)) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+        Err(PlatformError::Infra(e)) => {
+            eprintln!("error: {e}");
+            return exit::INFRA;
+        }
+    };
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let wall = Instant::now();
+    if !cfg.quiet {
+        eprintln!("{}", output::preamble(&cfg, &target.description));
+    }
+    let searched = search_steps(&cfg, &shape, &target).await;
+    if let Some(handle) = local {
+        handle.down().await;
+    }
+    let report = build_report(
+        &cfg,
+        &target,
+        (started_at, wall.elapsed().as_secs_f64()),
+        not_applicable,
+        &searched,
+    );
+    let mut code = output::finish(&report, cfg.out.as_deref(), cfg.quiet, cfg.json);
+    if let Some(why) = &searched.infra {
+        eprintln!("error: {why}");
+        code = exit::INFRA;
+    }
+    if searched.interrupted {
+        code = exit::INTERRUPTED;
+    }
+    code
+}
+
+/// Hold the rates the search proposes until it concludes, is interrupted, or the target
+/// turns out to be unreachable.
+async fn search_steps(cfg: &CapacityConfig, shape: &StepShape, target: &Target) -> Searched {
+    let mut out = Searched {
+        search: Search::new(cfg.search),
+        steps: Vec::new(),
+        interrupted: false,
+        infra: None,
+    };
+    let exec = ExecOptions {
+        quiet: cfg.quiet,
+        grace: GRACE,
+    };
+    while let Some(p) = out.search.next() {
+        let index = out.steps.len() + 1;
+        let run = match run_step(shape, (index, p.phase, p.rate_per_s), target, exec).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.infra = Some(e);
+                break;
+            }
+        };
+        if !cfg.quiet {
+            eprintln!("{}", output::step_line(&run.report));
+        }
+        out.steps.push(run.report);
+        if run.interrupted {
+            out.interrupted = true;
+            break;
+        }
+        if run.unreachable {
+            out.infra = Some(format!(
+                "could not connect to {} at all in step {index}: is the service running and the URL right?",
+                target.base_url
+            ));
+            break;
+        }
+        out.search.record(p.rate_per_s, out.steps[index - 1].passed);
+    }
+    out
+}
+
+fn build_report(
+    cfg: &CapacityConfig,
+    target: &Target,
+    (started_at, duration_s): (String, f64),
+    not_applicable: Vec<NotApplicable>,
+    s: &Searched,
+) -> CapacityReport {
+    let conclusion = s.search.conclusion();
+    let capacity_per_s = conclusion.capacity_per_s();
+    let bound_by = conclusion
+        .next_failing_per_s()
+        .and_then(|r| bound_by(&s.steps, r));
+    let sc = &cfg.scenario;
+    let mut report = CapacityReport {
+        schema_version: model::SCHEMA_VERSION,
+        scenario: sc.name.clone(),
+        description: sc.description.clone(),
+        scenario_file: sc.source.display().to_string(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        platform: PlatformInfo {
+            kind: platform_name(cfg.platform).into(),
+            description: target.description.clone(),
+            target_url: target.base_url.clone(),
+            emulated: target.emulated,
+        },
+        started_at,
+        duration_s,
+        time_scale: cfg.time_scale,
+        arrival: format!("{:?}", sc.load.arrival).to_lowercase(),
+        settings: Settings {
+            from_per_s: cfg.search.from_per_s,
+            to_per_s: cfg.search.to_per_s,
+            precision: cfg.search.precision,
+            step_s: cfg.step.as_secs_f64(),
+            warmup_s: cfg.warmup.as_secs_f64(),
+            max_steps: cfg.search.max_steps,
+        },
+        conclusion,
+        capacity_per_s,
+        achieved_at_capacity_per_s: None,
+        bound_by,
+        slos_evaluated: s
+            .steps
+            .first()
+            .map(|st| st.slos.iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default(),
+        not_applicable,
+        contradictions: s.search.contradictions(),
+        interrupted: s.interrupted,
+        notes: Vec::new(),
+        steps: s.steps.clone(),
+    };
+    report.achieved_at_capacity_per_s = report.capacity_step().map(|st| st.achieved_rate_per_s);
+    report.notes = notes(cfg, &report);
+    report
+}
+
+/// The first SLO (in scenario order, the built-in check last) that failed in the last
+/// failing step at `rate_per_s`.
+fn bound_by(steps: &[StepReport], rate_per_s: f64) -> Option<BoundBy> {
+    let step = steps
+        .iter()
+        .rev()
+        .find(|s| !s.passed && s.target_rate_per_s == rate_per_s)?;
+    let slo = step.slos.iter().find(|r| !r.holds())?;
+    Some(BoundBy {
+        slo: slo.name.clone(),
+        metric: slo.metric.clone(),
+        failed_at_per_s: rate_per_s,
+        observed: slo.observed,
+        threshold: slo.threshold,
+        unit: slo.unit,
+    })
+}
+
+fn notes(cfg: &CapacityConfig, r: &CapacityReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    match r.conclusion {
+        Conclusion::AtLeastTo { .. } => notes.push(format!(
+            "every rate up to --to {}/s held: the capacity is at least that; raise --to to find the limit",
+            r.settings.to_per_s
+        )),
+        Conclusion::FromFails => notes.push(format!(
+            "even --from {}/s does not hold; lower --from",
+            r.settings.from_per_s
+        )),
+        Conclusion::StepLimit { .. } if !r.interrupted => notes.push(format!(
+            "the step budget (--max-steps {}) ran out before the precision was reached",
+            r.settings.max_steps
+        )),
+        _ => {}
+    }
+    let faults = cfg.scenario.faults.len();
+    if faults > 0 {
+        notes.push(format!(
+            "the scenario's {faults} fault(s) are not injected during a capacity search"
+        ));
+    }
+    if r.contradictions > 0 {
+        notes.push(format!(
+            "{} verdict(s) contradicted monotonicity (a rate passed above one that failed, or failed at or below one that passed): the system is noisy near its limit; longer --step-for steadies it",
+            r.contradictions
+        ));
+    }
+    for s in &r.steps {
+        if let Some(rep) = s.replicas.filter(|rep| !rep.settled) {
+            notes.push(format!(
+                "step {} ({}/s): the replica count had not settled by the step's end (desired {}, ready {}, ready ranged {}–{} in the step); lengthen --warmup",
+                s.index, s.target_rate_per_s, rep.desired, rep.ready, rep.min_ready, rep.max_ready
+            ));
+        }
+    }
+    if cfg.platform == crate::cli::PlatformKind::Local && cfg.scenario.platform.local.autoscale {
+        notes.push(
+            "the embedded platform autoscales and stays up across steps: replicas carry over from one step to the next (scale-down is slow by design)".into(),
+        );
+    }
+    notes
+}
