@@ -85,8 +85,18 @@ fn finds_the_known_capacity_of_the_embedded_platform_and_names_the_binding_slo()
         dir.path(),
         KNOWN,
         &[
-            "--from", "30", "--to", "400", "--step-for", "3s", "--warmup", "1s",
-            "--precision", "5%", "--max-steps", "12",
+            "--from",
+            "30",
+            "--to",
+            "400",
+            "--step-for",
+            "3s",
+            "--warmup",
+            "1s",
+            "--precision",
+            "5%",
+            "--max-steps",
+            "12",
         ],
     );
     let took = started.elapsed();
@@ -127,7 +137,12 @@ fn finds_the_known_capacity_of_the_embedded_platform_and_names_the_binding_slo()
         assert_eq!(s["replicas"]["settled"], true);
     }
     // The files, and the knee on the chart.
-    for f in ["capacity.json", "capacity.md", "capacity.html", "capacity.svg"] {
+    for f in [
+        "capacity.json",
+        "capacity.md",
+        "capacity.html",
+        "capacity.svg",
+    ] {
         assert!(dir.path().join("out").join(f).is_file(), "{f}");
     }
     let html = std::fs::read_to_string(dir.path().join("out/capacity.html")).unwrap();
@@ -153,7 +168,10 @@ fn exits_1_when_even_from_fails() {
     assert_eq!(r["conclusion"]["outcome"], "from_fails");
     assert_eq!(r["capacity_per_s"], Value::Null);
     assert_eq!(r["steps"].as_array().unwrap().len(), 1);
-    assert!(stdout.contains("capacity: none found: even 20.0/s fails"), "{stdout}");
+    assert!(
+        stdout.contains("capacity: none found: even 20.0/s fails"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -189,8 +207,16 @@ fn an_unreachable_target_is_an_infrastructure_error() {
         dir.path(),
         KNOWN,
         &[
-            "--platform", "url", "--target-url", &url, "--from", "10", "--step-for", "1s",
-            "--warmup", "0s",
+            "--platform",
+            "url",
+            "--target-url",
+            &url,
+            "--from",
+            "10",
+            "--step-for",
+            "1s",
+            "--warmup",
+            "0s",
         ],
     );
     assert_eq!(code, 3, "{stderr}");

@@ -69,7 +69,8 @@ pub struct CapacityConfig {
     pub warmup: Duration,
     pub step: Duration,
     pub time_scale: f64,
-    pub seed: Option<u64>,
+    /// Poisson seed of the first step (see `StepShape::seed`).
+    pub seed: u64,
     pub platform: PlatformKind,
     pub target_url: Option<String>,
     pub out: Option<PathBuf>,
@@ -79,14 +80,18 @@ pub struct CapacityConfig {
 
 /// Check the flags against the scenario; every error is a usage error (exit 2).
 pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
-    let name = args.scenario.scenario.as_deref().ok_or(
-        "--scenario NAME is required (try `slo-check list` to see the scenarios)",
-    )?;
+    let name = args
+        .scenario
+        .scenario
+        .as_deref()
+        .ok_or("--scenario NAME is required (try `slo-check list` to see the scenarios)")?;
     let file = scenario::resolve(name, &args.scenario.dir.scenarios_dir)?;
     let sc = scenario::load(&file).map_err(|e| e.to_string())?;
     let ts = args.scenario.time_scale;
     if !(ts.is_finite() && ts > 0.0) {
-        return Err(format!("--time-scale {ts}: must be a positive number, e.g. 0.1 or 1"));
+        return Err(format!(
+            "--time-scale {ts}: must be a positive number, e.g. 0.1 or 1"
+        ));
     }
     let from = match args.from {
         Some(r) => rate("--from", r)?,
@@ -101,10 +106,10 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
     }
     let step = duration("--step-for", &args.step_for)?;
     let autoscales = args.platform == PlatformKind::Local && sc.platform.local.autoscale;
-    let warmup_text = args
-        .warmup
-        .as_deref()
-        .unwrap_or(if autoscales { AUTOSCALE_WARMUP } else { "5s" });
+    let warmup_text =
+        args.warmup
+            .as_deref()
+            .unwrap_or(if autoscales { AUTOSCALE_WARMUP } else { "5s" });
     let warmup = parse_duration(warmup_text).map_err(|e| format!("--warmup: {e}"))?;
     if from * step.as_secs_f64() * ts < 2.0 {
         return Err(format!(
@@ -130,7 +135,6 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
         return Err("--target-url goes with --platform url".into());
     }
     Ok(CapacityConfig {
-        scenario: sc,
         search: SearchSettings {
             from_per_s: from,
             to_per_s: to,
@@ -142,20 +146,35 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
         warmup,
         step,
         time_scale: ts,
-        seed: args.scenario.seed,
+        seed: args
+            .scenario
+            .seed
+            .or(sc.load.seed)
+            .unwrap_or_else(clock_seed),
         platform: args.platform,
         target_url: args.target_url.clone(),
         out: args.out.clone(),
         quiet: args.quiet,
         json: args.json,
+        scenario: sc,
     })
+}
+
+/// A seed from the clock when neither --seed nor the scenario gives one (it is recorded).
+fn clock_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 fn rate(flag: &str, r: f64) -> Result<f64, String> {
     if r.is_finite() && r > 0.0 {
         Ok(r)
     } else {
-        Err(format!("{flag} {r}: must be a rate above 0, in workflow starts per second"))
+        Err(format!(
+            "{flag} {r}: must be a rate above 0, in workflow starts per second"
+        ))
     }
 }
 
@@ -169,7 +188,11 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
 
 /// The scenario's first stage's rate (its end rate if it ramps from 0).
 fn first_rate(sc: &Scenario) -> Result<f64, String> {
-    let first = sc.load.stages.first().ok_or("the scenario has no load stage")?;
+    let first = sc
+        .load
+        .stages
+        .first()
+        .ok_or("the scenario has no load stage")?;
     let r = if first.start_rate_per_s > 0.0 {
         first.start_rate_per_s
     } else {

@@ -92,7 +92,10 @@ pub fn latency_vs_throughput(r: &CapacityReport) -> Result<String, String> {
         legend.push(LegendItem::new(label.clone(), Swatch::Dashed(*colour)));
     }
     legend.push(LegendItem::new("step held", Swatch::Dot(palette::INK)));
-    legend.push(LegendItem::new("ring: step failed", Swatch::Line(palette::MUTED)));
+    legend.push(LegendItem::new(
+        "ring: step failed",
+        Swatch::Line(palette::MUTED),
+    ));
     if let Some(c) = knee_label(r) {
         legend.push(LegendItem::new(c, Swatch::Dashed(palette::WORKFLOW)));
     }
@@ -109,7 +112,10 @@ fn knee_label(r: &CapacityReport) -> Option<String> {
         .as_ref()
         .map(|b| format!(", bound by {}", b.slo))
         .unwrap_or_default();
-    Some(format!("capacity {}{bound}", format::value(a, Unit::PerSecond)))
+    Some(format!(
+        "capacity {}{bound}",
+        format::value(a, Unit::PerSecond)
+    ))
 }
 
 fn draw(
@@ -186,7 +192,11 @@ fn draw(
 }
 
 /// The capacity: a dashed vertical line at the rate achieved there, labelled.
-fn mark_knee(chart: &mut LogChart<'_>, r: &CapacityReport, (y_min, y_max): (f64, f64)) -> Result<(), String> {
+fn mark_knee(
+    chart: &mut LogChart<'_>,
+    r: &CapacityReport,
+    (y_min, y_max): (f64, f64),
+) -> Result<(), String> {
     let (Some(x), Some(label)) = (r.achieved_at_capacity_per_s, knee_label(r)) else {
         return Ok(());
     };
@@ -213,7 +223,11 @@ fn mark_knee(chart: &mut LogChart<'_>, r: &CapacityReport, (y_min, y_max): (f64,
     let (w, _) = area.dim_in_pixel();
     // Label to the left of the line when the line is in the right half.
     let right_half = px - bx > w as i32 / 2;
-    let (dx, hpos) = if right_half { (-6, HPos::Right) } else { (6, HPos::Left) };
+    let (dx, hpos) = if right_half {
+        (-6, HPos::Right)
+    } else {
+        (6, HPos::Left)
+    };
     let style = font(13.0)
         .color(&palette::WORKFLOW)
         .pos(Pos::new(hpos, VPos::Top));

@@ -159,7 +159,10 @@ fn not_applicable(out: &mut String, r: &CapacityReport) {
 fn settings(out: &mut String, r: &CapacityReport) {
     let s = &r.settings;
     let rows = [
-        ("platform", format!("{} — {}", r.platform.kind, r.platform.description)),
+        (
+            "platform",
+            format!("{} — {}", r.platform.kind, r.platform.description),
+        ),
         (
             "rates",
             format!(
@@ -171,7 +174,10 @@ fn settings(out: &mut String, r: &CapacityReport) {
         ),
         (
             "each rate",
-            format!("{} s warm-up, then {} s measured (scenario time)", s.warmup_s, s.step_s),
+            format!(
+                "{} s warm-up, then {} s measured (scenario time)",
+                s.warmup_s, s.step_s
+            ),
         ),
         ("time scale", r.time_scale.to_string()),
         ("arrival", r.arrival.clone()),

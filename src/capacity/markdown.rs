@@ -20,7 +20,11 @@ pub fn render(r: &CapacityReport) -> String {
         r.steps.len(),
         r.duration_s,
         r.platform.kind,
-        if r.platform.emulated { "emulated" } else { "real" },
+        if r.platform.emulated {
+            "emulated"
+        } else {
+            "real"
+        },
         s.from_per_s,
         s.to_per_s,
         s.precision * 100.0,
@@ -60,10 +64,18 @@ pub fn render(r: &CapacityReport) -> String {
         );
     }
     if !r.slos_evaluated.is_empty() {
-        let _ = writeln!(out, "\nSLOs evaluated per step: {}.", r.slos_evaluated.join(", "));
+        let _ = writeln!(
+            out,
+            "\nSLOs evaluated per step: {}.",
+            r.slos_evaluated.join(", ")
+        );
     }
     for n in &r.not_applicable {
-        let _ = writeln!(out, "\n- not applicable: **{}** (`{}`): {}", n.name, n.metric, n.why);
+        let _ = writeln!(
+            out,
+            "\n- not applicable: **{}** (`{}`): {}",
+            n.name, n.metric, n.why
+        );
     }
     for n in &r.notes {
         let _ = writeln!(out, "\n- note: {n}");

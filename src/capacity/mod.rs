@@ -76,15 +76,14 @@ async fn run_async(cfg: CapacityConfig) -> u8 {
         time_scale: cfg.time_scale,
         seed: cfg.seed,
     };
-    let first = match shape.plan(cfg.search.from_per_s) {
+    let first = match shape.plan(cfg.search.from_per_s, 1) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::USAGE;
         }
     };
-    let (target, local) = match platform_up(cfg.platform, cfg.target_url.as_deref(), &first).await
-    {
+    let (target, local) = match platform_up(cfg.platform, cfg.target_url.as_deref(), &first).await {
         Ok(t) => t,
         Err(PlatformError::Usage(e)) => {
             eprintln!("error: {e}");
@@ -193,6 +192,7 @@ fn build_report(
         duration_s,
         time_scale: cfg.time_scale,
         arrival: format!("{:?}", sc.load.arrival).to_lowercase(),
+        seed: (sc.load.arrival == crate::scenario::Arrival::Poisson).then_some(cfg.seed),
         settings: Settings {
             from_per_s: cfg.search.from_per_s,
             to_per_s: cfg.search.to_per_s,

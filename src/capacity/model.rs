@@ -33,6 +33,9 @@ pub struct CapacityReport {
     pub time_scale: f64,
     /// `constant` or `poisson`.
     pub arrival: String,
+    /// Poisson seed of step 1 (`--seed`, else the scenario's, else random); step n draws
+    /// from a seed derived from it and n. Null for constant arrivals.
+    pub seed: Option<u64>,
     /// The search's settings.
     pub settings: Settings,
     /// How the search ended, with the capacity (`outcome`: `found`, `at_least_to`,

@@ -86,10 +86,16 @@ pub fn step_line(s: &StepReport) -> String {
 pub fn headline(r: &CapacityReport) -> String {
     let mut out = match (r.conclusion, r.capacity_per_s) {
         (Conclusion::FromFails, _) | (_, None) => {
-            format!("capacity: none found: even {} fails", rate(r.settings.from_per_s))
+            format!(
+                "capacity: none found: even {} fails",
+                rate(r.settings.from_per_s)
+            )
         }
         (Conclusion::AtLeastTo { .. }, Some(c)) => {
-            format!("capacity: at least {} (--to; every rate tried held)", rate(c))
+            format!(
+                "capacity: at least {} (--to; every rate tried held)",
+                rate(c)
+            )
         }
         (_, Some(c)) => format!("capacity: {}", rate(c)),
     };
@@ -97,7 +103,9 @@ pub fn headline(r: &CapacityReport) -> String {
         let _ = write!(out, " (achieved {})", rate(a));
     }
     if let Some(b) = &r.bound_by {
-        let observed = b.observed.map_or("no data".into(), |v| format::value(v, b.unit));
+        let observed = b
+            .observed
+            .map_or("no data".into(), |v| format::value(v, b.unit));
         let _ = write!(
             out,
             ", bound by \"{}\" ({} {} against {} at {})",
@@ -116,7 +124,9 @@ pub fn headline(r: &CapacityReport) -> String {
 
 /// The curve (steps by rate), the headline, the notes.
 pub fn summary(r: &CapacityReport, dir: Option<&Path>) -> String {
-    let header = ["rate", "achieved", "p50", "p95", "p99", "failed", "replicas", "verdict", "step"];
+    let header = [
+        "rate", "achieved", "p50", "p95", "p99", "failed", "replicas", "verdict", "step",
+    ];
     let rows: Vec<Vec<String>> = r
         .curve()
         .into_iter()

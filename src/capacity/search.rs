@@ -152,14 +152,18 @@ impl Search {
                     None
                 }
             }
-            (Some(lo), Some(hi)) => propose(round_within((lo * hi).sqrt(), lo, hi), Phase::Bisection),
+            (Some(lo), Some(hi)) => {
+                propose(round_within((lo * hi).sqrt(), lo, hi), Phase::Bisection)
+            }
         }
     }
 
     /// Take the verdict of a step held at `rate_per_s`.
     pub fn record(&mut self, rate_per_s: f64, passed: bool) {
         let confirming = self.lo == Some(rate_per_s)
-            && self.hi.is_some_and(|hi| (hi - rate_per_s) / rate_per_s <= self.settings.precision);
+            && self
+                .hi
+                .is_some_and(|hi| (hi - rate_per_s) / rate_per_s <= self.settings.precision);
         self.verdicts.push((rate_per_s, passed));
         if passed {
             if self.hi.is_some_and(|hi| rate_per_s >= hi) {

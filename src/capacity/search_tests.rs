@@ -79,7 +79,12 @@ fn from_failing_concludes_at_once_with_no_capacity() {
 #[test]
 fn to_passing_stops_at_to_without_exceeding_it() {
     let (c, tried) = drive(settings(10.0, 50.0, 0.05), |_| true);
-    assert_eq!(c, Conclusion::AtLeastTo { capacity_per_s: 50.0 });
+    assert_eq!(
+        c,
+        Conclusion::AtLeastTo {
+            capacity_per_s: 50.0
+        }
+    );
     let rates: Vec<f64> = tried.iter().map(|p| p.rate_per_s).collect();
     assert_eq!(rates, vec![10.0, 20.0, 40.0, 50.0]);
 }
@@ -115,7 +120,11 @@ fn a_monotone_evaluator_gives_no_contradictions_and_every_pass_is_below_every_fa
     }
     assert_eq!(search.contradictions(), 0);
     let max_pass = seen.iter().filter(|s| s.1).map(|s| s.0).fold(0.0, f64::max);
-    let min_fail = seen.iter().filter(|s| !s.1).map(|s| s.0).fold(f64::MAX, f64::min);
+    let min_fail = seen
+        .iter()
+        .filter(|s| !s.1)
+        .map(|s| s.0)
+        .fold(f64::MAX, f64::min);
     assert!(max_pass < min_fail);
     assert_eq!(search.conclusion().capacity_per_s(), Some(max_pass));
 }
@@ -135,10 +144,14 @@ fn a_failed_confirmation_moves_the_bound_down_and_resumes_bisection() {
         .position(|p| p.phase == Phase::Confirmation)
         .unwrap();
     assert!(tried[first_confirm].rate_per_s > 90.0);
-    assert!(tried[first_confirm + 1..].iter().any(|p| p.phase == Phase::Bisection));
+    assert!(
+        tried[first_confirm + 1..]
+            .iter()
+            .any(|p| p.phase == Phase::Bisection)
+    );
     let cap = c.capacity_per_s().unwrap();
     assert!(matches!(c, Conclusion::Found { .. }), "{c:?}");
-    assert!(cap <= 90.0 && cap >= 90.0 / 1.05, "{cap}");
+    assert!((90.0 / 1.05..=90.0).contains(&cap), "{cap}");
 }
 
 #[test]

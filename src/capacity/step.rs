@@ -27,7 +27,9 @@ pub struct StepShape {
     /// Held and measured, scenario time.
     pub step: Duration,
     pub time_scale: f64,
-    pub seed: Option<u64>,
+    /// Poisson seed of step 1; step n uses a seed derived from it and n, so a confirmation
+    /// run is an independent draw, and the same seed repeats the whole search.
+    pub seed: u64,
 }
 
 /// What one step produced.
@@ -50,7 +52,9 @@ pub fn applicable_slos(sc: &Scenario) -> (Vec<Slo>, Vec<NotApplicable>) {
             ),
             (
                 SloSource::Metric(
-                    Metric::HpaScaleUpSeconds | Metric::HpaDecisionSeconds | Metric::HpaPeakReplicas,
+                    Metric::HpaScaleUpSeconds
+                    | Metric::HpaDecisionSeconds
+                    | Metric::HpaPeakReplicas,
                 ),
                 _,
             ) => Some(
@@ -92,7 +96,7 @@ fn metric_label(m: &Metric) -> String {
 impl StepShape {
     /// The plan that holds `rate_per_s`: stage 1 warm-up (if any), then the measured stage,
     /// with every applicable SLO over the measured stage and no faults.
-    pub fn plan(&self, rate_per_s: f64) -> Result<Plan, String> {
+    pub fn plan(&self, rate_per_s: f64, index: usize) -> Result<Plan, String> {
         let mut sc = self.scenario.clone();
         let stage = |name: &str, duration| Stage {
             name: Some(name.into()),
@@ -116,7 +120,10 @@ impl StepShape {
             sc,
             PlanOptions {
                 time_scale: self.time_scale,
-                seed: self.seed,
+                seed: Some(
+                    self.seed
+                        .wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                ),
             },
         )
         .map_err(|e| format!("at {rate_per_s}/s: {e}; lengthen --step-for"))
@@ -130,7 +137,7 @@ pub async fn run_step(
     target: &Target,
     exec: ExecOptions,
 ) -> Result<StepRun, String> {
-    let plan = shape.plan(rate_per_s)?;
+    let plan = shape.plan(rate_per_s, index)?;
     let wall = Instant::now();
     let outcome = execute_plan(&plan, target, exec).await;
     let duration_s = wall.elapsed().as_secs_f64();
@@ -145,11 +152,20 @@ pub async fn run_step(
     let w = &outcome.stats.windows[measured_idx];
     let scheduled = scheduled_in(&plan, w);
     if shape.scenario.check_load_delivered {
-        results.push(slo::load_delivered(&plan, w, scheduled, outcome.interrupted));
+        results.push(slo::load_delivered(
+            &plan,
+            w,
+            scheduled,
+            outcome.interrupted,
+        ));
     }
     let window_real = |us: u64| outcome.zero + Duration::from_micros(us);
     let replicas = target.replicas.as_ref().and_then(|o| {
-        replicas_over(&o.timeline(), window_real(w.spec.from_us), window_real(w.spec.to_us))
+        replicas_over(
+            &o.timeline(),
+            window_real(w.spec.from_us),
+            window_real(w.spec.to_us),
+        )
     });
     let unreachable = all_failed_to_connect(w);
     Ok(StepRun {
@@ -226,7 +242,11 @@ fn step_report(
 
 /// Replica counts over `[from, to]` from a timeline of changes (the state at a time is
 /// that of the last sample at or before it).
-pub fn replicas_over(samples: &[ReplicaSample], from: Instant, to: Instant) -> Option<StepReplicas> {
+pub fn replicas_over(
+    samples: &[ReplicaSample],
+    from: Instant,
+    to: Instant,
+) -> Option<StepReplicas> {
     let at = |t: Instant| samples.iter().rev().find(|s| s.at <= t).or(samples.first());
     let (start, end) = (at(from)?, at(to)?);
     let inside: Vec<&ReplicaSample> = samples
@@ -263,7 +283,11 @@ mod tests {
     fn a_steady_replica_count_is_settled() {
         let t0 = Instant::now();
         let s = [sample(t0, 0, 2, 2), sample(t0, 30, 2, 2)];
-        let r = replicas_over(&s, t0 + Duration::from_secs(10), t0 + Duration::from_secs(20));
+        let r = replicas_over(
+            &s,
+            t0 + Duration::from_secs(10),
+            t0 + Duration::from_secs(20),
+        );
         let r = r.unwrap();
         assert!(r.settled);
         assert_eq!((r.ready, r.min_ready, r.max_ready), (2, 2, 2));
@@ -272,7 +296,11 @@ mod tests {
     #[test]
     fn scaling_during_the_step_or_pending_replicas_are_not_settled() {
         let t0 = Instant::now();
-        let s = [sample(t0, 0, 2, 2), sample(t0, 15, 4, 2), sample(t0, 18, 4, 4)];
+        let s = [
+            sample(t0, 0, 2, 2),
+            sample(t0, 15, 4, 2),
+            sample(t0, 18, 4, 4),
+        ];
         let secs = |n| t0 + Duration::from_secs(n);
         let r = replicas_over(&s, secs(10), secs(20)).unwrap();
         assert!(!r.settled, "desired changed within the step");
