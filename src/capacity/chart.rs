@@ -73,8 +73,12 @@ pub fn latency_vs_throughput(r: &CapacityReport) -> Result<String, String> {
         .collect();
     let y_min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let y_max = values.iter().copied().fold(0.0, f64::max);
+    // Whole decades, so the log axis always has labelled ticks (plotters labels powers of 10).
     let (y_min, y_max) = if y_max > 0.0 {
-        (y_min / 1.5, y_max * 1.5)
+        (
+            10f64.powf(y_min.log10().floor()),
+            10f64.powf((y_max * 1.05).log10().ceil()),
+        )
     } else {
         (1.0, 1000.0)
     };
