@@ -59,6 +59,7 @@ pub async fn run_timeline(
         log: Vec::new(),
         activity: vec![FaultActivity::default(); faults.len()],
     };
+    let mut touched = vec![false; faults.len()];
     let Some(injector) = injector else {
         if !faults.is_empty() {
             out.log.push(format!(
@@ -83,28 +84,46 @@ pub async fn run_timeline(
             _ = tokio::time::sleep_until(zero + at) => {}
         }
         let f = &faults[i];
-        let a = &mut out.activity[i];
         if apply {
+            // Touched even when the call fails: a timed-out apply may still land
+            // (a slow API server), so it is reverted like an applied one.
+            touched[i] = true;
             match bounded(injector.apply(f)).await {
-                Ok(()) => a.applied_at = Some(since_zero()),
+                Ok(()) => out.activity[i].applied_at = Some(since_zero()),
                 Err(e) => out.log.push(format!(
                     "error: fault `{}` could not be applied: {e:#}",
                     f.name
                 )),
             }
-        } else if a.applied_at.is_some() && a.reverted_at.is_none() {
-            a.reverted_at = revert(&*injector, f, &mut out.log).await.then(since_zero);
+        } else if touched[i] {
+            touched[i] = !revert_into(&*injector, f, &mut out, i, zero).await;
         }
     }
-    // Stopped early (or a revert in the loop failed): revert whatever is still on.
+    // Stopped early (or a revert in the loop failed): revert whatever may still be on.
     for (i, f) in faults.iter().enumerate() {
-        let a = &out.activity[i];
-        if a.applied_at.is_some() && a.reverted_at.is_none() {
-            let ok = revert(&*injector, f, &mut out.log).await;
-            out.activity[i].reverted_at = ok.then(since_zero);
+        if touched[i] {
+            revert_into(&*injector, f, &mut out, i, zero).await;
         }
     }
     out
+}
+
+/// Revert fault `i` and record when it was confirmed (for an applied fault).
+/// True once the injector confirms.
+async fn revert_into(
+    injector: &dyn FaultInjector,
+    f: &Fault,
+    out: &mut TimelineOutcome,
+    i: usize,
+    zero: Instant,
+) -> bool {
+    let ok = revert(injector, f, &mut out.log).await;
+    let at = Instant::now();
+    let a = &mut out.activity[i];
+    if ok && a.applied_at.is_some() {
+        a.reverted_at = Some(at.saturating_duration_since(zero));
+    }
+    ok
 }
 
 /// An injector call under `CALL_TIMEOUT`.
@@ -162,17 +181,24 @@ mod tests {
         active: Mutex<Vec<String>>,
         revert_failures: AtomicU32,
         hang_revert: bool,
+        /// The apply lands, but its answer never comes (a stuck API server).
+        hang_apply: bool,
+        reverts: AtomicU32,
     }
 
     impl FaultInjector for Fake {
         fn apply<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
             Box::pin(async move {
                 self.active.lock().unwrap().push(f.name.clone());
+                if self.hang_apply {
+                    std::future::pending::<()>().await;
+                }
                 Ok(())
             })
         }
         fn revert<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
             Box::pin(async move {
+                self.reverts.fetch_add(1, Ordering::SeqCst);
                 if self.hang_revert {
                     std::future::pending::<()>().await;
                 }
@@ -269,5 +295,18 @@ mod tests {
             started.elapsed()
                 <= Duration::from_millis(100) + 3 * CALL_TIMEOUT + Duration::from_secs(1)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_apply_that_times_out_is_still_reverted() {
+        let fake = Arc::new(Fake {
+            hang_apply: true,
+            ..Fake::default()
+        });
+        let out = run(fake.clone(), &[("a", 0, 60_000)], 30_000).await;
+        assert!(out.log[0].contains("could not be applied"), "{:?}", out.log);
+        assert_eq!(out.activity[0], FaultActivity::default());
+        assert_eq!(fake.reverts.load(Ordering::SeqCst), 1);
+        assert!(fake.active.lock().unwrap().is_empty());
     }
 }

@@ -485,7 +485,7 @@ fn unreachable(r: &RunReport, target: &Target) -> Option<String> {
         .unwrap_or(0);
     (c.succeeded == 0 && c.failed > 0 && connect == c.failed).then(|| {
         format!(
-            "could not connect to {} at all: all {} workflows failed to connect; is the service running and the URL right?",
+            "could not connect to {} at all: all {} workflows failed with connection errors (refused, reset or closed early); is the service running and the URL right?",
             target.base_url, c.failed
         )
     })
