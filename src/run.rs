@@ -107,7 +107,7 @@ pub fn run(args: &RunArgs) -> u8 {
 
 async fn run_async(cfg: RunConfig) -> u8 {
     // Signals are watched from before the platform comes up until the process exits: an
-    // interrupt during `up` still takes the platform down and writes a (empty) partial
+    // interrupt during `up` still takes the platform down and writes an empty partial
     // report; one after the load marks the run interrupted. Never the default action,
     // which would skip fault reverts and cleanup.
     let control = Control::default();

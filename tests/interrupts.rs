@@ -415,7 +415,7 @@ fn sigterm_while_the_platform_comes_up_or_goes_down_leaves_nothing_running() {
     let moments = [
         Duration::from_millis(rng.random_range(0..300)),
         Duration::from_millis(rng.random_range(0..300)),
-        Duration::from_millis(rng.random_range(8050..8600)),
+        Duration::from_millis(rng.random_range(7900..8500)),
     ];
     eprintln!("INTERRUPT_SEED={seed}: SIGTERM at {moments:?}");
     let yaml = windowed_scenario();
