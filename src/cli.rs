@@ -111,6 +111,9 @@ pub struct RunArgs {
     /// After an interrupt, how long in-flight workflows may still finish.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
+    /// Most bytes of one response body read; a larger body fails with kind `other` (overrides the scenario's load.max_response_bytes).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_response_bytes: Option<u64>,
     #[command(flatten)]
     pub baseline: BaselineArgs,
     /// Prometheus base URL for PromQL and alert SLOs and the client/server cross-check (overrides the scenario's prometheus.url).

@@ -1,6 +1,6 @@
 //! The fault timeline: applies each scenario fault at its window's start and
 //! reverts it at its end, or as soon as the load stops; every applied fault is
-//! reverted, on every path.
+//! reverted, on every path, and the timeline says when (run.json `faults[]`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,33 +11,72 @@ use tokio_util::sync::CancellationToken;
 use crate::platform::FaultInjector;
 use crate::scenario::Fault;
 
-/// Run the timeline; returns log lines for the terminal. `stop` ends it early
-/// (schedule over, or interrupted); active faults are then reverted.
+/// Upper bound on one apply or revert call: an injector that hangs (a stuck API
+/// server) must not hold the run, nor an interrupted exit, forever.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Revert attempts before giving up (with a log line saying so).
+const REVERT_ATTEMPTS: u32 = 3;
+
+/// What happened to one fault, in real time after the run's zero.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultActivity {
+    /// When the injector accepted the fault; `None`: never applied (the load
+    /// stopped first, the platform cannot inject, or applying failed).
+    pub applied_at: Option<Duration>,
+    /// When the injector confirmed the revert; `None` for a fault never applied,
+    /// or one whose revert failed (the log says so).
+    pub reverted_at: Option<Duration>,
+}
+
+/// The timeline's result: lines for the terminal and, per scenario fault (in
+/// scenario order), what was applied and reverted.
+#[derive(Debug, Clone, Default)]
+pub struct TimelineOutcome {
+    pub log: Vec<String>,
+    pub activity: Vec<FaultActivity>,
+}
+
+impl TimelineOutcome {
+    /// Faults applied and not confirmed reverted (should be none).
+    pub fn left_active(&self) -> usize {
+        self.activity
+            .iter()
+            .filter(|a| a.applied_at.is_some() && a.reverted_at.is_none())
+            .count()
+    }
+}
+
+/// Run the timeline. `stop` ends it early (schedule over, or interrupted);
+/// active faults are then reverted before this returns.
 pub async fn run_timeline(
     injector: Option<Arc<dyn FaultInjector>>,
     faults: Vec<Fault>,
     windows: Vec<(Duration, Duration)>,
     zero: Instant,
     stop: CancellationToken,
-) -> Vec<String> {
-    let mut log = Vec::new();
+) -> TimelineOutcome {
+    let mut out = TimelineOutcome {
+        log: Vec::new(),
+        activity: vec![FaultActivity::default(); faults.len()],
+    };
+    let mut touched = vec![false; faults.len()];
     let Some(injector) = injector else {
         if !faults.is_empty() {
-            log.push(format!(
+            out.log.push(format!(
                 "warning: this platform cannot inject faults; {} fault(s) in the scenario were not applied",
                 faults.len()
             ));
         }
-        return log;
+        return out;
     };
-    // Events in time order: (time, fault index, apply?)
+    let since_zero = || Instant::now().saturating_duration_since(zero);
+    // Events in time order: (time, fault index, apply?); at equal times reverts come first.
     let mut events: Vec<(Duration, usize, bool)> = Vec::new();
     for (i, (from, to)) in windows.iter().enumerate() {
         events.push((*from, i, true));
         events.push((*to, i, false));
     }
     events.sort_by_key(|e| (e.0, e.2));
-    let mut active = vec![false; faults.len()];
     for (at, i, apply) in events {
         tokio::select! {
             biased;
@@ -46,36 +85,228 @@ pub async fn run_timeline(
         }
         let f = &faults[i];
         if apply {
-            match injector.apply(f).await {
-                Ok(()) => active[i] = true,
-                Err(e) => log.push(format!(
+            // Touched even when the call fails: a timed-out apply may still land
+            // (a slow API server), so it is reverted like an applied one.
+            touched[i] = true;
+            match bounded(injector.apply(f)).await {
+                Ok(()) => out.activity[i].applied_at = Some(since_zero()),
+                Err(e) => out.log.push(format!(
                     "error: fault `{}` could not be applied: {e:#}",
                     f.name
                 )),
             }
-        } else if active[i] {
-            revert(&*injector, f, &mut log).await;
-            active[i] = false;
+        } else if touched[i] {
+            touched[i] = !revert_into(&*injector, f, &mut out, i, zero).await;
         }
     }
-    for (i, on) in active.iter().enumerate() {
-        if *on {
-            revert(&*injector, &faults[i], &mut log).await;
+    // Stopped early (or a revert in the loop failed): revert whatever may still be on.
+    for (i, f) in faults.iter().enumerate() {
+        if touched[i] {
+            revert_into(&*injector, f, &mut out, i, zero).await;
         }
     }
-    log
+    out
 }
 
-async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) {
-    // A revert is retried: leaving a fault in place is worse than a slow exit.
-    for attempt in 1..=3 {
-        match injector.revert(f).await {
-            Ok(()) => return,
-            Err(e) if attempt == 3 => log.push(format!(
-                "error: fault `{}` could not be reverted after 3 attempts: {e:#}",
+/// Revert fault `i` and record when it was confirmed (for an applied fault).
+/// True once the injector confirms.
+async fn revert_into(
+    injector: &dyn FaultInjector,
+    f: &Fault,
+    out: &mut TimelineOutcome,
+    i: usize,
+    zero: Instant,
+) -> bool {
+    let ok = revert(injector, f, &mut out.log).await;
+    let at = Instant::now();
+    let a = &mut out.activity[i];
+    if ok && a.applied_at.is_some() {
+        a.reverted_at = Some(at.saturating_duration_since(zero));
+    }
+    ok
+}
+
+/// An injector call under `CALL_TIMEOUT`.
+async fn bounded(
+    call: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!(
+            "no answer within {}",
+            crate::units::format_duration(CALL_TIMEOUT)
+        )),
+    }
+}
+
+/// Revert `f`, retried: leaving a fault in place is worse than a slow exit.
+/// True once the injector confirms.
+async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) -> bool {
+    for attempt in 1..=REVERT_ATTEMPTS {
+        match bounded(injector.revert(f)).await {
+            Ok(()) => return true,
+            Err(e) if attempt == REVERT_ATTEMPTS => log.push(format!(
+                "error: fault `{}` could not be reverted after {REVERT_ATTEMPTS} attempts: {e:#}",
                 f.name
             )),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
         }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::BoxFuture;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn fault(name: &str, start_ms: u64, for_ms: u64) -> (Fault, (Duration, Duration)) {
+        let start = Duration::from_millis(start_ms);
+        let duration = Duration::from_millis(for_ms);
+        let f = Fault {
+            name: name.into(),
+            start,
+            duration,
+            delay: None,
+            abort: None,
+        };
+        (f, (start, start + duration))
+    }
+
+    /// Records calls; reverts fail `revert_failures` times first; `hang` never answers.
+    #[derive(Default)]
+    struct Fake {
+        active: Mutex<Vec<String>>,
+        revert_failures: AtomicU32,
+        hang_revert: bool,
+        /// The apply lands, but its answer never comes (a stuck API server).
+        hang_apply: bool,
+        reverts: AtomicU32,
+    }
+
+    impl FaultInjector for Fake {
+        fn apply<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+            Box::pin(async move {
+                self.active.lock().unwrap().push(f.name.clone());
+                if self.hang_apply {
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            })
+        }
+        fn revert<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+            Box::pin(async move {
+                self.reverts.fetch_add(1, Ordering::SeqCst);
+                if self.hang_revert {
+                    std::future::pending::<()>().await;
+                }
+                if self.revert_failures.load(Ordering::SeqCst) > 0 {
+                    self.revert_failures.fetch_sub(1, Ordering::SeqCst);
+                    anyhow::bail!("flaky");
+                }
+                self.active.lock().unwrap().retain(|n| *n != f.name);
+                Ok(())
+            })
+        }
+    }
+
+    async fn run(
+        fake: Arc<Fake>,
+        specs: &[(&str, u64, u64)],
+        stop_after_ms: u64,
+    ) -> TimelineOutcome {
+        let (faults, windows): (Vec<_>, Vec<_>) =
+            specs.iter().map(|(n, s, d)| fault(n, *s, *d)).unzip();
+        let stop = CancellationToken::new();
+        let zero = Instant::now();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(stop_after_ms)).await;
+            stopper.cancel();
+        });
+        run_timeline(Some(fake), faults, windows, zero, stop).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_inside_a_window_reverts_and_says_when() {
+        let fake = Arc::new(Fake::default());
+        let out = run(fake.clone(), &[("a", 100, 1000), ("later", 5000, 100)], 400).await;
+        assert!(fake.active.lock().unwrap().is_empty());
+        assert_eq!(out.activity[0].applied_at, Some(Duration::from_millis(100)));
+        assert_eq!(
+            out.activity[0].reverted_at,
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(out.activity[1], FaultActivity::default());
+        assert_eq!(out.left_active(), 0);
+        assert!(out.log.is_empty(), "{:?}", out.log);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn windows_that_end_before_the_stop_revert_on_time() {
+        let fake = Arc::new(Fake::default());
+        let out = run(fake.clone(), &[("a", 0, 200), ("b", 200, 100)], 10_000).await;
+        assert_eq!(
+            out.activity[0].reverted_at,
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(out.activity[1].applied_at, Some(Duration::from_millis(200)));
+        assert_eq!(
+            out.activity[1].reverted_at,
+            Some(Duration::from_millis(300))
+        );
+        assert!(fake.active.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flaky_revert_is_retried() {
+        let fake = Arc::new(Fake {
+            revert_failures: AtomicU32::new(2),
+            ..Fake::default()
+        });
+        let out = run(fake.clone(), &[("a", 0, 1000)], 100).await;
+        assert!(fake.active.lock().unwrap().is_empty());
+        assert_eq!(out.left_active(), 0);
+        // 100 ms, then 200 ms and 400 ms of back-off.
+        assert_eq!(
+            out.activity[0].reverted_at,
+            Some(Duration::from_millis(700))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_revert_is_bounded_and_reported() {
+        let fake = Arc::new(Fake {
+            hang_revert: true,
+            ..Fake::default()
+        });
+        let started = Instant::now();
+        let out = run(fake, &[("a", 0, 1000)], 100).await;
+        assert_eq!(out.left_active(), 1);
+        assert_eq!(out.activity[0].reverted_at, None);
+        assert!(
+            out.log[0].contains("could not be reverted after 3 attempts"),
+            "{:?}",
+            out.log
+        );
+        assert!(
+            started.elapsed()
+                <= Duration::from_millis(100) + 3 * CALL_TIMEOUT + Duration::from_secs(1)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_apply_that_times_out_is_still_reverted() {
+        let fake = Arc::new(Fake {
+            hang_apply: true,
+            ..Fake::default()
+        });
+        let out = run(fake.clone(), &[("a", 0, 60_000)], 30_000).await;
+        assert!(out.log[0].contains("could not be applied"), "{:?}", out.log);
+        assert_eq!(out.activity[0], FaultActivity::default());
+        assert_eq!(fake.reverts.load(Ordering::SeqCst), 1);
+        assert!(fake.active.lock().unwrap().is_empty());
     }
 }

@@ -47,13 +47,16 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
     )?;
     let file = scenario::resolve(name, &args.scenario.dir.scenarios_dir)?;
     let sc = scenario::load(&file).map_err(|e| e.to_string())?;
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         sc,
         PlanOptions {
             time_scale: args.scenario.time_scale,
             seed: args.scenario.seed,
         },
     )?;
+    if let Some(bytes) = args.max_response_bytes {
+        plan.scenario.load.max_response_bytes = bytes;
+    }
     let grace = crate::units::parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?;
     if args.target_url.is_some() && args.platform != PlatformKind::Url {
         return Err("--target-url goes with --platform url".into());
@@ -103,6 +106,20 @@ pub fn run(args: &RunArgs) -> u8 {
 }
 
 async fn run_async(cfg: RunConfig) -> u8 {
+    // Signals are watched from before the platform comes up until the process exits: an
+    // interrupt during `up` still takes the platform down and writes an empty partial
+    // report; one after the load marks the run interrupted. Never the default action,
+    // which would skip fault reverts and cleanup.
+    let control = Control::default();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    // Registered here, synchronously, so no signal slips in before the task first runs.
+    let streams = Signals::register();
+    let signals = tokio::spawn(watch_signals(
+        streams,
+        control.clone(),
+        cfg.grace,
+        interrupted.clone(),
+    ));
     let (target, local) = match bring_up(&cfg).await {
         Ok(t) => t,
         Err(PlatformError::Usage(e)) => {
@@ -117,7 +134,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let sd_file = crate::prom::prepare(&cfg.prometheus, &target).await;
     let wall = Instant::now();
-    let outcome = execute(&cfg, &target).await;
+    let outcome = execute(&cfg, &target, control).await;
     let duration_s = wall.elapsed().as_secs_f64();
     // Before the platform goes down: its metrics must still be scraped while we wait.
     let prom =
@@ -141,7 +158,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
                 platform_name(cfg.platform)
             )
         },
-        interrupted: outcome.interrupted,
+        interrupted: outcome.interrupted || interrupted.load(Ordering::SeqCst),
         prometheus: prom.observations,
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
@@ -154,14 +171,17 @@ async fn run_async(cfg: RunConfig) -> u8 {
         },
         started_at: started_at.clone(),
         duration_s,
-        interrupted: outcome.interrupted,
+        interrupted: ext.interrupted,
         replicas,
         hpa,
         faults_injected: target.faults.is_some(),
+        fault_activity: outcome.fault_activity,
     };
     let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     report.cross_check = prom.cross_check;
-    finish(&cfg, &report, &started_at, &target)
+    let code = finish(&cfg, &report, &started_at, &target);
+    signals.abort();
+    code
 }
 
 /// The replica timeline relative to the run's zero, and the HPA figures (in
@@ -243,6 +263,8 @@ pub struct Outcome {
     pub interrupted: bool,
     /// The run's zero: intended start offsets count from here.
     pub zero: Instant,
+    /// What the fault timeline applied and reverted, per scenario fault.
+    pub fault_activity: Vec<crate::faults::FaultActivity>,
 }
 
 /// How `execute_plan` behaves around the load.
@@ -254,17 +276,40 @@ pub struct ExecOptions {
     pub grace: Duration,
 }
 
-async fn execute(cfg: &RunConfig, target: &Target) -> Outcome {
+async fn execute(cfg: &RunConfig, target: &Target, control: Control) -> Outcome {
     let opts = ExecOptions {
         quiet: cfg.quiet,
         grace: cfg.grace,
     };
-    execute_plan(&cfg.plan, target, opts).await
+    execute_plan(&cfg.plan, target, opts, control).await
 }
 
-/// The load phase of `plan` against `target`: engine, recorder, faults and signals, until
-/// every workflow has ended. The platform stays up (`slo-check capacity` runs one plan per step).
-pub async fn execute_plan(plan: &Plan, target: &Target, opts: ExecOptions) -> Outcome {
+/// The load phase of one plan with its own interrupt handling (`slo-check capacity`
+/// runs one plan per step on a platform that stays up).
+pub async fn execute_plan_with_signals(plan: &Plan, target: &Target, opts: ExecOptions) -> Outcome {
+    let control = Control::default();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let streams = Signals::register();
+    let signals = tokio::spawn(watch_signals(
+        streams,
+        control.clone(),
+        opts.grace,
+        interrupted.clone(),
+    ));
+    let mut outcome = execute_plan(plan, target, opts, control).await;
+    signals.abort();
+    outcome.interrupted |= interrupted.load(Ordering::SeqCst);
+    outcome
+}
+
+/// The load phase of `plan` against `target`: engine, recorder and faults, until every
+/// workflow has ended; `control` stops it early. The platform stays up.
+pub async fn execute_plan(
+    plan: &Plan,
+    target: &Target,
+    opts: ExecOptions,
+    control: Control,
+) -> Outcome {
     let load = &plan.scenario.load;
     let client = HttpClient::new(load.max_in_flight as usize, load.max_response_bytes);
     let runner = Arc::new(WorkflowRunner::new(
@@ -274,13 +319,6 @@ pub async fn execute_plan(plan: &Plan, target: &Target, opts: ExecOptions) -> Ou
         plan.scenario.capture_names.len(),
         plan.env_values.clone(),
         load.request_timeout,
-    ));
-    let control = Control::default();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let signals = tokio::spawn(watch_signals(
-        control.clone(),
-        opts.grace,
-        interrupted.clone(),
     ));
     let live = Arc::new(Live::default());
     let (tx, rx) = unbounded_channel();
@@ -319,29 +357,48 @@ pub async fn execute_plan(plan: &Plan, target: &Target, opts: ExecOptions) -> Ou
     .await;
     // The schedule is over (or stopped): faults end with it, whatever their windows say.
     control.stop_starts.cancel();
-    let fault_log = faults.await.unwrap_or_default();
-    for line in &fault_log {
-        if !opts.quiet {
+    let timeline = faults.await.unwrap_or_default();
+    for line in &timeline.log {
+        // A fault that could not be applied or reverted is shown even with --quiet.
+        if !opts.quiet || line.starts_with("error:") {
             eprintln!("{line}");
         }
     }
     let stats = aggregator.await.expect("the aggregator does not panic");
-    signals.abort();
     Outcome {
         stats,
-        interrupted: issued == Issued::Stopped || interrupted.load(Ordering::SeqCst),
+        interrupted: issued == Issued::Stopped,
         zero,
+        fault_activity: timeline.activity,
     }
 }
 
-/// First SIGINT/SIGTERM: stop new starts, give in-flight workflows `grace`.
-/// Grace over, or a second signal: abandon them.
-async fn watch_signals(control: Control, grace: Duration, interrupted: Arc<AtomicBool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+/// SIGINT and SIGTERM listeners (none when they cannot be installed).
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn register() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Signals(Some((int, term))),
+            _ => Signals(None),
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: stop new starts (the fault timeline reverts active faults
+/// on the same token), give in-flight workflows `grace`. Grace over, or a second
+/// signal: abandon them. Later signals are ignored: cleanup and reports finish.
+async fn watch_signals(
+    signals: Signals,
+    control: Control,
+    grace: Duration,
+    interrupted: Arc<AtomicBool>,
+) {
+    let Signals(Some((mut int, mut term))) = signals else {
         return;
     };
     tokio::select! {
@@ -479,7 +536,7 @@ fn unreachable(r: &RunReport, target: &Target) -> Option<String> {
         .unwrap_or(0);
     (c.succeeded == 0 && c.failed > 0 && connect == c.failed).then(|| {
         format!(
-            "could not connect to {} at all: all {} workflows failed to connect; is the service running and the URL right?",
+            "could not connect to {} at all: all {} workflows failed with connection errors (refused, reset or closed early); is the service running and the URL right?",
             target.base_url, c.failed
         )
     })

@@ -10,7 +10,7 @@ use super::model::{NotApplicable, Percentiles, StepCounts, StepReplicas, StepRep
 use super::search::Phase;
 use crate::plan::{Plan, PlanOptions};
 use crate::platform::{ReplicaSample, Target};
-use crate::run::{ExecOptions, execute_plan};
+use crate::run::{ExecOptions, execute_plan_with_signals};
 use crate::scenario::{Metric, Scenario, Slo, SloSource, Stage, WindowRef};
 use crate::slo::{self, SloResult};
 use crate::stats::WindowStats;
@@ -139,7 +139,7 @@ pub async fn run_step(
 ) -> Result<StepRun, String> {
     let plan = shape.plan(rate_per_s, index)?;
     let wall = Instant::now();
-    let outcome = execute_plan(&plan, target, exec).await;
+    let outcome = execute_plan_with_signals(&plan, target, exec).await;
     let duration_s = wall.elapsed().as_secs_f64();
     // Windows: [0] the run, then one per stage; the measured stage is the last.
     let measured_idx = plan.schedule.segments.len();

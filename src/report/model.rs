@@ -214,6 +214,13 @@ pub struct FaultReport {
     pub delay_ms: Option<f64>,
     /// Whether the platform could inject it.
     pub injected: bool,
+    /// When the injector applied it, seconds after the run's zero (absent: never applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at_s: Option<f64>,
+    /// When the injector confirmed its revert (absent when never applied, or when the
+    /// revert failed: a fault left in place, which the terminal reports as an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_at_s: Option<f64>,
 }
 
 /// Serialized histograms.
@@ -239,12 +246,15 @@ pub struct RunMeta {
     pub hpa: Option<HpaReport>,
     /// Whether the platform could inject faults.
     pub faults_injected: bool,
+    /// What the fault timeline did, per scenario fault (empty: nothing recorded).
+    pub fault_activity: Vec<crate::faults::FaultActivity>,
 }
 
 impl RunReport {
     pub fn build(plan: &Plan, stats: &RunStats, slos: Vec<SloResult>, meta: RunMeta) -> RunReport {
         let sc = &plan.scenario;
         let run = &stats.windows[0];
+        let activity = |i: usize| meta.fault_activity.get(i);
         let len = run.spec.len_s();
         let step_map = |f: &dyn Fn(usize) -> String| -> BTreeMap<String, String> {
             sc.workflow
@@ -341,7 +351,8 @@ impl RunReport {
                 .faults
                 .iter()
                 .zip(&plan.fault_windows)
-                .map(|(f, (from, to))| FaultReport {
+                .enumerate()
+                .map(|(i, (f, (from, to)))| FaultReport {
                     name: f.name.clone(),
                     from_s: from.as_secs_f64(),
                     to_s: to.as_secs_f64(),
@@ -353,6 +364,12 @@ impl RunReport {
                         .as_ref()
                         .map(|d| d.fixed_delay.as_secs_f64() * 1000.0),
                     injected: meta.faults_injected,
+                    applied_at_s: activity(i)
+                        .and_then(|a| a.applied_at)
+                        .map(|d| d.as_secs_f64()),
+                    reverted_at_s: activity(i)
+                        .and_then(|a| a.reverted_at)
+                        .map(|d| d.as_secs_f64()),
                 })
                 .collect(),
             histograms: Histograms {

@@ -345,6 +345,8 @@ pub fn spike() -> RunReport {
             delay_percent: None,
             delay_ms: None,
             injected: true,
+            applied_at_s: None,
+            reverted_at_s: None,
         }],
         histograms: Histograms {
             workflow: histogram::encode(&sim.workflow),

@@ -4,7 +4,8 @@
 /// Why a workflow failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKind {
-    /// The connection could not be made (refused, reset before a response, DNS).
+    /// The connection could not be made or was lost before the response was complete
+    /// (refused, reset or closed before or in the middle of the body, DNS).
     Connect,
     /// A request got no complete response within `request_timeout`.
     Timeout,

@@ -69,7 +69,7 @@ impl HttpClient {
             let body = Limited::new(resp.into_body(), self.max_response_bytes)
                 .collect()
                 .await
-                .map_err(|_| SendError::Failed(FailureKind::Other))?
+                .map_err(|e| SendError::Failed(classify_body(&*e)))?
                 .to_bytes();
             Ok(Response { status, body })
         };
@@ -83,7 +83,26 @@ impl HttpClient {
 /// A connection that closes before any response byte arrives is reported by
 /// hyper as an incomplete message; it is a connection failure, not a protocol one.
 fn classify(e: &hyper_util::client::legacy::Error) -> FailureKind {
-    let mut source = std::error::Error::source(e);
+    std::error::Error::source(e).map_or(FailureKind::Other, lost_connection)
+}
+
+/// An error while reading the body: over `max_response_bytes` is `other`; the
+/// connection reset or closed before the body was complete is `connect`, as it
+/// is before the headers (the peer went away, whatever it had sent so far);
+/// a malformed body (bad chunk framing) is `other`.
+fn classify_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> FailureKind {
+    if e.downcast_ref::<http_body_util::LengthLimitError>()
+        .is_some()
+    {
+        return FailureKind::Other;
+    }
+    lost_connection(e)
+}
+
+/// `connect` when `e` or one of its sources says the connection was lost
+/// (reset, aborted, closed early), `other` otherwise.
+fn lost_connection(e: &(dyn std::error::Error + 'static)) -> FailureKind {
+    let mut source = Some(e);
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() || h.is_canceled() {
