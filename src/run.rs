@@ -110,16 +110,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
     // interrupt during `up` still takes the platform down and writes an empty partial
     // report; one after the load marks the run interrupted. Never the default action,
     // which would skip fault reverts and cleanup.
-    let control = Control::default();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    // Registered here, synchronously, so no signal slips in before the task first runs.
-    let streams = Signals::register();
-    let signals = tokio::spawn(watch_signals(
-        streams,
-        control.clone(),
-        cfg.grace,
-        interrupted.clone(),
-    ));
+    let (control, interrupted, signals) = watch_interrupts(cfg.grace);
     let (target, local) = match bring_up(&cfg).await {
         Ok(t) => t,
         Err(PlatformError::Usage(e)) => {
@@ -287,15 +278,7 @@ async fn execute(cfg: &RunConfig, target: &Target, control: Control) -> Outcome 
 /// The load phase of one plan with its own interrupt handling (`slo-check capacity`
 /// runs one plan per step on a platform that stays up).
 pub async fn execute_plan_with_signals(plan: &Plan, target: &Target, opts: ExecOptions) -> Outcome {
-    let control = Control::default();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let streams = Signals::register();
-    let signals = tokio::spawn(watch_signals(
-        streams,
-        control.clone(),
-        opts.grace,
-        interrupted.clone(),
-    ));
+    let (control, interrupted, signals) = watch_interrupts(opts.grace);
     let mut outcome = execute_plan(plan, target, opts, control).await;
     signals.abort();
     outcome.interrupted |= interrupted.load(Ordering::SeqCst);
@@ -371,6 +354,22 @@ pub async fn execute_plan(
         zero,
         fault_activity: timeline.activity,
     }
+}
+
+/// Start watching SIGINT/SIGTERM: the control the load obeys, whether a signal
+/// came, and the watcher task (abort it when done). The listeners are registered
+/// here, synchronously, so no signal slips in before the task first runs.
+fn watch_interrupts(grace: Duration) -> (Control, Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let control = Control::default();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let streams = Signals::register();
+    let task = tokio::spawn(watch_signals(
+        streams,
+        control.clone(),
+        grace,
+        interrupted.clone(),
+    ));
+    (control, interrupted, task)
 }
 
 /// SIGINT and SIGTERM listeners (none when they cannot be installed).
