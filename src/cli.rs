@@ -89,16 +89,33 @@ pub struct ScenarioArgs {
     pub seed: Option<u64>,
 }
 
+/// Where the system under test comes from (`run` and `capacity`).
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
+pub struct TargetArgs {
     /// Platform that provides the system under test.
     #[arg(long, value_enum, default_value = "local")]
     pub platform: PlatformKind,
     /// Base URL of the system under test (with --platform url).
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
+}
+
+impl TargetArgs {
+    /// Flag combinations that cannot work together.
+    pub fn check(&self) -> Result<(), String> {
+        if self.target_url.is_some() && self.platform != PlatformKind::Url {
+            return Err("--target-url goes with --platform url".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Write reports to DIR instead of reports/<scenario>/<UTC time>/.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

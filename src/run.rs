@@ -58,9 +58,7 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         plan.scenario.load.max_response_bytes = bytes;
     }
     let grace = crate::units::parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?;
-    if args.target_url.is_some() && args.platform != PlatformKind::Url {
-        return Err("--target-url goes with --platform url".into());
-    }
+    args.target.check()?;
     let prometheus = crate::prom::PromSettings::resolve(
         args.prometheus.as_deref(),
         args.prometheus_sd_file.clone(),
@@ -70,8 +68,8 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
     Ok(RunConfig {
         prometheus,
         plan,
-        platform: args.platform,
-        target_url: args.target_url.clone(),
+        platform: args.target.platform,
+        target_url: args.target.target_url.clone(),
         out: args.out.clone(),
         quiet: args.quiet,
         json: args.json,
@@ -113,14 +111,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
     let (control, interrupted, signals) = watch_interrupts(cfg.grace);
     let (target, local) = match bring_up(&cfg).await {
         Ok(t) => t,
-        Err(PlatformError::Usage(e)) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-        Err(PlatformError::Infra(e)) => {
-            eprintln!("error: {e}");
-            return exit::INFRA;
-        }
+        Err(e) => return e.report(),
     };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let sd_file = crate::prom::prepare(&cfg.prometheus, &target).await;

@@ -43,12 +43,8 @@ pub struct CapacityArgs {
     /// Most steps (rates held) in all; bounds the search's total time.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_steps: usize,
-    /// Platform that provides the system under test.
-    #[arg(long, value_enum, default_value = "local")]
-    pub platform: PlatformKind,
-    /// Base URL of the system under test (with --platform url).
-    #[arg(long, value_name = "URL")]
-    pub target_url: Option<String>,
+    #[command(flatten)]
+    pub target: crate::cli::TargetArgs,
     /// Write capacity.json, capacity.md, capacity.html and capacity.svg to DIR instead of
     /// reports/<scenario>/capacity-<UTC time>/.
     #[arg(long, value_name = "DIR")]
@@ -105,7 +101,7 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
         return Err(format!("--to {to}: must be at least --from ({from}/s)"));
     }
     let step = duration("--step-for", &args.step_for)?;
-    let autoscales = args.platform == PlatformKind::Local && sc.platform.local.autoscale;
+    let autoscales = args.target.platform == PlatformKind::Local && sc.platform.local.autoscale;
     let warmup_text =
         args.warmup
             .as_deref()
@@ -131,9 +127,7 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
     if args.max_steps < 2 {
         return Err("--max-steps: must be at least 2 (one to pass, one to fail)".into());
     }
-    if args.target_url.is_some() && args.platform != PlatformKind::Url {
-        return Err("--target-url goes with --platform url".into());
-    }
+    args.target.check()?;
     Ok(CapacityConfig {
         search: SearchSettings {
             from_per_s: from,
@@ -151,8 +145,8 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
             .seed
             .or(sc.load.seed)
             .unwrap_or_else(clock_seed),
-        platform: args.platform,
-        target_url: args.target_url.clone(),
+        platform: args.target.platform,
+        target_url: args.target.target_url.clone(),
         out: args.out.clone(),
         quiet: args.quiet,
         json: args.json,

@@ -26,7 +26,7 @@ use self::model::{BoundBy, CapacityReport, NotApplicable, Settings, StepReport};
 use self::search::{Conclusion, Search};
 use self::step::{StepShape, run_step};
 use crate::app::exit;
-use crate::platform::{PlatformError, Target};
+use crate::platform::Target;
 use crate::report::model::PlatformInfo;
 use crate::run::{ExecOptions, platform_name, platform_up};
 
@@ -85,14 +85,7 @@ async fn run_async(cfg: CapacityConfig) -> u8 {
     };
     let (target, local) = match platform_up(cfg.platform, cfg.target_url.as_deref(), &first).await {
         Ok(t) => t,
-        Err(PlatformError::Usage(e)) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-        Err(PlatformError::Infra(e)) => {
-            eprintln!("error: {e}");
-            return exit::INFRA;
-        }
+        Err(e) => return e.report(),
     };
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let wall = Instant::now();

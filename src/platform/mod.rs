@@ -83,3 +83,14 @@ pub enum PlatformError {
     #[error("{0}")]
     Infra(String),
 }
+
+impl PlatformError {
+    /// Print the error and return its exit code: 2 for usage, 3 for infrastructure.
+    pub fn report(&self) -> u8 {
+        eprintln!("error: {self}");
+        match self {
+            PlatformError::Usage(_) => crate::app::exit::USAGE,
+            PlatformError::Infra(_) => crate::app::exit::INFRA,
+        }
+    }
+}
