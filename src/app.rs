@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => crate::run::run(&args),
         Some(Command::Report(args)) => crate::report::command::run(&args),
         Some(Command::Capacity(args)) => crate::capacity::run(&args),
+        Some(Command::Stack(args)) => crate::platform::kube::stack::command(&args),
         None => crate::run::run(&cli.run),
     };
     ExitCode::from(code)

@@ -35,6 +35,28 @@ pub enum Command {
     Report(ReportArgs),
     /// Find the highest arrival rate at which every SLO still holds (step up, then bisect).
     Capacity(crate::capacity::CapacityArgs),
+    /// Deploy, inspect, clean or delete the platform stack in a Kubernetes cluster.
+    Stack(StackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    #[command(subcommand)]
+    pub action: StackAction,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum StackAction {
+    /// Check prerequisites, server-side apply the stack and wait for its rollouts.
+    Up,
+    /// Delete what `up` applied (the namespace too, when slo-check created it).
+    Down,
+    /// Show the stack's objects, rollouts, HPA and any fault left in a VirtualService.
+    Status,
+    /// Restore VirtualServices that a killed run left with an injected fault.
+    Clean,
 }
 
 /// Comparison with an earlier run.
@@ -70,7 +92,7 @@ pub enum PlatformKind {
     Local,
     /// An already running endpoint given by --target-url.
     Url,
-    /// A Kubernetes cluster from the current kubeconfig context (not in this version yet).
+    /// A Kubernetes cluster from the kubeconfig (--context): deploys stack/, port-forwards the ingress gateway, watches the HPA, patches VirtualService faults.
     Kube,
 }
 
@@ -95,19 +117,68 @@ pub struct TargetArgs {
     /// Platform that provides the system under test.
     #[arg(long, value_enum, default_value = "local")]
     pub platform: PlatformKind,
-    /// Base URL of the system under test (with --platform url).
+    /// Base URL of the system under test (with --platform url; with --platform kube, a URL that reaches the deployed service, instead of a port-forward to the ingress gateway).
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// With --platform kube: leave the deployed stack in the cluster after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// With --platform kube: inject the scenario's faults even though the namespace lacks the label slo-check.io/faults=allowed.
+    #[arg(long)]
+    pub allow_faults: bool,
 }
 
 impl TargetArgs {
     /// Flag combinations that cannot work together.
     pub fn check(&self) -> Result<(), String> {
-        if self.target_url.is_some() && self.platform != PlatformKind::Url {
-            return Err("--target-url goes with --platform url".into());
+        if self.target_url.is_some() && self.platform == PlatformKind::Local {
+            return Err(
+                "--target-url goes with --platform url (or --platform kube, to reach the deployed service without a port-forward)"
+                    .into(),
+            );
+        }
+        if self.platform != PlatformKind::Kube {
+            let kube_only = [
+                ("--keep", self.keep),
+                ("--allow-faults", self.allow_faults),
+                ("--context", self.kube.context.is_some()),
+                ("--namespace", self.kube.namespace.is_some()),
+                ("--stack", self.kube.stack.is_some()),
+                ("--overlay", self.kube.overlay.is_some()),
+                ("--rollout-timeout", self.kube.rollout_timeout.is_some()),
+                ("--ingress", self.kube.ingress.is_some()),
+            ];
+            if let Some((flag, _)) = kube_only.iter().find(|(_, given)| *given) {
+                return Err(format!("{flag} goes with --platform kube"));
+            }
         }
         Ok(())
     }
+}
+
+/// Which cluster, namespace and stack (`--platform kube` and `slo-check stack`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig context to use (default: the current context; KUBECONFIG is honoured).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace of the platform (default: the scenario's platform.namespace, mcp-agents); must be the namespace the stack deploys into.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The kustomize tree to deploy: a directory holding base/ and overlays/ [default: stack].
+    #[arg(long, value_name = "DIR")]
+    pub stack: Option<PathBuf>,
+    /// Which overlay of --stack to deploy: kind or gpu (any directory under overlays/) [default: kind].
+    #[arg(long, value_name = "NAME")]
+    pub overlay: Option<String>,
+    /// Longest wait for the Deployment and StatefulSets to roll out [default: 180s].
+    #[arg(long, value_name = "DURATION")]
+    pub rollout_timeout: Option<String>,
+    /// Where traffic enters the mesh, as NAMESPACE/LABEL=VALUE:PORT: a pod matching it is port-forwarded (faults apply at the gateway) [default: istio-system/istio=ingressgateway:8080].
+    #[arg(long, value_name = "NS/LABEL=VALUE:PORT")]
+    pub ingress: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

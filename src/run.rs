@@ -12,11 +12,13 @@ use tokio::time::Instant;
 
 use crate::app::exit;
 use crate::autoscale::timeline::{first_rate_increase, hpa_metrics};
+use crate::cli::TargetArgs;
 use crate::cli::{PlatformKind, RunArgs};
 use crate::load::engine::{self, Control, Issued, Live};
 use crate::plan::{Plan, PlanOptions};
-use crate::platform::local::{LocalOptions, LocalPlatformHandle};
-use crate::platform::{self, PlatformError, Target};
+use crate::platform::kube::KubeSettings;
+use crate::platform::local::LocalOptions;
+use crate::platform::{self, PlatformError, Running, Target};
 use crate::report::model::{HpaReport, PlatformInfo, ReplicaPoint, RunMeta};
 use crate::report::terminal::{Progress, Snapshot};
 use crate::report::{self, RunReport};
@@ -26,12 +28,14 @@ use crate::stats::record::{Event, FailureKind};
 use crate::stats::{Recorder, RunStats};
 use crate::workflow::WorkflowRunner;
 use crate::workflow::http::HttpClient;
+use tokio_util::sync::CancellationToken;
 
 /// Options of one run, checked.
 pub struct RunConfig {
     pub plan: Plan,
     pub platform: PlatformKind,
-    pub target_url: Option<String>,
+    /// Where the system under test comes from, as the flags say.
+    pub target: TargetArgs,
     pub out: Option<PathBuf>,
     pub quiet: bool,
     pub json: bool,
@@ -69,7 +73,7 @@ pub fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         prometheus,
         plan,
         platform: args.target.platform,
-        target_url: args.target.target_url.clone(),
+        target: args.target.clone(),
         out: args.out.clone(),
         quiet: args.quiet,
         json: args.json,
@@ -109,7 +113,14 @@ async fn run_async(cfg: RunConfig) -> u8 {
     // report; one after the load marks the run interrupted. Never the default action,
     // which would skip fault reverts and cleanup.
     let (control, interrupted, signals) = watch_interrupts(cfg.grace);
-    let (target, local) = match bring_up(&cfg).await {
+    let up = platform_up(
+        &cfg.target,
+        &cfg.plan,
+        cfg.prometheus.url.as_deref(),
+        cfg.quiet,
+        control.stop_starts.clone(),
+    );
+    let (target, running) = match up.await {
         Ok(t) => t,
         Err(e) => return e.report(),
     };
@@ -123,9 +134,7 @@ async fn run_async(cfg: RunConfig) -> u8 {
         crate::prom::evaluate(&cfg.prometheus, &cfg.plan, &outcome.stats, outcome.zero).await;
     drop(sd_file);
     let (replicas, hpa) = replica_report(&cfg.plan, &target, outcome.zero);
-    if let Some(handle) = local {
-        handle.down().await;
-    }
+    running.down().await;
     let ext = slo::External {
         hpa: hpa.as_ref().map(|h| slo::HpaValues {
             decision_s: h.decision_s,
@@ -206,28 +215,39 @@ fn replica_report(
     (points, hpa)
 }
 
-async fn bring_up(cfg: &RunConfig) -> Result<(Target, Option<LocalPlatformHandle>), PlatformError> {
-    platform_up(cfg.platform, cfg.target_url.as_deref(), &cfg.plan).await
-}
-
-/// Bring the platform `kind` up for `plan` (also used by `slo-check capacity`, which keeps
-/// one platform up across its steps).
+/// Bring the platform up for `plan` (also used by `slo-check capacity`, which keeps one
+/// platform up across its steps). `cancel` (an interrupt) stops a slow bring-up.
 pub async fn platform_up(
-    kind: PlatformKind,
-    target_url: Option<&str>,
+    flags: &TargetArgs,
     plan: &Plan,
-) -> Result<(Target, Option<LocalPlatformHandle>), PlatformError> {
-    match kind {
-        PlatformKind::Url => Ok((platform::url::target(target_url)?, None)),
-        PlatformKind::Local => {
-            let opts = LocalOptions::in_current_dir(plan.scenario.platform.local.clone(), plan.time_scale)?;
-            let handle = platform::local::up(opts).await?;
-            Ok((handle.target(), Some(handle)))
-        }
-        PlatformKind::Kube => Err(PlatformError::Usage(
-            "--platform kube is not available in this version; use --platform local (the embedded platform) or --platform url --target-url URL"
-                .into(),
+    prometheus: Option<&str>,
+    quiet: bool,
+    cancel: CancellationToken,
+) -> Result<(Target, Running), PlatformError> {
+    match flags.platform {
+        PlatformKind::Url => Ok((
+            platform::url::target(flags.target_url.as_deref())?,
+            Running::Nothing,
         )),
+        PlatformKind::Local => {
+            let opts = LocalOptions::in_current_dir(
+                plan.scenario.platform.local.clone(),
+                plan.time_scale,
+            )?;
+            let handle = platform::local::up(opts).await?;
+            Ok((handle.target(), Running::Local(Box::new(handle))))
+        }
+        PlatformKind::Kube => {
+            let mut settings = KubeSettings::resolve(&flags.kube, &plan.scenario.platform, quiet)?;
+            settings.target_url = flags.target_url.clone();
+            settings.forward_ingress = flags.target_url.is_none();
+            settings.keep = flags.keep;
+            settings.allow_faults = flags.allow_faults;
+            settings.wants_faults = !plan.scenario.faults.is_empty();
+            settings.prometheus = prometheus.map(str::to_string);
+            let handle = platform::kube::up(settings, cancel).await?;
+            Ok((handle.target(), Running::Kube(Box::new(handle))))
+        }
     }
 }
 

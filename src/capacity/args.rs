@@ -68,7 +68,8 @@ pub struct CapacityConfig {
     /// Poisson seed of the first step (see `StepShape::seed`).
     pub seed: u64,
     pub platform: PlatformKind,
-    pub target_url: Option<String>,
+    /// Where the system under test comes from, as the flags say.
+    pub target: crate::cli::TargetArgs,
     pub out: Option<PathBuf>,
     pub quiet: bool,
     pub json: bool,
@@ -146,7 +147,7 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
             .or(sc.load.seed)
             .unwrap_or_else(clock_seed),
         platform: args.target.platform,
-        target_url: args.target.target_url.clone(),
+        target: args.target.clone(),
         out: args.out.clone(),
         quiet: args.quiet,
         json: args.json,

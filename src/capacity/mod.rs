@@ -83,7 +83,14 @@ async fn run_async(cfg: CapacityConfig) -> u8 {
             return exit::USAGE;
         }
     };
-    let (target, local) = match platform_up(cfg.platform, cfg.target_url.as_deref(), &first).await {
+    let up = platform_up(
+        &cfg.target,
+        &first,
+        None,
+        cfg.quiet,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let (target, running) = match up.await {
         Ok(t) => t,
         Err(e) => return e.report(),
     };
@@ -93,9 +100,7 @@ async fn run_async(cfg: CapacityConfig) -> u8 {
         eprintln!("{}", output::preamble(&cfg, &target.description));
     }
     let searched = search_steps(&cfg, &shape, &target).await;
-    if let Some(handle) = local {
-        handle.down().await;
-    }
+    running.down().await;
     let report = build_report(
         &cfg,
         &target,

@@ -1,7 +1,8 @@
 //! Platforms bring the system under test up, hand back a `Target`, and take it
 //! down: `url` (an endpoint that is already running), `local` (the embedded
-//! platform) and, later, `kube`.
+//! platform) and `kube` (a Kubernetes cluster).
 
+pub mod kube;
 pub mod local;
 pub mod url;
 
@@ -82,6 +83,29 @@ pub enum PlatformError {
     /// Infrastructure failure (exit 3).
     #[error("{0}")]
     Infra(String),
+    /// A signal arrived while the platform was coming up (exit 130).
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+/// A platform that is up, to be taken down after the run.
+pub enum Running {
+    /// Nothing to take down (`url`).
+    Nothing,
+    Local(Box<local::LocalPlatformHandle>),
+    Kube(Box<kube::KubePlatformHandle>),
+}
+
+impl Running {
+    /// Take the platform down (faults restored, replicas stopped, the stack deleted
+    /// unless kept).
+    pub async fn down(self) {
+        match self {
+            Running::Nothing => {}
+            Running::Local(handle) => handle.down().await,
+            Running::Kube(handle) => handle.down().await,
+        }
+    }
 }
 
 impl PlatformError {
@@ -91,6 +115,7 @@ impl PlatformError {
         match self {
             PlatformError::Usage(_) => crate::app::exit::USAGE,
             PlatformError::Infra(_) => crate::app::exit::INFRA,
+            PlatformError::Interrupted(_) => crate::app::exit::INTERRUPTED,
         }
     }
 }

@@ -1,0 +1,421 @@
+//! Istio faults on a cluster: the scenario's faults written into every HTTP route of the
+//! VirtualService by JSON patch (`/spec/http/N/fault`), the routes' original faults kept
+//! in an annotation on the same object, and restored from it: at the fault's end, on
+//! every exit path, and — after a SIGKILL — by `slo-check stack clean` or the next run.
+
+use std::time::Duration;
+
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::FIELD_MANAGER;
+use super::catalog::{Problem, timed};
+use super::settings::KubeSettings;
+use crate::platform::{BoxFuture, FaultInjector, PlatformError};
+use crate::scenario::Fault;
+
+/// Holds what slo-check changed in a VirtualService: the routes' original `fault` values.
+pub const ANNOTATION: &str = "slo-check.io/fault-original";
+
+/// The namespace label that allows fault injection.
+pub const OPT_IN_LABEL: &str = "slo-check.io/faults";
+
+/// Attempts at a patch that lost a race with another writer.
+const ATTEMPTS: usize = 4;
+
+/// The VirtualService resource (networking.istio.io/v1).
+pub fn virtual_services(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
+    Api::namespaced_with(client.clone(), namespace, &ar)
+}
+
+/// Istio's HTTPFaultInjection for the faults active now: the delay of the latest one
+/// with a delay, the abort of the latest one with an abort (a route holds one of each).
+pub fn istio_fault(active: &[Fault]) -> Value {
+    let mut fault = serde_json::Map::new();
+    if let Some(d) = active.iter().rev().find_map(|f| f.delay.as_ref()) {
+        fault.insert(
+            "delay".into(),
+            json!({ "percentage": { "value": d.percent }, "fixedDelay": go_duration(d.fixed_delay) }),
+        );
+    }
+    if let Some(a) = active.iter().rev().find_map(|f| f.abort.as_ref()) {
+        fault.insert(
+            "abort".into(),
+            json!({ "percentage": { "value": a.percent }, "httpStatus": a.http_status }),
+        );
+    }
+    Value::Object(fault)
+}
+
+/// A duration as Istio (Go's time.ParseDuration) reads it, to the millisecond (Istio's floor).
+fn go_duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+/// JSON pointer escaping (RFC 6901).
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+fn pointer(text: &str) -> json_patch::jsonptr::PointerBuf {
+    json_patch::jsonptr::PointerBuf::parse(text).expect("pointers built here are valid")
+}
+
+/// The patch that writes `fault` into every route of `vs`, recording `original` (each
+/// route's fault before slo-check touched it) in the annotation. Guarded by a test of
+/// the resourceVersion, so a concurrent change makes it fail rather than clobber.
+pub fn inject_patch(vs: &Value, original: &[Value], fault: &Value) -> json_patch::Patch {
+    let mut ops = vec![test_version(vs)];
+    if vs["metadata"]["annotations"].is_null() {
+        ops.push(add("/metadata/annotations", json!({})));
+    }
+    let record = json!({ "manager": FIELD_MANAGER, "routes": original });
+    ops.push(add(
+        &format!("/metadata/annotations/{}", escape(ANNOTATION)),
+        Value::String(record.to_string()),
+    ));
+    for i in 0..original.len() {
+        ops.push(add(&format!("/spec/http/{i}/fault"), fault.clone()));
+    }
+    json_patch::Patch(ops)
+}
+
+/// The patch that puts the routes' original faults back and drops the annotation.
+pub fn restore_patch(vs: &Value, original: &[Value]) -> json_patch::Patch {
+    let mut ops = vec![test_version(vs)];
+    let routes = vs["spec"]["http"].as_array().map(Vec::len).unwrap_or(0);
+    for (i, fault) in original.iter().enumerate().take(routes) {
+        let path = format!("/spec/http/{i}/fault");
+        let present = !vs["spec"]["http"][i]["fault"].is_null();
+        match (fault.is_null(), present) {
+            (true, true) => ops.push(PatchOperation::Remove(RemoveOperation {
+                path: pointer(&path),
+            })),
+            (true, false) => {}
+            (false, true) => ops.push(PatchOperation::Replace(ReplaceOperation {
+                path: pointer(&path),
+                value: fault.clone(),
+            })),
+            (false, false) => ops.push(add(&path, fault.clone())),
+        }
+    }
+    if !vs["metadata"]["annotations"][ANNOTATION].is_null() {
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: pointer(&format!("/metadata/annotations/{}", escape(ANNOTATION))),
+        }));
+    }
+    json_patch::Patch(ops)
+}
+
+fn add(path: &str, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(path),
+        value,
+    })
+}
+
+fn test_version(vs: &Value) -> PatchOperation {
+    PatchOperation::Test(TestOperation {
+        path: pointer("/metadata/resourceVersion"),
+        value: vs["metadata"]["resourceVersion"].clone(),
+    })
+}
+
+/// The routes' original faults recorded in `vs`'s annotation, if slo-check left one.
+pub fn recorded_original(vs: &Value) -> Option<Result<Vec<Value>, String>> {
+    let text = vs["metadata"]["annotations"][ANNOTATION].as_str()?;
+    Some(
+        serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v["routes"].as_array().cloned())
+            .ok_or_else(|| {
+                format!("annotation {ANNOTATION} does not hold slo-check's record: {text}")
+            }),
+    )
+}
+
+/// The routes' faults now (null where a route has none).
+fn current_faults(vs: &Value) -> Result<Vec<Value>, String> {
+    let routes = vs["spec"]["http"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "VirtualService {} has no spec.http routes to inject a fault into",
+                vs["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })?;
+    Ok(routes.iter().map(|r| r["fault"].clone()).collect())
+}
+
+/// Injects the scenario's faults into one VirtualService; implements `FaultInjector`.
+pub struct VirtualServiceFaults {
+    api: Api<DynamicObject>,
+    name: String,
+    namespace: String,
+    state: Mutex<Vec<Fault>>,
+}
+
+impl VirtualServiceFaults {
+    pub fn new(client: Client, settings: &KubeSettings) -> Self {
+        VirtualServiceFaults {
+            api: virtual_services(&client, &settings.namespace),
+            name: settings.refs.virtual_service.clone(),
+            namespace: settings.namespace.clone(),
+            state: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Write the active faults (or restore the original when none is active).
+    async fn write(&self, active: &[Fault]) -> anyhow::Result<()> {
+        let what = format!("VirtualService {}/{}", self.namespace, self.name);
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let vs = match timed(self.api.get(&self.name)).await {
+                Ok(o) => serde_json::to_value(o)?,
+                Err(e) => anyhow::bail!("cannot read {what}: {e}"),
+            };
+            let patch = if active.is_empty() {
+                match recorded_original(&vs) {
+                    None => return Ok(()), // nothing of ours in it
+                    Some(original) => restore_patch(&vs, &original.map_err(anyhow::Error::msg)?),
+                }
+            } else {
+                let original = match recorded_original(&vs) {
+                    Some(o) => o.map_err(anyhow::Error::msg)?,
+                    None => current_faults(&vs).map_err(anyhow::Error::msg)?,
+                };
+                inject_patch(&vs, &original, &istio_fault(active))
+            };
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            };
+            match timed(
+                self.api
+                    .patch(&self.name, &params, &Patch::Json::<()>(patch)),
+            )
+            .await
+            {
+                Ok(_) => return Ok(()),
+                // 409/422: the object changed under us (the resourceVersion test): read it again.
+                Err(Problem::Api(kube::Error::Api(s))) if s.code == 409 || s.code == 422 => {
+                    last = s.message.clone();
+                }
+                Err(e) => anyhow::bail!("cannot patch {what}: {e}"),
+            }
+        }
+        anyhow::bail!("cannot patch {what}: it kept changing under slo-check ({last})")
+    }
+
+    /// Remove every fault slo-check applied (the end of the run, an error, a signal).
+    pub async fn restore_all(&self) -> anyhow::Result<()> {
+        let mut active = self.state.lock().await;
+        active.clear();
+        self.write(&active).await
+    }
+}
+
+impl FaultInjector for VirtualServiceFaults {
+    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut active = self.state.lock().await;
+            active.push(fault.clone());
+            let written = self.write(&active).await;
+            if written.is_err() {
+                active.retain(|f| f.name != fault.name);
+            }
+            written
+        })
+    }
+
+    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut active = self.state.lock().await;
+            let before = active.clone();
+            active.retain(|f| f.name != fault.name);
+            let written = self.write(&active).await;
+            if written.is_err() {
+                *active = before;
+            }
+            written
+        })
+    }
+}
+
+/// Faults need the namespace's opt-in label, or `--allow-faults`.
+pub async fn check_opt_in(client: &Client, settings: &KubeSettings) -> Result<(), PlatformError> {
+    if settings.allow_faults {
+        return Ok(());
+    }
+    let ns = &settings.namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let found = timed(api.get_opt(ns))
+        .await
+        .map_err(|e| PlatformError::Infra(format!("cannot read namespace {ns}: {e}")))?;
+    let allowed = found
+        .as_ref()
+        .and_then(|n| n.metadata.labels.as_ref())
+        .and_then(|l| l.get(OPT_IN_LABEL))
+        .is_some_and(|v| v == "allowed");
+    if allowed {
+        return Ok(());
+    }
+    let state = if found.is_some() {
+        format!("namespace {ns} does not carry the label {OPT_IN_LABEL}=allowed")
+    } else {
+        format!("namespace {ns} does not exist yet, so it carries no {OPT_IN_LABEL}=allowed label")
+    };
+    Err(PlatformError::Usage(format!(
+        "the scenario injects faults, and {state}: faults are refused unless the namespace opts in (`kubectl create namespace {ns}; kubectl label namespace {ns} {OPT_IN_LABEL}=allowed`) or you pass --allow-faults"
+    )))
+}
+
+/// Restore every VirtualService in the namespace that still holds slo-check's annotation
+/// (a run killed inside a fault window). Returns the names restored.
+pub async fn clean_leftovers(
+    client: &Client,
+    settings: &KubeSettings,
+) -> Result<Vec<String>, PlatformError> {
+    let api = virtual_services(client, &settings.namespace);
+    let list = match timed(api.list(&ListParams::default())).await {
+        Ok(l) => l,
+        Err(Problem::Api(kube::Error::Api(s))) if s.code == 404 => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(PlatformError::Infra(format!(
+                "cannot list VirtualServices in namespace {} to look for faults left by an earlier run: {e}",
+                settings.namespace
+            )));
+        }
+    };
+    let mut restored = Vec::new();
+    for item in list.items {
+        let Some(name) = item.metadata.name.clone() else {
+            continue;
+        };
+        let vs = serde_json::to_value(&item).unwrap_or_default();
+        let Some(original) = recorded_original(&vs) else {
+            continue;
+        };
+        let original = original.map_err(PlatformError::Infra)?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        timed(api.patch(&name, &params, &Patch::Json::<()>(restore_patch(&vs, &original))))
+            .await
+            .map_err(|e| {
+                PlatformError::Infra(format!(
+                    "cannot restore VirtualService {}/{name}, which an earlier run left with an injected fault: {e}",
+                    settings.namespace
+                ))
+            })?;
+        settings.say(&format!(
+            "kube: restored VirtualService {}/{name}: an earlier run (killed?) had left an injected fault in it",
+            settings.namespace
+        ));
+        restored.push(name);
+    }
+    Ok(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Abort, Delay};
+
+    fn fault(name: &str, delay: Option<u64>, abort: Option<u16>) -> Fault {
+        Fault {
+            name: name.into(),
+            start: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            delay: delay.map(|ms| Delay {
+                percent: 50.0,
+                fixed_delay: Duration::from_millis(ms),
+            }),
+            abort: abort.map(|s| Abort {
+                percent: 1.5,
+                http_status: s,
+            }),
+        }
+    }
+
+    fn vs(routes: Value) -> Value {
+        json!({"metadata": {"name": "vs", "resourceVersion": "7"}, "spec": {"http": routes}})
+    }
+
+    #[test]
+    fn the_latest_delay_and_abort_win() {
+        let f = istio_fault(&[
+            fault("a", Some(2000), Some(503)),
+            fault("b", Some(250), None),
+        ]);
+        assert_eq!(
+            f,
+            json!({"delay": {"percentage": {"value": 50.0}, "fixedDelay": "250ms"},
+                   "abort": {"percentage": {"value": 1.5}, "httpStatus": 503}})
+        );
+    }
+
+    #[test]
+    fn inject_then_restore_gives_back_the_original_object() {
+        let before = vs(
+            json!([{"name": "a", "fault": {"abort": {"percentage": {"value": 1.0}, "httpStatus": 500}}}, {"name": "b"}]),
+        );
+        let original = current_faults(&before).unwrap();
+        let mut injected = before.clone();
+        json_patch::patch(
+            &mut injected,
+            &inject_patch(
+                &before,
+                &original,
+                &istio_fault(&[fault("x", None, Some(503))]),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            injected["spec"]["http"][0]["fault"]["abort"]["httpStatus"],
+            503
+        );
+        assert_eq!(
+            injected["spec"]["http"][1]["fault"]["abort"]["httpStatus"],
+            503
+        );
+        assert_eq!(recorded_original(&injected).unwrap().unwrap(), original);
+        let mut restored = injected.clone();
+        json_patch::patch(&mut restored, &restore_patch(&injected, &original)).unwrap();
+        let mut expected = before.clone();
+        expected["metadata"]["annotations"] = json!({});
+        assert_eq!(restored, expected);
+    }
+
+    #[test]
+    fn a_concurrent_change_fails_the_patch() {
+        let before = vs(json!([{"name": "a"}]));
+        let patch = inject_patch(
+            &before,
+            &[Value::Null],
+            &istio_fault(&[fault("x", Some(5), None)]),
+        );
+        let mut changed = before.clone();
+        changed["metadata"]["resourceVersion"] = json!("8");
+        assert!(json_patch::patch(&mut changed, &patch).is_err());
+    }
+
+    #[test]
+    fn a_virtual_service_without_routes_is_named() {
+        let err = current_faults(&vs(json!([]))).unwrap_err();
+        assert!(
+            err.contains("VirtualService vs") && err.contains("spec.http"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The `kube` platform: a real cluster from the kubeconfig. Renders and server-side
+//! applies `stack/` (field manager `slo-check`), awaits its rollouts, reaches the
+//! service (a port-forward to the Istio ingress gateway, or a configured URL), watches
+//! the HPA and Deployment into the replica timeline, injects faults by JSON patch of
+//! the VirtualService, and deletes what it applied unless `--keep`.
+
+pub mod apply;
+pub mod catalog;
+pub mod connect;
+pub mod faults;
+pub mod forward;
+pub mod observe;
+pub mod render;
+pub mod rollout;
+pub mod settings;
+pub mod stack;
+
+use std::sync::Arc;
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::{PlatformError, Target};
+use apply::Applied;
+pub use settings::KubeSettings;
+
+/// The field manager of every change slo-check makes.
+pub const FIELD_MANAGER: &str = "slo-check";
+
+/// A deployed stack, until `down`.
+pub struct KubePlatformHandle {
+    client: Client,
+    settings: KubeSettings,
+    applied: Applied,
+    observer: Arc<observe::Observer>,
+    injector: Option<Arc<faults::VirtualServiceFaults>>,
+    forward: Option<forward::PortForward>,
+    target: Target,
+}
+
+impl KubePlatformHandle {
+    pub fn target(&self) -> Target {
+        self.target.clone()
+    }
+
+    /// Stop forwarding and watching, restore any fault still applied, and delete the
+    /// stack unless `--keep`. Every step runs even when an earlier one failed.
+    pub async fn down(self) {
+        if let Some(forward) = &self.forward {
+            forward.stop();
+        }
+        self.observer.stop();
+        if let Some(injector) = &self.injector
+            && let Err(e) = injector.restore_all().await
+        {
+            eprintln!("error: {e}");
+        }
+        if self.settings.keep {
+            self.settings.say(&format!(
+                "kube: --keep: the stack stays in namespace {} (remove it with `slo-check stack down{}`)",
+                self.settings.namespace,
+                self.settings.context_flag()
+            ));
+            return;
+        }
+        if let Err(e) = stack::delete(&self.client, &self.settings, &self.applied).await {
+            eprintln!("error: {e}");
+        }
+    }
+}
+
+/// Bring the stack up. `cancel` (the run's interrupt) stops the waits; what was applied
+/// by then is deleted again (unless `--keep`).
+pub async fn up(
+    settings: KubeSettings,
+    cancel: CancellationToken,
+) -> Result<KubePlatformHandle, PlatformError> {
+    let objects = render::render(&settings)?;
+    let client = connect::client(&settings).await?;
+    let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
+    if settings.wants_faults {
+        faults::check_opt_in(&client, &settings).await?;
+    }
+    faults::clean_leftovers(&client, &settings).await?;
+    let applied = match apply::apply_all(&client, &settings, &catalog, objects).await {
+        Ok(a) => a,
+        Err((e, partly)) => {
+            abandon(&client, &settings, &partly).await;
+            return Err(e);
+        }
+    };
+    let ready = tokio::select! {
+        r = rollout::await_all(&client, &settings, &applied) => r,
+        _ = cancel.cancelled() => Err(PlatformError::Interrupted(
+            "interrupted while waiting for the stack to roll out".into(),
+        )),
+    };
+    if let Err(e) = ready {
+        abandon(&client, &settings, &applied).await;
+        return Err(e);
+    }
+    let observer = observe::Observer::start(&client, &settings);
+    let reach = match &settings.target_url {
+        Some(url) => super::url::target(Some(url)).map(|t| (t.base_url, None)),
+        None => forward::PortForward::start(&client, &settings)
+            .await
+            .map(|f| (f.base_url(), Some(f))),
+    };
+    let (base_url, forward) = match reach {
+        Ok(r) => r,
+        Err(e) => {
+            observer.stop();
+            abandon(&client, &settings, &applied).await;
+            return Err(e);
+        }
+    };
+    let injector = settings
+        .wants_faults
+        .then(|| Arc::new(faults::VirtualServiceFaults::new(client.clone(), &settings)));
+    let target = Target {
+        base_url: base_url.clone(),
+        description: format!(
+            "Kubernetes {} (namespace {}, overlay {}), reached at {}",
+            settings.cluster_name(),
+            settings.namespace,
+            settings.overlay,
+            match &forward {
+                Some(f) => f.description(),
+                None => base_url.clone(),
+            }
+        ),
+        emulated: false,
+        faults: injector.clone().map(|i| i as Arc<dyn super::FaultInjector>),
+        replicas: Some(observer.clone() as Arc<dyn super::ReplicaObserver>),
+        scrape: None,
+    };
+    Ok(KubePlatformHandle {
+        client,
+        settings,
+        applied,
+        observer,
+        injector,
+        forward,
+        target,
+    })
+}
+
+/// `up` failed after applying: take the stack down again unless `--keep`.
+async fn abandon(client: &Client, settings: &KubeSettings, applied: &Applied) {
+    if settings.keep {
+        return;
+    }
+    if let Err(e) = stack::delete(client, settings, applied).await {
+        eprintln!("error: {e}");
+    }
+}

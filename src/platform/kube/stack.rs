@@ -1,0 +1,322 @@
+//! Deleting a deployed stack, and `slo-check stack up|down|status|clean`: the same
+//! steps as `--platform kube` uses, one at a time, for people and CI scripts.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::runtime::wait::{await_condition, conditions};
+
+use super::apply::{self, Applied, AppliedObject, CREATED_ANNOTATION};
+use super::catalog::{self, timed};
+use super::faults;
+use super::render::{self, Purpose};
+use super::settings::KubeSettings;
+use crate::app::exit;
+use crate::cli::{StackAction, StackArgs};
+use crate::platform::PlatformError;
+use crate::scenario::PlatformRefs;
+
+/// The label every object of the stack carries (generated ConfigMaps and Secrets are
+/// found by it, as their names end in a content hash).
+const PART_OF: &str = "app.kubernetes.io/part-of=slo-check";
+
+/// Delete what was applied, last first; the namespace only when slo-check created it,
+/// then wait (watched, bounded) for it to go.
+pub async fn delete(
+    client: &Client,
+    settings: &KubeSettings,
+    applied: &Applied,
+) -> Result<(), PlatformError> {
+    let ns = &settings.namespace;
+    let mut failures = Vec::new();
+    let mut namespace = None;
+    for object in applied.objects.iter().rev() {
+        if object.kind == "Namespace" {
+            namespace = Some(object);
+            continue;
+        }
+        if let Err(e) = delete_one(client, object, ns).await {
+            failures.push(e);
+        }
+        if matches!(object.kind.as_str(), "ConfigMap" | "Secret")
+            && let Err(e) = delete_labelled(client, object, ns).await
+        {
+            failures.push(e);
+        }
+    }
+    match namespace {
+        Some(_) if applied.owns_namespace => {
+            if let Err(e) = delete_namespace(client, settings).await {
+                failures.push(e);
+            }
+        }
+        Some(_) => settings.say(&format!(
+            "kube: namespace {ns} was there before slo-check applied the stack, so it is left in place"
+        )),
+        None => {}
+    }
+    settings.say(&format!("kube: deleted the stack from namespace {ns}"));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(PlatformError::Infra(format!(
+            "could not delete all of the stack from namespace {ns}:\n  - {}",
+            failures.join("\n  - ")
+        )))
+    }
+}
+
+async fn delete_one(client: &Client, object: &AppliedObject, ns: &str) -> Result<(), String> {
+    let api = apply::api_for(client, object, ns);
+    match timed(api.delete(&object.name, &DeleteParams::background())).await {
+        Ok(_) => Ok(()),
+        Err(e) if apply::is_not_found(&e) => Ok(()),
+        Err(e) => Err(format!("{} `{}`: {e}", object.kind, object.name)),
+    }
+}
+
+/// Generated objects of the same kind from earlier deploys (another secret, another hash).
+async fn delete_labelled(client: &Client, object: &AppliedObject, ns: &str) -> Result<(), String> {
+    let api = apply::api_for(client, object, ns);
+    let list = timed(api.list(&ListParams::default().labels(PART_OF)))
+        .await
+        .map_err(|e| format!("listing {} objects labelled {PART_OF}: {e}", object.kind))?;
+    for item in list.items {
+        let Some(name) = item.metadata.name else {
+            continue;
+        };
+        match timed(api.delete(&name, &DeleteParams::background())).await {
+            Ok(_) => {}
+            Err(e) if apply::is_not_found(&e) => {}
+            Err(e) => return Err(format!("{} `{name}`: {e}", object.kind)),
+        }
+    }
+    Ok(())
+}
+
+async fn delete_namespace(client: &Client, settings: &KubeSettings) -> Result<(), String> {
+    let ns = &settings.namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let uid = match timed(api.get_opt(ns)).await {
+        Ok(Some(n)) => n.metadata.uid.unwrap_or_default(),
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(format!("namespace {ns}: {e}")),
+    };
+    match timed(api.delete(ns, &DeleteParams::background())).await {
+        Ok(_) => {}
+        Err(e) if apply::is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(format!("namespace {ns}: {e}")),
+    }
+    settings.say(&format!(
+        "kube: deleting namespace {ns} (waiting up to {}s)",
+        NAMESPACE_WAIT.as_secs()
+    ));
+    let gone = tokio::time::timeout(
+        NAMESPACE_WAIT,
+        await_condition(api, ns, conditions::is_deleted(&uid)),
+    )
+    .await;
+    if !matches!(gone, Ok(Ok(_))) {
+        settings.say(&format!(
+            "kube: namespace {ns} is still terminating; it goes when its finalizers finish (`kubectl get namespace {ns}`)"
+        ));
+    }
+    Ok(())
+}
+
+/// How long `down` waits for the namespace to disappear.
+const NAMESPACE_WAIT: Duration = Duration::from_secs(120);
+
+/// `slo-check stack ACTION`: exit code.
+pub fn command(args: &StackArgs) -> u8 {
+    let settings = match KubeSettings::resolve(&args.kube, &PlatformRefs::default(), false) {
+        Ok(s) => s,
+        Err(e) => return e.report(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INFRA;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.action {
+            StackAction::Up => up(settings).await,
+            StackAction::Down => down(settings).await,
+            StackAction::Status => status(settings).await,
+            StackAction::Clean => clean(settings).await,
+        }
+    });
+    match result {
+        Ok(()) => exit::PASS,
+        Err(e) => e.report(),
+    }
+}
+
+async fn up(settings: KubeSettings) -> Result<(), PlatformError> {
+    let objects = render::render(&settings)?;
+    let client = super::connect::client(&settings).await?;
+    let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
+    faults::clean_leftovers(&client, &settings).await?;
+    let applied = apply::apply_all(&client, &settings, &catalog, objects)
+        .await
+        .map_err(|(e, _)| e)?;
+    super::rollout::await_all(&client, &settings, &applied).await?;
+    settings.say(&format!(
+        "kube: the stack is up in namespace {} (`slo-check stack status{}` shows it)",
+        settings.namespace,
+        settings.context_flag()
+    ));
+    Ok(())
+}
+
+/// What a rendered stack would have applied, for `down` and `status`.
+async fn rendered(
+    settings: &KubeSettings,
+) -> Result<(Client, Vec<(AppliedObject, serde_json::Value)>), PlatformError> {
+    let objects = render::render_for(settings, Purpose::Inspect)?;
+    let client = super::connect::client(settings).await?;
+    let catalog = catalog::check_prerequisites(&client, settings, &objects).await?;
+    let resolved = objects
+        .into_iter()
+        .map(|o| apply::resolve(&catalog, &o).map(|a| (a, o)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((client, resolved))
+}
+
+async fn down(settings: KubeSettings) -> Result<(), PlatformError> {
+    let (client, objects) = rendered(&settings).await?;
+    faults::clean_leftovers(&client, &settings).await?;
+    let owns_namespace = namespace_is_ours(&client, &settings.namespace).await?;
+    let applied = Applied {
+        objects: objects.into_iter().map(|(a, _)| a).collect(),
+        owns_namespace,
+    };
+    delete(&client, &settings, &applied).await
+}
+
+async fn namespace_is_ours(client: &Client, ns: &str) -> Result<bool, PlatformError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match timed(api.get_opt(ns)).await {
+        Ok(found) => Ok(found
+            .and_then(|n| n.metadata.annotations)
+            .is_some_and(|a| a.contains_key(CREATED_ANNOTATION))),
+        Err(e) => Err(PlatformError::Infra(format!(
+            "cannot read namespace {ns}: {e}"
+        ))),
+    }
+}
+
+async fn clean(settings: KubeSettings) -> Result<(), PlatformError> {
+    let client = super::connect::client(&settings).await?;
+    let restored = faults::clean_leftovers(&client, &settings).await?;
+    if restored.is_empty() {
+        settings.say(&format!(
+            "kube: no VirtualService in namespace {} holds a fault left by slo-check",
+            settings.namespace
+        ));
+    }
+    Ok(())
+}
+
+async fn status(settings: KubeSettings) -> Result<(), PlatformError> {
+    let (client, objects) = rendered(&settings).await?;
+    let ns = &settings.namespace;
+    println!("stack in namespace {ns} ({}):", settings.cluster_name());
+    for (object, rendered) in &objects {
+        let api = apply::api_for(&client, object, ns);
+        let generated = matches!(object.kind.as_str(), "ConfigMap" | "Secret");
+        let state = if generated {
+            match timed(api.list(&ListParams::default().labels(PART_OF))).await {
+                Ok(l) if !l.items.is_empty() => format!("present ({})", names(&l.items)),
+                Ok(_) => "missing".into(),
+                Err(e) => format!("unknown: {e}"),
+            }
+        } else {
+            match timed(api.get_opt(&object.name)).await {
+                Ok(Some(live)) => format!("present{}", detail(&client, ns, object, &live).await),
+                Ok(None) => "missing".into(),
+                Err(e) => format!("unknown: {e}"),
+            }
+        };
+        let name = if generated {
+            rendered["metadata"]["name"]
+                .as_str()
+                .unwrap_or(&object.name)
+                .to_string()
+        } else {
+            object.name.clone()
+        };
+        println!("  {:<24} {:<28} {state}", object.kind, name);
+    }
+    Ok(())
+}
+
+fn names(items: &[DynamicObject]) -> String {
+    items
+        .iter()
+        .filter_map(|i| i.metadata.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line of live detail for the kinds people ask about.
+async fn detail(client: &Client, ns: &str, object: &AppliedObject, live: &DynamicObject) -> String {
+    match object.kind.as_str() {
+        "Deployment" => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+            match timed(api.get(&object.name)).await {
+                Ok(d) => {
+                    let s = d.status.unwrap_or_default();
+                    format!(
+                        ": {}/{} ready, {} updated",
+                        s.ready_replicas.unwrap_or(0),
+                        s.replicas.unwrap_or(0),
+                        s.updated_replicas.unwrap_or(0)
+                    )
+                }
+                Err(e) => format!(": {e}"),
+            }
+        }
+        "HorizontalPodAutoscaler" => {
+            let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+            match timed(api.get(&object.name)).await {
+                Ok(h) => {
+                    let spec = h.spec;
+                    let s = h.status.unwrap_or_default();
+                    format!(
+                        ": {} current, {} desired (min {}, max {})",
+                        s.current_replicas.unwrap_or(0),
+                        s.desired_replicas,
+                        spec.min_replicas.unwrap_or(1),
+                        spec.max_replicas
+                    )
+                }
+                Err(e) => format!(": {e}"),
+            }
+        }
+        "VirtualService" => {
+            let value = serde_json::to_value(live).unwrap_or_default();
+            match faults::recorded_original(&value) {
+                Some(_) => format!(
+                    ": HOLDS A FAULT LEFT BY slo-check (run `slo-check stack clean{}`)",
+                    if ns == "mcp-agents" {
+                        String::new()
+                    } else {
+                        format!(" --namespace {ns}")
+                    }
+                ),
+                None => ": no slo-check fault".into(),
+            }
+        }
+        _ => String::new(),
+    }
+}
