@@ -64,6 +64,26 @@ pub async fn check_prerequisites(
     settings: &KubeSettings,
     objects: &[Value],
 ) -> Result<Catalog, PlatformError> {
+    let (catalog, problems) = discover(client, settings, objects).await?;
+    if problems.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(PlatformError::Infra(format!(
+            "the {} lacks what --platform kube needs:\n  - {}",
+            settings.cluster_name(),
+            problems.join("\n  - ")
+        )))
+    }
+}
+
+/// What the cluster serves of the stack's kinds, and what it lacks (only an
+/// unreachable API is an error): for `stack down|status`, which must work on a cluster
+/// that has since lost, say, its metrics-server.
+pub async fn discover(
+    client: &Client,
+    settings: &KubeSettings,
+    objects: &[Value],
+) -> Result<(Catalog, Vec<String>), PlatformError> {
     reachable(client, settings).await?;
     let mut problems = Vec::new();
     let mut catalog = Catalog::default();
@@ -138,15 +158,7 @@ pub async fn check_prerequisites(
             "{e}; port-forward the cluster's Prometheus (e.g. `kubectl -n monitoring port-forward svc/prometheus-operated 9090`) and pass --prometheus http://127.0.0.1:9090"
         ));
     }
-    if problems.is_empty() {
-        Ok(catalog)
-    } else {
-        Err(PlatformError::Infra(format!(
-            "the {} lacks what --platform kube needs:\n  - {}",
-            settings.cluster_name(),
-            problems.join("\n  - ")
-        )))
-    }
+    Ok((catalog, problems))
 }
 
 /// The API answers at all, with credentials it accepts.

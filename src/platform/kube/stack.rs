@@ -184,11 +184,12 @@ async fn rendered(
 ) -> Result<(Client, Vec<(AppliedObject, serde_json::Value)>), PlatformError> {
     let objects = render::render_for(settings, Purpose::Inspect)?;
     let client = super::connect::client(settings).await?;
-    let catalog = catalog::check_prerequisites(&client, settings, &objects).await?;
+    let (catalog, _) = catalog::discover(&client, settings, &objects).await?;
+    // Kinds the cluster does not serve (any more) cannot have objects to show or delete.
     let resolved = objects
         .into_iter()
-        .map(|o| apply::resolve(&catalog, &o).map(|a| (a, o)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .filter_map(|o| apply::resolve(&catalog, &o).ok().map(|a| (a, o)))
+        .collect();
     Ok((client, resolved))
 }
 
