@@ -4,6 +4,7 @@
 
 #[path = "kube_double/mod.rs"]
 mod kube_double;
+mod stack_support;
 
 use std::future::Future;
 use std::time::Duration;
@@ -880,4 +881,144 @@ async fn port_forward_reaches_the_loopback_backend() {
         .unwrap();
     assert_eq!(pf.param("ports").as_deref(), Some("8080"));
     assert_eq!(pf.method, "GET");
+}
+
+#[tokio::test]
+async fn every_object_of_the_rendered_stack_applies_and_its_workloads_become_ready() {
+    let Some(kubectl) = stack_support::kubectl() else {
+        return;
+    };
+    let mut objects = stack_support::StackCopy::with_secrets().render(&kubectl, "kind");
+    objects.sort_by_key(|o| o["kind"] != json!("Namespace"));
+    let double = ApiServerDouble::start(DoubleOptions {
+        ready_after: Duration::from_millis(50),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let client = double.client();
+    let discovery = bounded("discovery", Discovery::new(client.clone()).run())
+        .await
+        .unwrap();
+    for object in &objects {
+        let what = stack_support::describe(object);
+        let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (
+                String::new(),
+                object["apiVersion"].as_str().unwrap().to_string(),
+            ),
+        };
+        let gvk =
+            kube::api::GroupVersionKind::gvk(&group, &version, object["kind"].as_str().unwrap());
+        let (ar, caps) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("{what}: not discovered"));
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let namespace = object["metadata"]["namespace"].as_str();
+        let api: Api<kube::api::DynamicObject> = match caps.scope {
+            kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(client.clone(), namespace.unwrap_or("default"), &ar)
+            }
+            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        bounded(&what, api.patch(name, &apply(), &Patch::Apply(object)))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let stored = double.get_object(&ar.api_version, &ar.plural, namespace, name);
+        assert!(stored.is_some(), "{what} is stored");
+    }
+    for object in objects
+        .iter()
+        .filter(|o| o["kind"] == json!("Deployment") || o["kind"] == json!("StatefulSet"))
+    {
+        let what = stack_support::describe(object);
+        let plural = if object["kind"] == json!("Deployment") {
+            "deployments"
+        } else {
+            "statefulsets"
+        };
+        let namespace = object["metadata"]["namespace"].as_str();
+        let name = object["metadata"]["name"].as_str().unwrap();
+        bounded(&format!("{what} ready"), async {
+            loop {
+                let stored = double
+                    .get_object("apps/v1", plural, namespace, name)
+                    .unwrap();
+                let status = &stored["status"];
+                if status["readyReplicas"].as_u64().is_some_and(|n| n > 0)
+                    && status["readyReplicas"] == status["replicas"]
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_kubeconfig_names_cluster_user_and_context_double() {
+    let double = ApiServerDouble::start(DoubleOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = double.write_kubeconfig(dir.path());
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let options = kube::config::KubeConfigOptions {
+        context: Some("double".into()),
+        cluster: None,
+        user: None,
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .unwrap();
+    assert_eq!(config.cluster_url.to_string(), format!("{}/", double.url()));
+    let client = kube::Client::try_from(config).unwrap();
+    let namespaces: Api<Namespace> = Api::all(client);
+    let listed = bounded("list", namespaces.list(&ListParams::default()))
+        .await
+        .unwrap();
+    assert!(listed.items.iter().any(|n| n.name_any() == "default"));
+}
+
+#[tokio::test]
+async fn a_streaming_list_watcher_gets_initial_events_then_changes() {
+    let double = ApiServerDouble::start(DoubleOptions::default()).await;
+    let api: Api<ConfigMap> = Api::namespaced(double.client(), "default");
+    let cm =
+        |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+    api.patch("a", &apply(), &Patch::Apply(cm("a")))
+        .await
+        .unwrap();
+    let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = vec![];
+    bounded("initial events", async {
+        loop {
+            match events.next().await.unwrap().unwrap() {
+                watcher::Event::InitApply(o) => initial.push(o.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(initial, ["a"]);
+    api.patch("b", &apply(), &Patch::Apply(cm("b")))
+        .await
+        .unwrap();
+    let next = bounded("change", events.next()).await.unwrap().unwrap();
+    assert!(matches!(next, watcher::Event::Apply(o) if o.name_any() == "b"));
+    let first_watch = double
+        .requests()
+        .into_iter()
+        .find(|r| r.param("watch").as_deref() == Some("true"))
+        .unwrap();
+    assert_eq!(
+        first_watch.param("sendInitialEvents").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        first_watch.param("resourceVersionMatch").as_deref(),
+        Some("NotOlderThan")
+    );
+    assert_eq!(first_watch.param("resourceVersion").as_deref(), Some("0"));
 }
