@@ -288,12 +288,30 @@ async fn server_side_apply_creates_then_updates() {
         "a field the manager stopped applying is removed"
     );
 
+    let dry = api
+        .patch(
+            "web",
+            &apply().dry_run(),
+            &Patch::Apply(deployment("web", Some(5), "web:3")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.spec.replicas, Some(5));
+    let stored = double
+        .get_object("apps/v1", "deployments", Some("default"), "web")
+        .unwrap();
+    assert_eq!(
+        stored["spec"]["replicas"],
+        json!(3),
+        "dryRun=All stores nothing"
+    );
+
     let applies: Vec<_> = double
         .requests()
         .into_iter()
         .filter(|r| r.method == "PATCH" && r.path.contains("deployments"))
         .collect();
-    assert_eq!(applies.len(), 3);
+    assert_eq!(applies.len(), 4);
     for r in &applies {
         assert_eq!(
             r.content_type.as_deref(),
@@ -452,6 +470,27 @@ async fn a_deployment_becomes_complete_with_pods() {
             Some("Running")
         );
     }
+
+    let pod_metrics: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metrics.k8s.io/v1beta1".into(),
+            kind: "PodMetrics".into(),
+            plural: "pods".into(),
+        },
+    );
+    let metrics = pod_metrics
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.items.len(), 3);
+    assert_eq!(
+        metrics.items[0].data["containers"][0]["usage"]["cpu"],
+        "10m"
+    );
 
     // A new template replaces the pods; the first status after it is not complete.
     api.patch(

@@ -392,6 +392,10 @@ fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> An
     Ok((200, list_document(target.r, page, state.rv, token)))
 }
 
+fn dry_run(query: &HashMap<String, String>) -> bool {
+    query.get("dryRun").is_some_and(|d| d == "All")
+}
+
 fn create(
     shared: &Shared,
     target: &Target,
@@ -401,6 +405,13 @@ fn create(
     let object = parse_object(body)?;
     let mut state = shared.lock();
     let manager = query.get("fieldManager").map(String::as_str);
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let key = ObjKey::new(target.r, target.namespace.as_deref(), name);
+    let mut scratch = dry_run(query).then(|| state.scratch_for(&key));
+    let state: &mut State = scratch.as_mut().unwrap_or(&mut state);
     state
         .create(target.r, target.namespace.as_deref(), object, manager)
         .map(|o| (201, o))
@@ -416,6 +427,8 @@ fn patch(
     let content_type = content_type.unwrap_or_default();
     let mut state = shared.lock();
     let key = key_of(target);
+    let mut scratch = dry_run(query).then(|| state.scratch_for(&key));
+    let state: &mut State = scratch.as_mut().unwrap_or(&mut state);
     if content_type.starts_with("application/apply-patch+yaml") {
         let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
             return Err(ApiError::invalid(
@@ -425,7 +438,7 @@ fn patch(
         };
         let object = parse_object(body)?;
         if target.subresource.is_some() {
-            return status_write(&mut state, target, key, |existing| {
+            return status_write(state, target, key, |existing| {
                 let mut merged = existing.clone();
                 merged["status"] = object.get("status").cloned().unwrap_or(Value::Null);
                 Ok(merged)
@@ -442,7 +455,7 @@ fn patch(
     }
     if target.subresource.is_some() {
         let r = target.r;
-        return status_write(&mut state, target, key.clone(), |existing| {
+        return status_write(state, target, key.clone(), |existing| {
             let mut scratch = State::new(1);
             let scratch_key = key.clone();
             scratch

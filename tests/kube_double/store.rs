@@ -241,6 +241,21 @@ impl State {
         object
     }
 
+    /// A throwaway copy holding what a write to `key` can see (the object and its
+    /// namespace), for `dryRun=All`: the write happens there and is forgotten.
+    pub fn scratch_for(&self, key: &ObjKey) -> State {
+        let mut scratch = State::new(1);
+        scratch.rv = self.rv;
+        scratch.uid_counter = self.uid_counter;
+        let namespace = namespace_key(&key.namespace);
+        for k in [key, &namespace] {
+            if let Some(object) = self.objects.get(k) {
+                scratch.objects.insert(k.clone(), object.clone());
+            }
+        }
+        scratch
+    }
+
     /// Drops all history: every resourceVersion handed out so far becomes too old.
     pub fn compact(&mut self) {
         self.rv += 1;
