@@ -1146,3 +1146,62 @@ async fn create_get_and_delete_answer_like_the_real_server() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn deleted_pods_are_replaced_and_ready_dips_meanwhile() {
+    let double = ApiServerDouble::start(DoubleOptions::default()).await;
+    let client = double.client();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .patch(
+            "web",
+            &apply(),
+            &Patch::Apply(deployment("web", Some(2), "web:1")),
+        )
+        .await
+        .unwrap();
+    bounded(
+        "rollout",
+        await_condition(deployments.clone(), "web", rollout_complete()),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let names = |list: kube::api::ObjectList<Pod>| -> Vec<String> {
+        list.items.iter().map(|p| p.name_any()).collect()
+    };
+    let before = names(
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap(),
+    );
+    pods.delete(&before[0], &DeleteParams::default())
+        .await
+        .unwrap();
+    let dipped = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .is_some_and(|s| s.ready_replicas == Some(1))
+    };
+    bounded(
+        "ready dips",
+        await_condition(deployments.clone(), "web", dipped),
+    )
+    .await
+    .unwrap();
+    bounded(
+        "replaced",
+        await_condition(deployments, "web", rollout_complete()),
+    )
+    .await
+    .unwrap();
+    let after = names(
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.contains(&before[1]) && !after.contains(&before[0]),
+        "{before:?} -> {after:?}"
+    );
+}
