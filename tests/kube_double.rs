@@ -1061,3 +1061,147 @@ async fn a_streaming_list_watcher_gets_initial_events_then_changes() {
     );
     assert_eq!(first_watch.param("resourceVersion").as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn create_get_and_delete_answer_like_the_real_server() {
+    let double = ApiServerDouble::start(DoubleOptions::default()).await;
+    let client = double.client();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"generateName": "settings-"}, "data": {"k": "v"},
+    }))
+    .unwrap();
+    let created = api
+        .create(&kube::api::PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let name = created.name_any();
+    assert!(name.starts_with("settings-") && name.len() == "settings-".len() + 5);
+    assert_eq!(api.get(&name).await.unwrap().data, created.data);
+
+    let mut named = cm.clone();
+    named.metadata.generate_name = None;
+    named.metadata.name = Some(name.clone());
+    let conflict = api
+        .create(&kube::api::PostParams::default(), &named)
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&conflict), Some(409));
+
+    let deleted = api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let status = deleted
+        .right()
+        .expect("a ConfigMap delete answers a Status");
+    assert!(status.is_success());
+    match api.get(&name).await.unwrap_err() {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+            assert_eq!(status.message, format!("configmaps \"{name}\" not found"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(api.get_opt(&name).await.unwrap().is_none());
+    let missing = api
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&missing), Some(404));
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let missing = deployments.get("nope").await.unwrap_err();
+    match missing {
+        kube::Error::Api(status) => {
+            assert_eq!(status.message, "deployments.apps \"nope\" not found")
+        }
+        other => panic!("{other:?}"),
+    }
+    deployments
+        .patch(
+            "web",
+            &apply(),
+            &Patch::Apply(deployment("web", Some(1), "web:1")),
+        )
+        .await
+        .unwrap();
+    bounded(
+        "rollout",
+        await_condition(deployments.clone(), "web", rollout_complete()),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    let deleted_pod = pods.delete(&pod, &DeleteParams::default()).await.unwrap();
+    assert!(deleted_pod.left().is_some(), "a Pod delete answers the Pod");
+    deployments
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deleted_pods_are_replaced_and_ready_dips_meanwhile() {
+    let double = ApiServerDouble::start(DoubleOptions::default()).await;
+    let client = double.client();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .patch(
+            "web",
+            &apply(),
+            &Patch::Apply(deployment("web", Some(2), "web:1")),
+        )
+        .await
+        .unwrap();
+    bounded(
+        "rollout",
+        await_condition(deployments.clone(), "web", rollout_complete()),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let names = |list: kube::api::ObjectList<Pod>| -> Vec<String> {
+        list.items.iter().map(|p| p.name_any()).collect()
+    };
+    let before = names(
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap(),
+    );
+    pods.delete(&before[0], &DeleteParams::default())
+        .await
+        .unwrap();
+    let dipped = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .is_some_and(|s| s.ready_replicas == Some(1))
+    };
+    bounded(
+        "ready dips",
+        await_condition(deployments.clone(), "web", dipped),
+    )
+    .await
+    .unwrap();
+    bounded(
+        "replaced",
+        await_condition(deployments, "web", rollout_complete()),
+    )
+    .await
+    .unwrap();
+    let after = names(
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.contains(&before[1]) && !after.contains(&before[0]),
+        "{before:?} -> {after:?}"
+    );
+}

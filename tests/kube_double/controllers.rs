@@ -210,6 +210,23 @@ fn reconcile_workload(state: &mut State, options: &DoubleOptions, now: Instant, 
     let Some(runtime) = state.workloads.get_mut(key) else {
         return;
     };
+    if runtime.ready_at.is_none() {
+        let before = runtime.pods.len();
+        runtime
+            .pods
+            .retain(|p| state.objects.contains_key(&pod_key(&key.namespace, p)));
+        if runtime.pods.len() < before {
+            // Pods were deleted behind the controller's back: ready drops until
+            // replacements are ready, like a ReplicaSet recreating them.
+            runtime.ready = runtime.pods.len() as u32;
+            runtime.ready_at = Some(now + options.ready_after);
+            let status = progressing_status(key, generation, desired, desired, runtime.ready);
+            write_workload_status(state, key, status);
+        }
+    }
+    let Some(runtime) = state.workloads.get_mut(key) else {
+        return;
+    };
     if runtime.ready_at.is_some_and(|at| at <= now) {
         runtime.ready_at = None;
         runtime.ready = desired;
@@ -306,17 +323,22 @@ fn sync_pods(state: &mut State, key: &ObjKey, workload: &Value, desired: u32) {
         runtime.pods.split_off(keep)
     };
     let missing = (desired as usize).saturating_sub(runtime.pods.len());
-    let existing = runtime.pods.len();
+    let mut taken = runtime.pods.clone();
     for name in stale {
         let _ = state.remove(&pod_key(&key.namespace, &name));
     }
-    for index in existing..existing + missing {
+    for _ in 0..missing {
+        // StatefulSet pods take the lowest free ordinal.
+        let index = (0..)
+            .find(|i| !taken.contains(&format!("{}-{i}", key.name)))
+            .unwrap_or(0);
         let pod = new_pod(state, key, workload, &hash, index);
         let name = pod["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         state.commit(pod_key(&key.namespace, &name), pod, EventType::Added);
+        taken.push(name.clone());
         if let Some(runtime) = state.workloads.get_mut(key) {
             runtime.pods.push(name);
         }

@@ -72,6 +72,8 @@ pub struct DoubleOptions {
     /// Create `istio-system` with a Running/Ready `istio=ingressgateway` pod (and Service)
     /// whose port-forward reaches this loopback address.
     pub istio_gateway: Option<SocketAddr>,
+    /// Where port-forwards to any other pod go (per pod: [`ApiServerDouble::port_forward_to`]).
+    pub port_forward_backend: Option<SocketAddr>,
     /// Controller loop period.
     pub tick: Duration,
 }
@@ -89,6 +91,7 @@ impl Default for DoubleOptions {
             bookmark_interval: Duration::from_secs(5),
             history_limit: 10_000,
             istio_gateway: None,
+            port_forward_backend: None,
             tick: Duration::from_millis(10),
         }
     }

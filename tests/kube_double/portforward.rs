@@ -57,7 +57,11 @@ pub fn handle(
         if state.get(&pod_key(&namespace, &name)).is_none() {
             return error_response(&ApiError::not_found(target.r, &name));
         }
-        state.port_forwards.get(&(namespace, name)).copied()
+        state
+            .port_forwards
+            .get(&(namespace, name))
+            .copied()
+            .or(shared.options.port_forward_backend)
     };
     let ports = match parse_ports(query) {
         Ok(p) => p,
