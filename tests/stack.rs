@@ -465,6 +465,12 @@ fn the_secret_comes_from_the_deploy_time_environment() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("$REDIS_PASSWORD is not set"));
     assert!(!bare.stack.join("base/secrets.env").exists());
+
+    // ... and one that would break REDIS_URL (it is put there unescaped).
+    let out = bare.stack_secrets(Some("base64/with+slash="));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$REDIS_PASSWORD may hold only"));
+    assert!(!bare.stack.join("base/secrets.env").exists());
 }
 
 #[test]
