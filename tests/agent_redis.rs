@@ -110,6 +110,17 @@ impl RedisServer {
         drop(self.child.take());
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: connections stay open, but
+    /// nothing answers, the case only a timeout catches.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").0.id();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
     fn url_with(&self, password: &str) -> String {
         format!("redis://:{password}@127.0.0.1:{}/0", self.port)
     }
@@ -267,6 +278,32 @@ async fn redis_down_means_503_and_not_ready_within_a_bound_and_back_means_ready(
         wait_ready(&http, StatusCode::OK, Duration::from_secs(10)).await;
         let id = http.submit(json!({})).await;
         assert_eq!(http.wait_finished(&id).await["status"], "completed");
+        handle.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_times_out_into_503() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    timeout(TEST_BOUND, async {
+        let (handle, http) = ready_replica(redis_config(&server)).await;
+        server.signal("-STOP");
+        let started = Instant::now();
+        let (status, answer) = http
+            .json(Method::GET, "/api/v1/workflows/some-id", None)
+            .await;
+        let waited = started.elapsed();
+        server.signal("-CONT");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains("did not answer within 300ms"), "{message}");
+        // Bounded by --redis-timeout (300 ms), not by Redis.
+        assert!(waited >= ms(250) && waited < ms(1500), "{waited:?}");
+        wait_ready(&http, StatusCode::OK, Duration::from_secs(10)).await;
         handle.shutdown().await;
     })
     .await

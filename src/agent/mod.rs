@@ -79,13 +79,16 @@ pub async fn run_cli(args: AgentArgs) -> anyhow::Result<()> {
         ),
     }
     eprintln!(
-        "slo-check agent: CPU work {} ({:?} per workflow on {} cores)",
-        match config.cpu_mode {
-            CpuMode::Simulated => "simulated",
-            CpuMode::Burn => "burnt on real threads",
-        },
+        "slo-check agent: CPU work {:?} per workflow, {}",
         config.cpu_per_workflow,
-        config.cores
+        match config.cpu_mode {
+            CpuMode::Simulated => format!("simulated on {} emulated cores", config.cores),
+            CpuMode::Burn => format!(
+                "burnt on {} real thread(s) (--cores {})",
+                config.cores.ceil(),
+                config.cores
+            ),
+        }
     );
     let handle = start(listener, config).await?;
     eprintln!("slo-check agent: serving on http://{}", handle.addr());

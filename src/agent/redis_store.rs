@@ -142,10 +142,9 @@ impl RedisStore {
         let mut connection = self.lock_connection().clone();
         let result =
             match tokio::time::timeout(self.timeout, cmd.query_async(&mut connection)).await {
-                Err(_) => Err(StoreError::Timeout {
-                    backend: BACKEND,
-                    timeout: self.timeout,
-                }),
+                // Ours, or the client's own response timeout (the same bound).
+                Err(_) => Err(self.timed_out()),
+                Ok(Err(e)) if e.is_timeout() => Err(self.timed_out()),
                 Ok(Err(e)) => Err(StoreError::Failed {
                     backend: BACKEND,
                     reason: e.to_string(),
@@ -154,6 +153,13 @@ impl RedisStore {
             };
         self.note(result.as_ref().err());
         result
+    }
+
+    fn timed_out(&self) -> StoreError {
+        StoreError::Timeout {
+            backend: BACKEND,
+            timeout: self.timeout,
+        }
     }
 
     fn lock_connection(&self) -> std::sync::MutexGuard<'_, ConnectionManager> {
@@ -184,9 +190,10 @@ impl RedisStore {
         match error {
             None => eprintln!("slo-check agent: Redis at {} is reachable", self.url),
             Some(e) => eprintln!(
-                "slo-check agent: Redis at {} is unreachable ({e}); /ready and workflow \
+                "slo-check agent: Redis at {} is unreachable: {}; /ready and workflow \
                  requests answer 503 until it is back",
-                self.url
+                self.url,
+                e.reason()
             ),
         }
     }

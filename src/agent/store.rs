@@ -83,6 +83,16 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// What went wrong, without the "workflow store unavailable" preamble.
+    pub fn reason(&self) -> String {
+        match self {
+            StoreError::Timeout { timeout, .. } => format!("no answer within {timeout:?}"),
+            StoreError::Failed { reason, .. } => reason.clone(),
+        }
+    }
+}
+
 /// What a store call resolves to.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
