@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
-use slo_check::agent::{AgentArgs, AgentConfig};
+use slo_check::agent::{AgentArgs, AgentConfig, CpuMode};
 use slo_check::scenario::model::PlatformRefs;
 use stack_support::{
     Checked, StackCopy, TEST_REDIS_PASSWORD, describe, find, find_generated, kubectl, root,
@@ -441,6 +441,8 @@ fn the_agent_settings_parse_with_the_agents_own_flags() {
         let agent = AgentConfig::try_from(cli.agent)
             .unwrap_or_else(|e| panic!("{overlay}: agent settings rejected: {e}"));
         assert_eq!(agent.listen.port(), 8080);
+        // Real CPU per workflow, so metrics-server and the CPU-based HPA see the load.
+        assert_eq!(agent.cpu_mode, CpuMode::Burn, "{overlay}");
     }
 }
 

@@ -66,9 +66,6 @@ pub(crate) async fn run(state: Arc<AgentState>, slot: ActiveSlot, mut view: Work
     // not counted.
     view.status = outcome.unwrap_or(WorkflowStatus::Failed);
     view.duration_ms = Some(duration.as_millis() as u64);
-    // A write that fails (Redis down) loses this update only; the store reports itself
-    // unavailable and GETs answer 503 meanwhile.
-    let _ = state.store.put(&view).await;
     if let Some(status) = outcome {
         state.metrics.observe_workflow(
             &view.workflow_type,
@@ -76,6 +73,9 @@ pub(crate) async fn run(state: Arc<AgentState>, slot: ActiveSlot, mut view: Work
             duration.as_secs_f64(),
         );
     }
+    // A write that fails (Redis down) loses this update only; the store reports itself
+    // unavailable and GETs answer 503 meanwhile.
+    let _ = state.store.put(&view).await;
     drop(slot);
 }
 
