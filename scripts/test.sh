@@ -17,6 +17,15 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     apt-get update && apt-get install -y --no-install-recommends prometheus
 fi
 
+# A real Redis (Debian's redis-server) for tests/agent_redis.rs: the agent's Redis-backed
+# workflow store. The tests start their own redis-server on a free loopback port; the
+# package's own service is never used.
+if ! command -v redis-server >/dev/null; then
+    echo "== installing Debian's redis-server package (tests start their own instance)"
+    apt-get update && apt-get install -y --no-install-recommends redis-server
+fi
+export SLO_CHECK_REQUIRE_REDIS=1
+
 # kubectl renders stack/ (`kubectl kustomize`) for tests/stack.rs, which must not skip
 # here. Debian bookworm's kubernetes-client is kubectl 1.20 (kustomize v2.0.3, too old for
 # today's kustomizations), so where no kubectl is on PATH, install the official binary

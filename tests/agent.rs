@@ -1,101 +1,17 @@
 //! The reference agent service against real servers on 127.0.0.1 (port 0), and the
 //! `slo-check agent` binary's exit codes.
 
+mod agent_support;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
-use slo_check::agent::{self, AgentConfig, AgentHandle, LogNormalLatency};
+use agent_support::{Http, KillOnDrop, TEST_BOUND, ms, quick_config, start};
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use slo_check::agent::{AgentConfig, CpuMode, LogNormalLatency};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
-
-/// Every test body runs under this bound.
-const TEST_BOUND: Duration = Duration::from_secs(9);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Short, quiet, deterministic defaults: small latencies, no CPU work, fixed seed.
-fn quick_config() -> AgentConfig {
-    AgentConfig {
-        seed: 7,
-        llm_calls: 2,
-        llm_latency: LogNormalLatency::new(ms(5), ms(20)).unwrap(),
-        tool_calls: 1,
-        tool_latency: LogNormalLatency::new(ms(1), ms(5)).unwrap(),
-        cpu_per_workflow: ms(1),
-        shutdown_grace: Duration::from_secs(2),
-        ..AgentConfig::default()
-    }
-}
-
-async fn start(config: AgentConfig) -> AgentHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    agent::start(listener, config).await.unwrap()
-}
-
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Http {
-    fn new(handle: &AgentHandle) -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: format!("http://{}", handle.addr()),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, String) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = self.client.request(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
-    }
-
-    async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let (status, text) = self.call(method, path, body).await;
-        (status, serde_json::from_str(&text).unwrap())
-    }
-
-    async fn submit(&self, body: Value) -> String {
-        let (status, answer) = self
-            .json(Method::POST, "/api/v1/workflows", Some(body))
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-        assert_eq!(answer["status"], "running");
-        answer["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Polls the workflow until it is no longer running.
-    async fn wait_finished(&self, id: &str) -> Value {
-        loop {
-            let (status, view) = self
-                .json(Method::GET, &format!("/api/v1/workflows/{id}"), None)
-                .await;
-            assert_eq!(status, StatusCode::OK, "{view}");
-            if view["status"] != "running" {
-                return view;
-            }
-            sleep(ms(10)).await;
-        }
-    }
-}
 
 #[tokio::test]
 async fn submitted_workflow_runs_to_completion() {
@@ -377,6 +293,60 @@ async fn half_a_core_saturates_and_queues_work() {
     .unwrap();
 }
 
+/// User plus system CPU time of this whole test process so far.
+fn process_cpu_time() -> Duration {
+    // SAFETY: `usage` is a valid, writable rusage for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage failed");
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burn_mode_spends_the_workflows_cpu_time_for_real() {
+    timeout(Duration::from_secs(30), async {
+        const WORKFLOWS: u32 = 12;
+        let work = ms(50);
+        let handle = start(AgentConfig {
+            cpu_mode: CpuMode::Burn,
+            cores: 2.0,
+            cpu_per_workflow: work,
+            llm_calls: 0,
+            tool_calls: 0,
+            utilisation_window: Duration::from_secs(5),
+            ..quick_config()
+        })
+        .await;
+        let http = Http::new(&handle);
+        let before = process_cpu_time();
+        let mut ids = Vec::new();
+        for _ in 0..WORKFLOWS {
+            ids.push(http.submit(json!({})).await);
+        }
+        for id in &ids {
+            assert_eq!(http.wait_finished(id).await["status"], "completed");
+        }
+        let used = process_cpu_time() - before;
+        // Each burn spins until its thread has used `work` of CPU time, so the process used
+        // at least WORKFLOWS × work (other tests running alongside only add to it). A
+        // lower bound on CPU time, never on wall-clock speed.
+        let expected = work * WORKFLOWS;
+        assert!(
+            used >= expected.mul_f64(0.9),
+            "{WORKFLOWS} workflows × {work:?} burnt only {used:?} of process CPU time"
+        );
+        let utilisation = handle.cpu_utilisation();
+        assert!(
+            utilisation > 0.0,
+            "the burns must show as utilisation: {utilisation}"
+        );
+        handle.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
 async fn read_response(stream: &mut TcpStream) -> String {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -454,18 +424,6 @@ fn taken_port_exits_3_naming_the_flag() {
     assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--listen"), "{stderr}");
-}
-
-/// Kills the child agent if a test assertion fails before it exits.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 #[test]

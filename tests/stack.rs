@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
-use slo_check::agent::{AgentArgs, AgentConfig};
+use slo_check::agent::{AgentArgs, AgentConfig, CpuMode};
 use slo_check::scenario::model::PlatformRefs;
 use stack_support::{
     Checked, StackCopy, TEST_REDIS_PASSWORD, describe, find, find_generated, kubectl, root,
@@ -441,6 +441,8 @@ fn the_agent_settings_parse_with_the_agents_own_flags() {
         let agent = AgentConfig::try_from(cli.agent)
             .unwrap_or_else(|e| panic!("{overlay}: agent settings rejected: {e}"));
         assert_eq!(agent.listen.port(), 8080);
+        // Real CPU per workflow, so metrics-server and the CPU-based HPA see the load.
+        assert_eq!(agent.cpu_mode, CpuMode::Burn, "{overlay}");
     }
 }
 
@@ -464,6 +466,12 @@ fn the_secret_comes_from_the_deploy_time_environment() {
     let out = bare.stack_secrets(None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("$REDIS_PASSWORD is not set"));
+    assert!(!bare.stack.join("base/secrets.env").exists());
+
+    // ... and one that would break REDIS_URL (it is put there unescaped).
+    let out = bare.stack_secrets(Some("base64/with+slash="));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$REDIS_PASSWORD may hold only"));
     assert!(!bare.stack.join("base/secrets.env").exists());
 }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::cpu::CpuMode;
 use super::latency::LogNormalLatency;
+use super::redis_store::RedisUrl;
 
 /// Raw flags of `slo-check agent`; every one also reads an `AGENT_*` environment variable.
 /// Durations use humantime syntax (`800ms`, `1s`, `2m`).
@@ -70,8 +72,22 @@ pub struct AgentArgs {
     )]
     pub cpu_per_workflow: String,
     /// CPU capacity of this replica in cores; may be fractional (0.5 = half a core).
+    /// With --cpu-mode burn it sizes the pool of spinning threads (ceil(CORES)): match it
+    /// to the container's CPU limit.
     #[arg(long, value_name = "CORES", default_value_t = 1.0, env = "AGENT_CORES")]
     pub cores: f64,
+    /// How a workflow's CPU work is done. `simulated`: it holds a slot of the emulated
+    /// --cores and sleeps, using no real CPU (the embedded platform runs many replicas in
+    /// one process). `burn`: a real thread spins until it has used --cpu-per-workflow of
+    /// CPU time, so a cluster's metrics-server and a CPU-based HPA see the load.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value_t = CpuMode::Simulated,
+        env = "AGENT_CPU_MODE"
+    )]
+    pub cpu_mode: CpuMode,
     /// Sliding window over which CPU utilisation is computed.
     #[arg(
         long,
@@ -112,7 +128,8 @@ pub struct AgentArgs {
         env = "AGENT_FINISHED_RETENTION"
     )]
     pub finished_retention: String,
-    /// At most this many finished workflows are kept; the oldest are evicted first.
+    /// At most this many finished workflows are kept; the oldest are evicted first
+    /// (in-memory state only; in Redis, --finished-retention bounds them).
     #[arg(
         long,
         value_name = "N",
@@ -120,6 +137,19 @@ pub struct AgentArgs {
         env = "AGENT_MAX_FINISHED_WORKFLOWS"
     )]
     pub max_finished_workflows: usize,
+    /// Keep workflow state in Redis, shared by all replicas (a GET may reach any of them),
+    /// instead of in memory per replica. Form: redis://[:PASSWORD@]HOST[:PORT][/DB], with
+    /// the password percent-encoded; plain TCP (no TLS). The password is never logged.
+    #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Bound on each Redis call (connecting included); past it the request answers 503.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        env = "AGENT_REDIS_TIMEOUT"
+    )]
+    pub redis_timeout: String,
     /// On shutdown, how long in-flight HTTP requests may still finish.
     #[arg(
         long,
@@ -170,6 +200,8 @@ pub struct AgentConfig {
     pub cpu_per_workflow: Duration,
     /// CPU capacity in cores (> 0, may be fractional).
     pub cores: f64,
+    /// Whether CPU work is simulated or burnt on real threads.
+    pub cpu_mode: CpuMode,
     /// Window of the utilisation ratio.
     pub utilisation_window: Duration,
     /// Fraction of workflows that fail, in 0..=1.
@@ -180,8 +212,12 @@ pub struct AgentConfig {
     pub startup_delay: Duration,
     /// Finished workflows are evicted after this long.
     pub finished_retention: Duration,
-    /// At most this many finished workflows are kept.
+    /// At most this many finished workflows are kept (in memory).
     pub max_finished_workflows: usize,
+    /// Where workflow state lives: Redis at this URL, or memory when `None`.
+    pub redis_url: Option<RedisUrl>,
+    /// Bound on each Redis call.
+    pub redis_timeout: Duration,
     /// Bound on waiting for in-flight requests at shutdown.
     pub shutdown_grace: Duration,
     /// Seed of all random draws.
@@ -207,12 +243,15 @@ impl Default for AgentConfig {
             tool_latency: latency(50, 200),
             cpu_per_workflow: Duration::from_millis(20),
             cores: 1.0,
+            cpu_mode: CpuMode::Simulated,
             utilisation_window: Duration::from_secs(15),
             fail_ratio: 0.0,
             max_concurrent_workflows: 100,
             startup_delay: Duration::ZERO,
             finished_retention: Duration::from_secs(300),
             max_finished_workflows: 10_000,
+            redis_url: None,
+            redis_timeout: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(5),
             seed: random_u64(),
         }
@@ -283,6 +322,16 @@ impl TryFrom<AgentArgs> for AgentConfig {
         if utilisation_window.is_zero() {
             return Err(invalid("utilisation-window", "must be longer than 0s"));
         }
+        let redis_url = args
+            .redis_url
+            .as_deref()
+            .map(RedisUrl::parse)
+            .transpose()
+            .map_err(|message| invalid("redis-url", message))?;
+        let redis_timeout = duration("redis-timeout", &args.redis_timeout)?;
+        if redis_timeout.is_zero() {
+            return Err(invalid("redis-timeout", "must be longer than 0s"));
+        }
         Ok(AgentConfig {
             listen,
             llm_calls: args.llm_calls,
@@ -291,12 +340,15 @@ impl TryFrom<AgentArgs> for AgentConfig {
             tool_latency: latency("tool-median", &args.tool_median, "tool-p99", &args.tool_p99)?,
             cpu_per_workflow: duration("cpu-per-workflow", &args.cpu_per_workflow)?,
             cores: args.cores,
+            cpu_mode: args.cpu_mode,
             utilisation_window,
             fail_ratio: args.fail_ratio,
             max_concurrent_workflows: args.max_concurrent_workflows,
             startup_delay: duration("startup-delay", &args.startup_delay)?,
             finished_retention: duration("finished-retention", &args.finished_retention)?,
             max_finished_workflows: args.max_finished_workflows,
+            redis_url,
+            redis_timeout,
             shutdown_grace: duration("shutdown-grace", &args.shutdown_grace)?,
             seed: args.seed.unwrap_or_else(random_u64),
         })
@@ -334,6 +386,23 @@ mod tests {
         assert_eq!(flags.utilisation_window, library.utilisation_window);
         assert_eq!(flags.finished_retention, library.finished_retention);
         assert_eq!(flags.shutdown_grace, library.shutdown_grace);
+        assert_eq!(flags.cpu_mode, library.cpu_mode);
+        assert_eq!(flags.redis_timeout, library.redis_timeout);
+        assert!(flags.redis_url.is_none() && library.redis_url.is_none());
+    }
+
+    #[test]
+    fn cpu_mode_and_redis_url_parse() {
+        let config = parse(&["--cpu-mode", "burn"]).unwrap();
+        assert_eq!(config.cpu_mode, CpuMode::Burn);
+        let config = parse(&["--redis-url", "redis://:s3cret@redis:6379/0"]).unwrap();
+        let url = config.redis_url.as_ref().unwrap();
+        assert_eq!(url.to_string(), "redis://:***@redis:6379/0");
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let err = parse(&["--redis-url", "http://redis"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--redis-url"), "{err}");
     }
 
     #[test]

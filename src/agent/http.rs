@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::metrics::{Route, method_label};
 use super::state::AgentState;
+use super::store::WorkflowView;
 use super::workflow;
 
 /// Largest accepted POST body.
@@ -34,7 +35,7 @@ pub(crate) async fn handle(
     let route = route(request.uri().path());
     let response = match (route, request.method()) {
         (Route::SubmitWorkflow, &Method::POST) => submit(&state, request).await,
-        (Route::GetWorkflow, &Method::GET) => get_workflow(&state, request.uri().path()),
+        (Route::GetWorkflow, &Method::GET) => get_workflow(&state, request.uri().path()).await,
         (Route::Health, &Method::GET) => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (Route::Ready, &Method::GET) => ready(&state),
         (Route::Metrics, &Method::GET) => metrics(&state),
@@ -103,18 +104,14 @@ async fn submit(state: &Arc<AgentState>, request: Request<Incoming>) -> AgentRes
             ),
         );
     };
-    let id = state.workflow_id(slot.seq);
-    state.store.insert(&id, &workflow_type);
-    tokio::spawn(workflow::run(
-        state.clone(),
-        slot,
-        id.clone(),
-        workflow_type,
-    ));
-    json_response(
-        StatusCode::ACCEPTED,
-        &json!({"id": id, "status": "running"}),
-    )
+    let view = WorkflowView::running(&state.workflow_id(slot.seq), &workflow_type);
+    // Stored before the 202, so a poll right after it finds the workflow on any replica.
+    if let Err(e) = state.store.put(&view).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    }
+    let answer = json!({"id": view.id, "status": "running"});
+    tokio::spawn(workflow::run(state.clone(), slot, view));
+    json_response(StatusCode::ACCEPTED, &answer)
 }
 
 /// The body must be a JSON object; its optional `workflow_type` names the workflow.
@@ -141,23 +138,29 @@ fn workflow_type(body: &[u8]) -> Result<String, String> {
     }
 }
 
-fn get_workflow(state: &AgentState, path: &str) -> AgentResponse {
+async fn get_workflow(state: &AgentState, path: &str) -> AgentResponse {
     let id = path.strip_prefix(WORKFLOWS_PREFIX).unwrap_or_default();
-    match state.store.get(id) {
-        Some(view) => match serde_json::to_value(&view) {
+    match state.store.get(id).await {
+        Ok(Some(view)) => match serde_json::to_value(&view) {
             Ok(body) => json_response(StatusCode::OK, &body),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         },
-        None => error(
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
             "no such workflow (unknown or evicted)",
         ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
 fn ready(state: &AgentState) -> AgentResponse {
     if state.is_ready() {
         json_response(StatusCode::OK, &json!({"status": "ready"}))
+    } else if !state.store.is_available() {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": "workflow store unavailable"}),
+        )
     } else {
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,

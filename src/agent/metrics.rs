@@ -303,7 +303,7 @@ impl Default for AgentMetrics {
 fn usual_statuses(route: Route) -> &'static [u16] {
     match route {
         Route::SubmitWorkflow => &[202, 400, 503],
-        Route::GetWorkflow => &[200, 404],
+        Route::GetWorkflow => &[200, 404, 503],
         Route::Health | Route::Metrics => &[200],
         Route::Ready => &[200, 503],
         Route::NotFound => &[404],

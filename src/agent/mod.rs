@@ -1,12 +1,14 @@
 //! The reference agent service (`slo-check agent`): the platform's HTTP API backed by
-//! simulated workflows, served on a loopback port by the CLI or in-process by the
+//! simulated workflows (their CPU work simulated or really burnt, their state in memory
+//! or in Redis), served on a loopback port by the CLI or in-process by the
 //! embedded platform (one `start` per replica).
 //!
 //! Endpoints: `POST /api/v1/workflows` (202, or 503 over the concurrency limit),
 //! `GET /api/v1/workflows/{id}`, `GET /health`, `GET /ready`, `GET /metrics`
 //! (OpenMetrics text via prometheus-client). Files: `config` (flags → `AgentConfig`),
-//! `latency` (lognormal draws), `cpu` (capacity, queueing, utilisation), `store`
-//! (`WorkflowStore` and its bounded in-memory implementation), `workflow` (simulation),
+//! `latency` (lognormal draws), `cpu` (capacity, queueing, burning, utilisation),
+//! `store` (`WorkflowStore` and its bounded in-memory implementation), `redis_store`
+//! (the Redis implementation), `workflow` (simulation),
 //! `metrics`, `http` (handlers), `state` (shared), `server` (accept loop, `AgentHandle`).
 
 mod config;
@@ -14,6 +16,7 @@ mod cpu;
 mod http;
 mod latency;
 mod metrics;
+mod redis_store;
 mod server;
 mod state;
 mod store;
@@ -26,11 +29,14 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 pub use config::{AgentArgs, AgentConfig, ConfigError};
-pub use cpu::CpuModel;
+pub use cpu::{CpuMode, CpuModel};
 pub use latency::LogNormalLatency;
 pub use metrics::{HTTP_DURATION_BUCKETS_S, MAX_WORKFLOW_TYPES, WORKFLOW_DURATION_BUCKETS_S};
+pub use redis_store::{RedisStore, RedisUrl};
 pub use server::AgentHandle;
-pub use store::{MemoryStore, WorkflowStatus, WorkflowStore, WorkflowView};
+pub use store::{
+    MemoryStore, StoreError, StoreFuture, WorkflowStatus, WorkflowStore, WorkflowView,
+};
 
 /// Why `run_cli` could not serve; `exit_code` maps it for the CLI.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +55,7 @@ pub enum AgentError {
 /// Starts one replica serving `listener` (bind it to a loopback port; port 0 is fine).
 /// The replica is ready after `config.startup_delay`.
 pub async fn start(listener: TcpListener, config: AgentConfig) -> anyhow::Result<AgentHandle> {
-    let state = state::AgentState::new(config);
+    let state = state::AgentState::new(config)?;
     server::spawn(listener, state).context("reading the listener's local address")
 }
 
@@ -61,6 +67,29 @@ pub async fn run_cli(args: AgentArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AgentError::Bind { addr, source })?;
+    match &config.redis_url {
+        Some(url) => eprintln!(
+            "slo-check agent: workflow state in Redis at {url} (shared by replicas; calls \
+             bounded by {:?}); not ready until Redis answers",
+            config.redis_timeout
+        ),
+        None => eprintln!(
+            "slo-check agent: workflow state in memory (this replica only; set --redis-url \
+             or REDIS_URL to share it)"
+        ),
+    }
+    eprintln!(
+        "slo-check agent: CPU work {:?} per workflow, {}",
+        config.cpu_per_workflow,
+        match config.cpu_mode {
+            CpuMode::Simulated => format!("simulated on {} emulated cores", config.cores),
+            CpuMode::Burn => format!(
+                "burnt on {} real thread(s) (--cores {})",
+                config.cores.ceil(),
+                config.cores
+            ),
+        }
+    );
     let handle = start(listener, config).await?;
     eprintln!("slo-check agent: serving on http://{}", handle.addr());
     shutdown_signal().await;

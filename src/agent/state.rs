@@ -1,5 +1,6 @@
 //! State shared by the server, the workflow tasks and the `AgentHandle`: readiness,
-//! admission under the concurrency limit, ids, the store, the CPU model and the metrics.
+//! admission under the concurrency limit, ids, the store (memory or Redis), the CPU model
+//! and the metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 use super::config::{AgentConfig, random_u64};
 use super::cpu::CpuModel;
 use super::metrics::AgentMetrics;
+use super::redis_store::RedisStore;
 use super::store::{MemoryStore, WorkflowStore};
 
 #[derive(Debug)]
@@ -44,13 +46,26 @@ impl Drop for ActiveSlot {
 }
 
 impl AgentState {
-    pub fn new(config: AgentConfig) -> Arc<Self> {
-        let store = Arc::new(MemoryStore::new(
-            config.finished_retention,
-            config.max_finished_workflows,
-        ));
-        let cpu = CpuModel::new(config.cores, config.utilisation_window);
+    /// The shared state of a new replica; with `config.redis_url`, its store is Redis
+    /// (checked in the background until the replica stops). Call inside a tokio runtime.
+    pub fn new(config: AgentConfig) -> anyhow::Result<Arc<Self>> {
         let (stopping, _) = watch::channel(false);
+        let store: Arc<dyn WorkflowStore> = match &config.redis_url {
+            Some(url) => {
+                let redis = Arc::new(RedisStore::new(
+                    url,
+                    config.redis_timeout,
+                    config.finished_retention,
+                )?);
+                tokio::spawn(redis.clone().check_health(stopping.subscribe()));
+                redis
+            }
+            None => Arc::new(MemoryStore::new(
+                config.finished_retention,
+                config.max_finished_workflows,
+            )),
+        };
+        let cpu = CpuModel::new(config.cores, config.utilisation_window, config.cpu_mode);
         let state = Arc::new(Self {
             ready_at: Instant::now() + config.startup_delay,
             store,
@@ -64,12 +79,15 @@ impl AgentState {
             config,
         });
         state.refresh_gauges();
-        state
+        Ok(state)
     }
 
-    /// Ready once the start-up delay has passed, unless marked unready (draining).
+    /// Ready once the start-up delay has passed, unless marked unready (draining) or the
+    /// workflow store is unavailable (Redis unreachable).
     pub fn is_ready(&self) -> bool {
-        self.ready_flag.load(Ordering::Acquire) && Instant::now() >= self.ready_at
+        self.ready_flag.load(Ordering::Acquire)
+            && Instant::now() >= self.ready_at
+            && self.store.is_available()
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::config::AgentConfig;
 use super::state::{ActiveSlot, AgentState};
-use super::store::WorkflowStatus;
+use super::store::{WorkflowStatus, WorkflowView};
 
 /// What one workflow will do, drawn up front from its own seeded generator.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,41 +52,46 @@ pub(crate) fn plan(config: &AgentConfig, seq: u64) -> WorkflowPlan {
 }
 
 /// Runs the workflow held by `slot` to its end (or until the replica stops), recording
-/// its progress in the store and its outcome in the metrics.
-pub(crate) async fn run(
-    state: Arc<AgentState>,
-    slot: ActiveSlot,
-    id: String,
-    workflow_type: String,
-) {
+/// its progress in the store and its outcome in the metrics. `view` is its running view,
+/// already in the store; this task is its only writer.
+pub(crate) async fn run(state: Arc<AgentState>, slot: ActiveSlot, mut view: WorkflowView) {
     let started = Instant::now();
     let plan = plan(&state.config, slot.seq);
     let outcome = tokio::select! {
-        status = execute(&state, &id, &plan) => Some(status),
+        status = execute(&state, &mut view, &plan) => Some(status),
         () = state.stopped() => None,
     };
     let duration = started.elapsed();
-    match outcome {
-        Some(status) => {
-            state.store.finish(&id, status, duration);
-            state
-                .metrics
-                .observe_workflow(&workflow_type, status.as_str(), duration.as_secs_f64());
-        }
-        // Interrupted by shutdown: not an outcome of the workflow, so not counted.
-        None => state.store.finish(&id, WorkflowStatus::Failed, duration),
+    // Interrupted by shutdown: failed in the store, but not an outcome of the workflow, so
+    // not counted.
+    view.status = outcome.unwrap_or(WorkflowStatus::Failed);
+    view.duration_ms = Some(duration.as_millis() as u64);
+    if let Some(status) = outcome {
+        state.metrics.observe_workflow(
+            &view.workflow_type,
+            status.as_str(),
+            duration.as_secs_f64(),
+        );
     }
+    // A write that fails (Redis down) loses this update only; the store reports itself
+    // unavailable and GETs answer 503 meanwhile.
+    let _ = state.store.put(&view).await;
     drop(slot);
 }
 
-async fn execute(state: &AgentState, id: &str, plan: &WorkflowPlan) -> WorkflowStatus {
+async fn execute(
+    state: &AgentState,
+    view: &mut WorkflowView,
+    plan: &WorkflowPlan,
+) -> WorkflowStatus {
     state.cpu.run(state.config.cpu_per_workflow).await;
     for (done, latency) in plan.steps.iter().enumerate() {
         if plan.fail_after_steps == Some(done) {
             return WorkflowStatus::Failed;
         }
         tokio::time::sleep(*latency).await;
-        state.store.step_done(id);
+        view.steps_done += 1;
+        let _ = state.store.put(view).await;
     }
     if plan.fail_after_steps.is_some() {
         WorkflowStatus::Failed

@@ -13,10 +13,14 @@ pub async fn client(settings: &KubeSettings) -> Result<Client, PlatformError> {
         context: settings.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let config = match Config::from_kubeconfig(&options).await {
+    let mut config = match Config::from_kubeconfig(&options).await {
         Ok(c) => c,
         Err(e) => return Err(PlatformError::Usage(explain(settings, &e.to_string()))),
     };
+    // kube's default retries 429/503/504 up to 15 times with backoff up to minutes: an
+    // API that is down would look like a hang. slo-check bounds each call itself and
+    // says what failed; the watches retry on their own backoff.
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| {
         PlatformError::Infra(format!(
             "cannot make a Kubernetes client for the {}: {e}",

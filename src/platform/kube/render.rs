@@ -150,7 +150,7 @@ fn write_secrets(path: &Path, purpose: Purpose) -> Result<(), PlatformError> {
             (_, Purpose::Inspect) => "placeholder-for-rendering-names".into(),
             _ => {
                 return Err(PlatformError::Usage(format!(
-                    "${name} is not set: the stack's Secret takes its value from the environment at deploy time; export {name}=... (e.g. `export {name}=\"$(head -c 24 /dev/urandom | base64)\"`), or write stack/base/secrets.env with scripts/stack-secrets.sh"
+                    "${name} is not set: the stack's Secret takes its value from the environment at deploy time; export {name}=... (e.g. `export {name}=\"$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')\"`), or write stack/base/secrets.env with scripts/stack-secrets.sh"
                 )));
             }
         };
@@ -159,10 +159,22 @@ fn write_secrets(path: &Path, purpose: Purpose) -> Result<(), PlatformError> {
                 "${name} contains a newline, which an env file cannot hold"
             )));
         }
+        if name == &"REDIS_PASSWORD" && !url_safe(&value) {
+            return Err(PlatformError::Usage(
+                "$REDIS_PASSWORD may hold only letters, digits and - . _ ~ (it goes into REDIS_URL unescaped); e.g. `export REDIS_PASSWORD=\"$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')\"`".into(),
+            ));
+        }
         text.push_str(&format!("{name}={value}\n"));
     }
     std::fs::write(path, text)
         .map_err(|e| PlatformError::Infra(format!("cannot write {}: {e}", path.display())))
+}
+
+/// RFC 3986 unreserved characters only, as scripts/stack-secrets.sh requires.
+fn url_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 fn overlays_in(stack: &Path) -> Vec<String> {

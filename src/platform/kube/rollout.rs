@@ -83,6 +83,28 @@ pub async fn await_all(
     Ok(())
 }
 
+/// Await the condition until `deadline`; a watch that ends in an error (a 410 Gone
+/// after compaction, a dropped connection) is started again after a short pause.
+async fn until<T, F, Fut>(
+    deadline: Instant,
+    wait: F,
+) -> Result<Result<T, kube::runtime::wait::Error>, tokio::time::error::Elapsed>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::runtime::wait::Error>>,
+{
+    loop {
+        match tokio::time::timeout_at(deadline, wait()).await {
+            Ok(Err(_)) if Instant::now() + RETRY_PAUSE < deadline => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn check<T>(
     client: &Client,
     settings: &KubeSettings,
