@@ -43,20 +43,29 @@ pub enum Command {
 pub struct StackArgs {
     #[command(subcommand)]
     pub action: StackAction,
-    #[command(flatten)]
-    pub kube: KubeArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum StackAction {
     /// Check prerequisites, server-side apply the stack and wait for its rollouts.
-    Up,
+    Up(KubeArgs),
     /// Delete what `up` applied (the namespace too, when slo-check created it).
-    Down,
+    Down(KubeArgs),
     /// Show the stack's objects, rollouts, HPA and any fault left in a VirtualService.
-    Status,
+    Status(KubeArgs),
     /// Restore VirtualServices that a killed run left with an injected fault.
-    Clean,
+    Clean(KubeArgs),
+}
+
+impl StackAction {
+    pub fn kube(&self) -> &KubeArgs {
+        match self {
+            StackAction::Up(k)
+            | StackAction::Down(k)
+            | StackAction::Status(k)
+            | StackAction::Clean(k) => k,
+        }
+    }
 }
 
 /// Comparison with an earlier run.

@@ -104,8 +104,9 @@ impl World {
         self.double.get_object("v1", "namespaces", None, NS)
     }
 
-    /// Wait (bounded) until the VirtualService holds a fault; returns it.
-    async fn wait_for_fault(&self) -> Value {
+    /// Wait (bounded) until the VirtualService holds a fault; returns it. If the child
+    /// ends first or the wait is over, fails with the child's output.
+    async fn wait_for_fault(&self, child: &mut tokio::process::Child) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(vs) = self.vs()
@@ -113,10 +114,16 @@ impl World {
             {
                 return vs;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no fault was injected within 60 s"
-            );
+            let ended = matches!(child.try_wait(), Ok(Some(_)));
+            if ended || tokio::time::Instant::now() > deadline {
+                let _ = child.start_kill();
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let _ = e.read_to_string(&mut stderr).await;
+                }
+                panic!("no fault was injected (child ended: {ended}); its stderr:\n{stderr}");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -152,7 +159,7 @@ fn fault_scenario(for_s: u32, fault_end_s: u32) -> String {
 
 /// The VirtualService as the stack renders it.
 fn rendered_vs(world: &World) -> Value {
-    let objects = world.stack.render(&world.kubectl, "kind");
+    let objects = StackCopy::with_secrets().render(&world.kubectl, "kind");
     stack_support::find(&objects, "VirtualService", VS).clone()
 }
 
@@ -190,7 +197,7 @@ async fn stack_up_status_and_down() {
     );
 
     // Every rendered object is there, applied server-side by slo-check.
-    let rendered = world.stack.render(&world.kubectl, "kind");
+    let rendered = StackCopy::with_secrets().render(&world.kubectl, "kind");
     let live = world.double.objects();
     for object in &rendered {
         let found = live.iter().any(|l| {
@@ -372,7 +379,7 @@ async fn a_run_patches_the_fault_in_and_restores_it_and_watches_the_hpa() {
         .create_namespace(NS, &[("slo-check.io/faults", "allowed")]);
     let scenario = world.scenario(&fault_scenario(6, 3));
     let out = world.out();
-    let child = world
+    let mut child = world
         .command(&[
             "run",
             "--platform",
@@ -381,11 +388,11 @@ async fn a_run_patches_the_fault_in_and_restores_it_and_watches_the_hpa() {
             &scenario,
             "--quiet",
             "--out",
+            out.to_str().unwrap(),
         ])
-        .arg(&out)
         .spawn()
         .expect("spawn");
-    let patched = world.wait_for_fault().await;
+    let patched = world.wait_for_fault(&mut child).await;
     let (status, _, stderr) = finish(child).await;
     assert_eq!(status.code(), Some(0), "{stderr}");
 
@@ -488,7 +495,7 @@ async fn sigint_inside_the_fault_window_restores_the_route() {
     let world = world!(DoubleOptions::default(), true);
     let scenario = world.scenario(&fault_scenario(30, 29));
     let out = world.out();
-    let child = world
+    let mut child = world
         .command(&[
             "run",
             "--platform",
@@ -501,12 +508,12 @@ async fn sigint_inside_the_fault_window_restores_the_route() {
             "--grace",
             "1s",
             "--out",
+            out.to_str().unwrap(),
         ])
-        .arg(&out)
         .spawn()
         .expect("spawn");
     let pid = child.id().expect("pid");
-    world.wait_for_fault().await;
+    world.wait_for_fault(&mut child).await;
     signal(pid, "-INT");
     let (status, _, stderr) = finish(child).await;
     assert_eq!(status.code(), Some(130), "{stderr}");
@@ -541,9 +548,9 @@ async fn after_a_sigkill_stack_clean_and_the_next_run_remove_the_leftover() {
         "--quiet",
     ];
     for cleaner in ["stack clean", "next run"] {
-        let child = world.command(&args).spawn().expect("spawn");
+        let mut child = world.command(&args).spawn().expect("spawn");
         let pid = child.id().expect("pid");
-        world.wait_for_fault().await;
+        world.wait_for_fault(&mut child).await;
         signal(pid, "-KILL");
         let (status, _, _) = finish(child).await;
         assert_eq!(status.code(), None, "killed");

@@ -65,18 +65,18 @@ pub async fn await_all(
             crate::units::format_duration(settings.rollout_timeout)
         ));
         let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let waited =
-            tokio::time::timeout_at(deadline, await_condition(api, &name, deployment_complete()))
-                .await;
+        let waited = until(deadline, || {
+            await_condition(api.clone(), &name, deployment_complete())
+        })
+        .await;
         check(client, settings, "deployment", &name, waited).await?;
     }
     for name in applied.names_of("StatefulSet") {
         settings.say(&format!("kube: waiting for statefulset/{name} to roll out"));
         let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-        let waited = tokio::time::timeout_at(
-            deadline,
-            await_condition(api, &name, statefulset_complete()),
-        )
+        let waited = until(deadline, || {
+            await_condition(api.clone(), &name, statefulset_complete())
+        })
         .await;
         check(client, settings, "statefulset", &name, waited).await?;
     }

@@ -133,7 +133,8 @@ const NAMESPACE_WAIT: Duration = Duration::from_secs(120);
 
 /// `slo-check stack ACTION`: exit code.
 pub fn command(args: &StackArgs) -> u8 {
-    let settings = match KubeSettings::resolve(&args.kube, &PlatformRefs::default(), false) {
+    let settings = match KubeSettings::resolve(args.action.kube(), &PlatformRefs::default(), false)
+    {
         Ok(s) => s,
         Err(e) => return e.report(),
     };
@@ -149,10 +150,10 @@ pub fn command(args: &StackArgs) -> u8 {
     };
     let result = runtime.block_on(async {
         match args.action {
-            StackAction::Up => up(settings).await,
-            StackAction::Down => down(settings).await,
-            StackAction::Status => status(settings).await,
-            StackAction::Clean => clean(settings).await,
+            StackAction::Up(_) => up(settings).await,
+            StackAction::Down(_) => down(settings).await,
+            StackAction::Status(_) => status(settings).await,
+            StackAction::Clean(_) => clean(settings).await,
         }
     });
     match result {
