@@ -21,6 +21,21 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// Run a command's async body on a multi-thread runtime and return its exit code (3 when
+/// no runtime can be started).
+pub fn block_on(body: impl std::future::Future<Output = u8>) -> u8 {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(body),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::INFRA
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {

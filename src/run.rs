@@ -94,17 +94,7 @@ pub fn run(args: &RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INFRA;
-        }
-    };
-    runtime.block_on(run_async(cfg))
+    crate::app::block_on(run_async(cfg))
 }
 
 async fn run_async(cfg: RunConfig) -> u8 {

@@ -44,16 +44,7 @@ pub fn run(args: &CapacityArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(run_async(cfg)),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            exit::INFRA
-        }
-    }
+    crate::app::block_on(run_async(cfg))
 }
 
 /// What the loop over steps ended with.

@@ -133,33 +133,24 @@ const NAMESPACE_WAIT: Duration = Duration::from_secs(120);
 
 /// `slo-check stack ACTION`: exit code.
 pub fn command(args: &StackArgs) -> u8 {
+    let action = &args.action;
     let settings = match KubeSettings::resolve(args.action.kube(), &PlatformRefs::default(), false)
     {
         Ok(s) => s,
         Err(e) => return e.report(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INFRA;
-        }
-    };
-    let result = runtime.block_on(async {
-        match args.action {
+    crate::app::block_on(async {
+        let result = match action {
             StackAction::Up(_) => up(settings).await,
             StackAction::Down(_) => down(settings).await,
             StackAction::Status(_) => status(settings).await,
             StackAction::Clean(_) => clean(settings).await,
+        };
+        match result {
+            Ok(()) => exit::PASS,
+            Err(e) => e.report(),
         }
-    });
-    match result {
-        Ok(()) => exit::PASS,
-        Err(e) => e.report(),
-    }
+    })
 }
 
 async fn up(settings: KubeSettings) -> Result<(), PlatformError> {
