@@ -47,3 +47,10 @@ cargo clippy --locked --all-targets -- -D warnings
 # Release mode: the load tests drive hundreds of workflows per second through the
 # embedded platform, which an unoptimised build on two cores cannot keep up with.
 cargo test --release --locked --no-fail-fast
+
+# The benchmark's smoke mode: a few seconds of each measurement, to check that the
+# script still works. No peer is installed for it (missing ones are skipped and
+# named in its output) and nothing it prints is asserted: timings on a shared CI
+# machine mean nothing.
+echo "== bench/run.sh --quick (smoke: the script works; numbers not checked)"
+bench/run.sh --quick --out target/bench-smoke

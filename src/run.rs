@@ -422,7 +422,7 @@ async fn watch_signals(
 /// The one owner of the recorder: consumes events until every workflow has
 /// ended, updating the progress line on a tick.
 async fn aggregate(
-    mut rx: UnboundedReceiver<Event>,
+    mut rx: UnboundedReceiver<Vec<Event>>,
     mut rec: Recorder,
     zero: Instant,
     progress: Progress,
@@ -464,7 +464,7 @@ async fn aggregate(
                 });
             }
             ev = rx.recv() => match ev {
-                Some(ev) => rec.add(&ev),
+                Some(batch) => batch.iter().for_each(|ev| rec.add(ev)),
                 None => break,
             },
         }

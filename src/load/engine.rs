@@ -1,16 +1,25 @@
 //! The open-model executor: starts each workflow at its intended time whatever
 //! the responses do, counts a start as dropped when `max_in_flight` workflows
 //! are running, and sends every outcome to the recorder over a channel.
+//!
+//! Layout: one worker per usable core (the process's CPU affinity), each an OS
+//! thread with its own current-thread runtime, its own connection pool and
+//! every n-th start of the schedule. A worker paces its starts with a timerfd
+//! in its own event loop (`timer.rs`), so pacing costs no thread switch, and
+//! hands records to the recorder in batches every few milliseconds rather
+//! than waking it once per workflow.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::schedule::Schedule;
+use super::timer::PreciseTimer;
 use crate::stats::record::{Event, Outcome, WorkflowRecord};
 use crate::workflow::WorkflowRunner;
 
@@ -40,107 +49,217 @@ pub enum Issued {
     Stopped,
 }
 
+/// How often a worker hands its records to the recorder.
+const FLUSH_EVERY: Duration = Duration::from_millis(10);
+/// A worker hands its records over at once past this many.
+const FLUSH_AT: usize = 4096;
+/// A pacer asleep until a far start still looks at the stop token this often.
+const STOP_CHECK: Duration = Duration::from_millis(10);
+/// Starts issued back to back (the worker is behind) before it lets workflows run.
+const STARTS_PER_YIELD: u32 = 64;
+
+/// What one run's workers share.
+struct Shared {
+    schedule: Schedule,
+    max_in_flight: u64,
+    live: Arc<Live>,
+    control: Control,
+    zero: Instant,
+    workers: usize,
+}
+
+/// One worker's state, shared by its pacer and its workflows (all on one thread).
+struct Worker {
+    runner: WorkflowRunner,
+    batch: Batch,
+    live: Arc<Live>,
+    abandon: CancellationToken,
+}
+
+/// Records waiting to be handed to the recorder.
+struct Batch {
+    events: Mutex<Vec<Event>>,
+    tx: UnboundedSender<Vec<Event>>,
+}
+
+impl Batch {
+    fn push(&self, event: Event) {
+        let full = {
+            let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            events.push(event);
+            events.len() >= FLUSH_AT
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    fn flush(&self) {
+        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        if !events.is_empty() {
+            let _ = self.tx.send(events);
+        }
+    }
+}
+
+/// How many workers: one per core this process may run on.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Drive the schedule from `zero`. Returns once every start has been issued
 /// (or dropped); workflows still in flight keep the channel open until they end.
-///
-/// Pacing runs on a dedicated OS thread with `std::thread::sleep`, which wakes
-/// within tens of microseconds; the runtime's timer wheel has a 1 ms tick and
-/// would add up to a millisecond of schedule lag to every start.
 pub async fn drive(
     schedule: &Schedule,
     max_in_flight: u64,
     runner: Arc<WorkflowRunner>,
-    tx: UnboundedSender<Event>,
+    tx: UnboundedSender<Vec<Event>>,
     live: Arc<Live>,
     control: Control,
     zero: Instant,
 ) -> Issued {
-    let handle = tokio::runtime::Handle::current();
-    let schedule = schedule.clone();
-    let pacer = std::thread::Builder::new()
-        .name("slo-check-pacer".into())
-        .spawn(move || {
-            pace(
-                &schedule,
-                max_in_flight,
-                &runner,
-                &tx,
-                &live,
-                &control,
-                zero,
-                &handle,
-            )
-        });
-    let Ok(pacer) = pacer else {
-        return Issued::Stopped;
-    };
-    // Wait for the pacer without blocking a runtime thread.
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(pacer.join().unwrap_or(Issued::Stopped));
+    let workers = worker_count();
+    let shared = Arc::new(Shared {
+        schedule: schedule.clone(),
+        max_in_flight,
+        live,
+        control,
+        zero,
+        workers,
     });
-    done_rx.await.unwrap_or(Issued::Stopped)
-}
-
-/// Sleep until `deadline` in slices, so a stop request is seen within 10 ms.
-fn sleep_until(deadline: std::time::Instant, stop: &tokio_util::sync::CancellationToken) -> bool {
-    const SLICE: Duration = Duration::from_millis(10);
-    loop {
-        if stop.is_cancelled() {
-            return false;
+    let mut issued = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let worker = Worker {
+            runner: runner.for_worker(workers),
+            batch: Batch {
+                events: Mutex::new(Vec::new()),
+                tx: tx.clone(),
+            },
+            live: shared.live.clone(),
+            abandon: shared.control.abandon.clone(),
+        };
+        let for_thread = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("slo-check-load-{w}"))
+            .spawn(move || run_worker(w, &for_thread, worker, done_tx));
+        if spawned.is_err() {
+            shared.control.stop_starts.cancel();
         }
-        let now = std::time::Instant::now();
-        if now >= deadline {
-            return true;
-        }
-        std::thread::sleep((deadline - now).min(SLICE));
+        issued.push(done_rx);
     }
+    let mut all = Issued::All;
+    for done in issued {
+        if done.await.unwrap_or(Issued::Stopped) == Issued::Stopped {
+            all = Issued::Stopped;
+        }
+    }
+    all
 }
 
-#[allow(clippy::too_many_arguments)]
-fn pace(
-    schedule: &Schedule,
-    max_in_flight: u64,
-    runner: &Arc<WorkflowRunner>,
-    tx: &UnboundedSender<Event>,
-    live: &Arc<Live>,
-    control: &Control,
-    zero: Instant,
-    handle: &tokio::runtime::Handle,
-) -> Issued {
-    let zero_std = zero.into_std();
-    for (seq, offset_s) in schedule.iter().enumerate() {
+/// One worker thread: pace its share of the schedule, then wait for its
+/// workflows to end. `done` is told how the schedule ended as soon as it has.
+fn run_worker(
+    w: usize,
+    shared: &Shared,
+    worker: Worker,
+    done: tokio::sync::oneshot::Sender<Issued>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start a load worker's runtime: {e}");
+            let _ = done.send(Issued::Stopped);
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let worker = Arc::new(worker);
+        let tracker = TaskTracker::new();
+        let flusher = {
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FLUSH_EVERY);
+                loop {
+                    tick.tick().await;
+                    worker.batch.flush();
+                }
+            })
+        };
+        let issued = pace(w, shared, &worker, &tracker).await;
+        let _ = done.send(issued);
+        tracker.close();
+        tracker.wait().await;
+        flusher.abort();
+        worker.batch.flush();
+    });
+}
+
+/// Issue starts w, w + n, w + 2n, … of the schedule on time.
+async fn pace(w: usize, shared: &Shared, worker: &Arc<Worker>, tracker: &TaskTracker) -> Issued {
+    let timer = PreciseTimer::new().ok();
+    let zero_std = shared.zero.into_std();
+    let stop = &shared.control.stop_starts;
+    let mut back_to_back = 0u32;
+    let starts = shared.schedule.iter().enumerate().skip(w);
+    for (seq, offset_s) in starts.step_by(shared.workers) {
         let offset = Duration::from_secs_f64(offset_s);
-        if !sleep_until(zero_std + offset, &control.stop_starts) {
-            return Issued::Stopped;
-        }
-        let intended = zero + offset;
-        if live.in_flight.load(Ordering::Relaxed) >= max_in_flight {
-            live.dropped.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.send(Event::Dropped {
-                intended_us: offset.as_micros() as u64,
-            });
-            continue;
-        }
-        live.in_flight.fetch_add(1, Ordering::Relaxed);
-        live.started.fetch_add(1, Ordering::Relaxed);
-        let (runner, tx, live, abandon) = (
-            runner.clone(),
-            tx.clone(),
-            live.clone(),
-            control.abandon.clone(),
-        );
-        handle.spawn(async move {
-            let record = tokio::select! {
-                biased;
-                r = runner.run(seq as u64, zero, intended) => r,
-                _ = abandon.cancelled() => abandoned(seq as u64, zero, intended),
+        let due = zero_std + offset;
+        loop {
+            if stop.is_cancelled() {
+                return Issued::Stopped;
+            }
+            let now = std::time::Instant::now();
+            if now >= due {
+                break;
+            }
+            back_to_back = 0;
+            let until = due.min(now + STOP_CHECK);
+            let slept = match &timer {
+                Some(t) => t.sleep_until(until).await.is_ok(),
+                None => false,
             };
-            let _ = tx.send(Event::Workflow(record));
-            live.in_flight.fetch_sub(1, Ordering::Relaxed);
-        });
+            if !slept {
+                tokio::time::sleep_until(until.into()).await;
+            }
+        }
+        back_to_back += 1;
+        if back_to_back >= STARTS_PER_YIELD {
+            // Behind schedule: let the started workflows and the sockets run too.
+            back_to_back = 0;
+            tokio::task::yield_now().await;
+        }
+        start(seq as u64, offset, shared, worker, tracker);
     }
     Issued::All
+}
+
+/// Issue one start, or count it as dropped.
+fn start(seq: u64, offset: Duration, shared: &Shared, worker: &Arc<Worker>, tracker: &TaskTracker) {
+    let live = &worker.live;
+    if live.in_flight.load(Ordering::Relaxed) >= shared.max_in_flight {
+        live.dropped.fetch_add(1, Ordering::Relaxed);
+        worker.batch.push(Event::Dropped {
+            intended_us: offset.as_micros() as u64,
+        });
+        return;
+    }
+    live.in_flight.fetch_add(1, Ordering::Relaxed);
+    live.started.fetch_add(1, Ordering::Relaxed);
+    let (zero, intended) = (shared.zero, shared.zero + offset);
+    let worker = worker.clone();
+    tracker.spawn(async move {
+        let record = tokio::select! {
+            biased;
+            r = worker.runner.run(seq, zero, intended) => r,
+            _ = worker.abandon.cancelled() => abandoned(seq, zero, intended),
+        };
+        worker.batch.push(Event::Workflow(record));
+        worker.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 fn abandoned(seq: u64, zero: Instant, intended: Instant) -> WorkflowRecord {

@@ -33,6 +33,7 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<HttpConnector, Full<Bytes>>,
+    max_idle_per_host: usize,
     max_response_bytes: usize,
 }
 
@@ -47,8 +48,21 @@ impl HttpClient {
             .build(connector);
         HttpClient {
             client,
+            max_idle_per_host,
             max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
         }
+    }
+
+    /// A client with the same settings and a pool of its own, holding at most
+    /// `1/share` of the idle connections (one per load worker: a pooled
+    /// connection is driven by the runtime that opened it).
+    pub fn fresh(&self, share: usize) -> HttpClient {
+        let mut c = HttpClient::new(
+            self.max_idle_per_host.div_ceil(share.max(1)),
+            self.max_response_bytes as u64,
+        );
+        c.max_response_bytes = self.max_response_bytes;
+        c
     }
 
     /// Send `req` and read its body, all before `deadline`.

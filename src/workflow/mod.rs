@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Request, Uri};
 use tokio::time::Instant;
 
@@ -22,10 +22,52 @@ pub struct WorkflowRunner {
     /// `http://host:port` with no trailing slash.
     base: String,
     steps: Vec<Step>,
+    /// Per step, the request built once when nothing in it is templated.
+    prebuilt: Vec<Option<Prebuilt>>,
     capture_slots: usize,
     /// Environment values for `${env:NAME}`, in slot order. Secret: never printed.
     env: Vec<String>,
     request_timeout: Duration,
+}
+
+/// A request with nothing to render: cloning it costs reference counts, not parsing.
+#[derive(Clone)]
+struct Prebuilt {
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Prebuilt {
+    /// `None` when the path, a header or the body has a placeholder (or the URL is bad:
+    /// the per-request path reports that as a failure).
+    fn of(base: &str, step: &Step) -> Option<Prebuilt> {
+        let uri: Uri = format!("{base}{}", step.path.as_literal()?).parse().ok()?;
+        let mut headers = HeaderMap::new();
+        let body = match &step.body {
+            Body::Empty => Bytes::new(),
+            Body::Text(t) => Bytes::from(t.as_literal()?.to_string()),
+            Body::Json { literal, .. } => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                literal.clone()?
+            }
+        };
+        for (name, value) in &step.headers {
+            headers.insert(
+                name.clone(),
+                HeaderValue::from_str(value.as_literal()?).ok()?,
+            );
+        }
+        Some(Prebuilt { uri, headers, body })
+    }
+
+    fn request(&self, step: &Step) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = step.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
 }
 
 /// One workflow's mutable state.
@@ -46,13 +88,28 @@ impl WorkflowRunner {
         env: Vec<String>,
         request_timeout: Duration,
     ) -> WorkflowRunner {
+        let base = base_url.trim_end_matches('/').to_string();
         WorkflowRunner {
             client,
-            base: base_url.trim_end_matches('/').to_string(),
+            prebuilt: steps.iter().map(|s| Prebuilt::of(&base, s)).collect(),
+            base,
             steps,
             capture_slots,
             env,
             request_timeout,
+        }
+    }
+
+    /// The same runner with a connection pool of its own, for one of `workers` load workers.
+    pub fn for_worker(&self, workers: usize) -> WorkflowRunner {
+        WorkflowRunner {
+            client: self.client.fresh(workers),
+            base: self.base.clone(),
+            steps: self.steps.clone(),
+            prebuilt: self.prebuilt.clone(),
+            capture_slots: self.capture_slots,
+            env: self.env.clone(),
+            request_timeout: self.request_timeout,
         }
     }
 
@@ -69,8 +126,8 @@ impl WorkflowRunner {
         let mut outcome = Outcome::Succeeded;
         for (i, step) in self.steps.iter().enumerate() {
             let result = match &step.poll {
-                None => self.once(step, &mut vars).await,
-                Some(_) => self.poll(step, step_start, &mut vars).await,
+                None => self.once(i, &mut vars).await,
+                Some(_) => self.poll(i, step_start, &mut vars).await,
             };
             let end = Instant::now();
             samples.push(StepSample {
@@ -98,9 +155,10 @@ impl WorkflowRunner {
     }
 
     /// One request-response step.
-    async fn once(&self, step: &Step, vars: &mut Vars) -> StepResult {
+    async fn once(&self, i: usize, vars: &mut Vars) -> StepResult {
+        let step = &self.steps[i];
         let deadline = Instant::now() + self.request_timeout;
-        let resp = match self.send(step, vars, deadline).await {
+        let resp = match self.send(i, vars, deadline).await {
             Ok(r) => r,
             Err(SendError::Deadline) => return Err(FailureKind::Timeout),
             Err(SendError::Failed(k)) => return Err(k),
@@ -115,7 +173,8 @@ impl WorkflowRunner {
 
     /// Poll on a fixed tick grid from the step's intended start until the
     /// condition holds, `fail_if` holds, or the poll times out.
-    async fn poll(&self, step: &Step, start: Instant, vars: &mut Vars) -> StepResult {
+    async fn poll(&self, i: usize, start: Instant, vars: &mut Vars) -> StepResult {
+        let step = &self.steps[i];
         let Some(poll) = &step.poll else {
             return Ok(());
         };
@@ -124,7 +183,7 @@ impl WorkflowRunner {
         loop {
             tokio::time::sleep_until(tick).await;
             let deadline = (Instant::now() + self.request_timeout).min(give_up);
-            let resp = match self.send(step, vars, deadline).await {
+            let resp = match self.send(i, vars, deadline).await {
                 Ok(r) => r,
                 Err(SendError::Deadline) if deadline == give_up => {
                     return Err(FailureKind::PollTimeout);
@@ -153,11 +212,15 @@ impl WorkflowRunner {
 
     async fn send(
         &self,
-        step: &Step,
+        i: usize,
         vars: &Vars,
         deadline: Instant,
     ) -> Result<http::Response, SendError> {
-        let req = self.build(step, vars).map_err(SendError::Failed)?;
+        let step = &self.steps[i];
+        let req = match &self.prebuilt[i] {
+            Some(p) => p.request(step),
+            None => self.build(step, vars).map_err(SendError::Failed)?,
+        };
         self.client.send(req, deadline).await
     }
 
