@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::BoxFuture;
+use crate::errors::error_chain;
 
 /// Upper bound on one query, connection included.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,21 +80,6 @@ impl Prometheus {
             QUERY_TIMEOUT.as_secs()
         )
     }
-}
-
-/// The error and its sources on one line (reqwest hides "connection refused" in a source).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn points(data: &prometheus_http_query::response::Data) -> Vec<Point> {

@@ -57,12 +57,10 @@ impl HttpClient {
     /// `1/share` of the idle connections (one per load worker: a pooled
     /// connection is driven by the runtime that opened it).
     pub fn fresh(&self, share: usize) -> HttpClient {
-        let mut c = HttpClient::new(
+        HttpClient::new(
             self.max_idle_per_host.div_ceil(share.max(1)),
             self.max_response_bytes as u64,
-        );
-        c.max_response_bytes = self.max_response_bytes;
-        c
+        )
     }
 
     /// Send `req` and read its body, all before `deadline`.

@@ -7,7 +7,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use super::FIELD_MANAGER;
-use super::catalog::{Catalog, Problem, timed};
+use super::catalog::{Catalog, timed};
 use super::settings::KubeSettings;
 use crate::platform::PlatformError;
 
@@ -147,9 +147,4 @@ async fn claim_namespace(
         object["metadata"]["annotations"][CREATED_ANNOTATION] = Value::from(FIELD_MANAGER);
     }
     Ok(ours)
-}
-
-/// Whether an error is the API's 404.
-pub fn is_not_found(problem: &Problem) -> bool {
-    matches!(problem, Problem::Api(kube::Error::Api(s)) if s.code == 404)
 }

@@ -11,6 +11,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use super::settings::KubeSettings;
+use crate::errors::error_chain;
 use crate::platform::PlatformError;
 
 /// How long one discovery or check request may take.
@@ -253,6 +254,13 @@ pub enum Problem {
     TimedOut,
 }
 
+impl Problem {
+    /// The API answered 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Problem::Api(kube::Error::Api(s)) if s.code == 404)
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -261,20 +269,6 @@ impl std::fmt::Display for Problem {
             Problem::TimedOut => write!(f, "no answer within {}s", CHECK_TIMEOUT.as_secs()),
         }
     }
-}
-
-/// The error and its sources on one line (hyper hides "connection refused" in a source).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text = format!("{text}: {s_text}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// One request with the check timeout.

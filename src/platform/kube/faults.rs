@@ -288,7 +288,7 @@ pub async fn clean_leftovers(
     let api = virtual_services(client, &settings.namespace);
     let list = match timed(api.list(&ListParams::default())).await {
         Ok(l) => l,
-        Err(Problem::Api(kube::Error::Api(s))) if s.code == 404 => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => {
             return Err(PlatformError::Infra(format!(
                 "cannot list VirtualServices in namespace {} to look for faults left by an earlier run: {e}",

@@ -10,8 +10,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use super::catalog::{error_chain, ingress_pod};
+use super::catalog::ingress_pod;
 use super::settings::KubeSettings;
+use crate::errors::error_chain;
 use crate::platform::PlatformError;
 
 /// A running forward; connections stop when `stop` is called.

@@ -59,8 +59,8 @@ pub async fn delete(
         )),
         None => {}
     }
-    settings.say(&format!("kube: deleted the stack from namespace {ns}"));
     if failures.is_empty() {
+        settings.say(&format!("kube: deleted the stack from namespace {ns}"));
         Ok(())
     } else {
         Err(PlatformError::Infra(format!(
@@ -74,7 +74,7 @@ async fn delete_one(client: &Client, object: &AppliedObject, ns: &str) -> Result
     let api = apply::api_for(client, object, ns);
     match timed(api.delete(&object.name, &DeleteParams::background())).await {
         Ok(_) => Ok(()),
-        Err(e) if apply::is_not_found(&e) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(format!("{} `{}`: {e}", object.kind, object.name)),
     }
 }
@@ -91,7 +91,7 @@ async fn delete_labelled(client: &Client, object: &AppliedObject, ns: &str) -> R
         };
         match timed(api.delete(&name, &DeleteParams::background())).await {
             Ok(_) => {}
-            Err(e) if apply::is_not_found(&e) => {}
+            Err(e) if e.is_not_found() => {}
             Err(e) => return Err(format!("{} `{name}`: {e}", object.kind)),
         }
     }
@@ -108,7 +108,7 @@ async fn delete_namespace(client: &Client, settings: &KubeSettings) -> Result<()
     };
     match timed(api.delete(ns, &DeleteParams::background())).await {
         Ok(_) => {}
-        Err(e) if apply::is_not_found(&e) => return Ok(()),
+        Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(format!("namespace {ns}: {e}")),
     }
     settings.say(&format!(
