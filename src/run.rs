@@ -14,7 +14,7 @@ use crate::app::exit;
 use crate::autoscale::timeline::{first_rate_increase, hpa_metrics};
 use crate::cli::TargetArgs;
 use crate::cli::{PlatformKind, RunArgs};
-use crate::load::engine::{self, Control, Issued, Live};
+use crate::load::engine::{self, Control, Issued, Live, Pacing};
 use crate::plan::{Plan, PlanOptions};
 use crate::platform::kube::KubeSettings;
 use crate::platform::local::LocalOptions;
@@ -27,7 +27,7 @@ use crate::slo;
 use crate::stats::record::{Event, FailureKind};
 use crate::stats::{Recorder, RunStats};
 use crate::workflow::WorkflowRunner;
-use crate::workflow::http::HttpClient;
+use crate::workflow::http::{Endpoint, HttpClient};
 use tokio_util::sync::CancellationToken;
 
 /// Options of one run, checked.
@@ -295,10 +295,16 @@ pub async fn execute_plan(
     control: Control,
 ) -> Outcome {
     let load = &plan.scenario.load;
-    let client = HttpClient::new(load.max_in_flight as usize, load.max_response_bytes);
+    // Every platform hands back an `http://host:port` base URL (`--target-url` is checked
+    // in platform::url), so this cannot fail on user input.
+    let endpoint = Endpoint::of(&target.base_url).expect("platforms give http:// base URLs");
+    let client = HttpClient::new(
+        endpoint,
+        load.max_in_flight as usize,
+        load.max_response_bytes,
+    );
     let runner = Arc::new(WorkflowRunner::new(
         client,
-        &target.base_url,
         plan.scenario.workflow.clone(),
         plan.scenario.capture_names.len(),
         plan.env_values.clone(),
@@ -331,7 +337,10 @@ pub async fn execute_plan(
     ));
     let issued = engine::drive(
         &plan.schedule,
-        load.max_in_flight,
+        Pacing {
+            max_in_flight: load.max_in_flight,
+            slack: load.pacing_slack,
+        },
         runner,
         tx,
         live,

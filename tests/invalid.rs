@@ -83,6 +83,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
         ("bad_status_code", s(edit("status: [202]", "status: [999]")), "workflow[0].expect.status", "999"),
         ("bad_json_pointer", s(edit("capture: { id: /id }", "capture: { id: id }")), "workflow[0].capture", "pointer"),
         ("max_in_flight_zero", s(edit("max_in_flight: 100", "max_in_flight: 0")), "load.max_in_flight", "at least"),
+        ("content_length_header", s(edit("x-test: \"1\"", "content-length: \"9\"")), "workflow[0].request.headers.content-length", "body"),
+        ("pacing_slack_too_long", s(edit("max_in_flight: 100", "max_in_flight: 100\n  pacing_slack: 50ms")), "load.pacing_slack", "at most"),
         ("unknown_arrival", s(edit("arrival: constant", "arrival: uniform")), "", "uniform"),
         ("slo_max_and_min", s(edit("max: 1s }", "max: 1s, min: 1ms }")), "slos[0]", "max"),
         ("slo_without_bound", s(edit("metric: latency.p95, max: 1s", "metric: latency.p95")), "slos[0]", "max"),

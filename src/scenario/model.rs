@@ -191,6 +191,9 @@ pub struct Load {
     pub max_in_flight: u64,
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
+    /// A load worker wakes at most once per this long while starts are due more
+    /// often, issuing every start due by then (each later by at most this much).
+    pub pacing_slack: Duration,
 }
 
 /// A stage with its start and end rate (equal unless it ramps).

@@ -230,6 +230,11 @@ pub struct RawLoad {
     /// Most bytes of a response body read (default 1 MiB); a larger body is a failure of kind `other`.
     #[serde(default)]
     pub max_response_bytes: Option<u64>,
+    /// How late a start may be issued so that starts due close together share one
+    /// wake-up of the load worker (default 0.2ms; 0s wakes for every start). The lag
+    /// is recorded and counted in latency, which runs from the intended start.
+    #[serde(default)]
+    pub pacing_slack: Option<Dur>,
 }
 
 /// How workflow starts are spaced.

@@ -1,14 +1,24 @@
-//! The HTTP transport: a pooled hyper 1.x client with a per-request deadline
-//! and a cap on how much of a body is read. Failures come back as data.
+//! The HTTP transport of the load path: a lean HTTP/1.1 client, one per load
+//! worker, with its own keep-alive pool, a per-request deadline and a cap on
+//! how much of a body is read. Failures come back as data.
+//!
+//! Why not hyper's client: on this path every microsecond of client CPU is a
+//! start the worker cannot issue on time. hyper-util's pooled client sends each
+//! request through a channel to a connection task and back through a oneshot,
+//! keys its pool by authority and boxes its futures; here the workflow's own
+//! task writes the request (pre-encoded once when nothing in it is templated)
+//! and reads the response on a connection it checked out, parsing the head
+//! with `httparse` (the parser hyper itself uses) into a stack array, and
+//! copying the body only when the step needs it (captures, polls).
 
+use std::io;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::{Method, StatusCode, Uri};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::stats::record::FailureKind;
@@ -17,6 +27,7 @@ use crate::stats::record::FailureKind;
 #[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
+    /// Empty unless the request asked for the body.
     pub body: Bytes,
 }
 
@@ -29,108 +40,766 @@ pub enum SendError {
     Failed(FailureKind),
 }
 
-/// A keep-alive pooled HTTP/1.1 client.
-#[derive(Clone)]
+/// An encoded request: the whole message, head and body, ready to write.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    bytes: Bytes,
+    /// A HEAD request: the response has no body whatever its headers say.
+    head: bool,
+}
+
+/// Headers and body of one request, before encoding.
+pub struct Parts<'a> {
+    pub method: &'a Method,
+    /// The request target: path and query.
+    pub target: &'a str,
+    /// `host:port` of the target, sent as `Host` unless `headers` has one.
+    pub authority: &'a str,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl Encoded {
+    /// Encode `parts` as an HTTP/1.1 request. The body is framed with
+    /// `content-length` (sent for every method that usually carries a body,
+    /// and for any request with one).
+    pub fn new(parts: &Parts<'_>) -> Encoded {
+        let mut out = Vec::with_capacity(128 + parts.target.len() + parts.body.len());
+        out.extend_from_slice(parts.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(parts.target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let has = |name: &str| {
+            parts
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        if !has("host") {
+            header(&mut out, "host", parts.authority.as_bytes());
+        }
+        if let Some(ct) = parts.content_type.filter(|_| !has("content-type")) {
+            header(&mut out, "content-type", ct.as_bytes());
+        }
+        for (name, value) in parts.headers {
+            header(&mut out, name, value);
+        }
+        let bodyless = matches!(
+            *parts.method,
+            Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+        );
+        if !parts.body.is_empty() || !bodyless {
+            let mut digits = itoa::Buffer::new();
+            header(
+                &mut out,
+                "content-length",
+                digits.format(parts.body.len()).as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(parts.body);
+        Encoded {
+            bytes: Bytes::from(out),
+            head: *parts.method == Method::HEAD,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Where the target is: connect address and the `Host` value.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host as given (a name, an IPv4 literal, or an IPv6 literal without brackets).
+    host: String,
+    port: u16,
+    /// `host:port` as in the URL, for the `Host` header.
+    pub authority: String,
+    /// The base URL's path with no trailing slash (`""` for none).
+    pub path_prefix: String,
+}
+
+impl Endpoint {
+    /// The endpoint of an `http://` base URL; `None` when it is not one.
+    pub fn of(base_url: &str) -> Option<Endpoint> {
+        let uri: Uri = base_url.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let authority = uri.authority()?;
+        let host = authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Some(Endpoint {
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_string(),
+            path_prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// How long a connect may take (within the request's deadline).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes of a response head (status line and headers).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most headers in a response.
+const MAX_HEADERS: usize = 64;
+/// A connection's read buffer starts at this size.
+const READ_BUF: usize = 8 * 1024;
+
+/// One keep-alive connection and its read buffer.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// A keep-alive HTTP/1.1 client for one endpoint, owned by one load worker.
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
-    max_idle_per_host: usize,
+    endpoint: Endpoint,
+    idle: Mutex<Vec<Conn>>,
+    max_idle: usize,
     max_response_bytes: usize,
 }
 
 impl HttpClient {
-    pub fn new(max_idle_per_host: usize, max_response_bytes: u64) -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+    pub fn new(endpoint: Endpoint, max_idle: usize, max_response_bytes: u64) -> HttpClient {
         HttpClient {
-            client,
-            max_idle_per_host,
+            endpoint,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
             max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
         }
     }
 
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// A client with the same settings and a pool of its own, holding at most
-    /// `1/share` of the idle connections (one per load worker: a pooled
-    /// connection is driven by the runtime that opened it).
+    /// `1/share` of the idle connections (one per load worker: a connection is
+    /// driven by the runtime that opened it).
     pub fn fresh(&self, share: usize) -> HttpClient {
         HttpClient::new(
-            self.max_idle_per_host.div_ceil(share.max(1)),
+            self.endpoint.clone(),
+            self.max_idle.div_ceil(share.max(1)),
             self.max_response_bytes as u64,
         )
     }
 
-    /// Send `req` and read its body, all before `deadline`.
+    /// Send `req` and read the response (its body too when `want_body`), all
+    /// before `deadline`.
     pub async fn send(
         &self,
-        req: Request<Full<Bytes>>,
+        req: &Encoded,
+        want_body: bool,
         deadline: Instant,
     ) -> Result<Response, SendError> {
-        let work = async {
-            let resp = self.client.request(req).await.map_err(|e| {
-                SendError::Failed(if e.is_connect() {
-                    FailureKind::Connect
-                } else {
-                    classify(&e)
-                })
-            })?;
-            let status = resp.status();
-            let body = Limited::new(resp.into_body(), self.max_response_bytes)
-                .collect()
-                .await
-                .map_err(|e| SendError::Failed(classify_body(&*e)))?
-                .to_bytes();
-            Ok(Response { status, body })
-        };
-        match tokio::time::timeout_at(deadline, work).await {
-            Ok(r) => r,
+        match tokio::time::timeout_at(deadline, self.exchange(req, want_body)).await {
+            Ok(r) => r.map_err(SendError::Failed),
             Err(_) => Err(SendError::Deadline),
         }
     }
+
+    async fn exchange(&self, req: &Encoded, want_body: bool) -> Result<Response, FailureKind> {
+        let mut conn = match self.checkout() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        conn.stream
+            .write_all(&req.bytes)
+            .await
+            .map_err(|e| io_kind(&e))?;
+        let (resp, keep_alive) = conn
+            .read_response(req.head, want_body, self.max_response_bytes)
+            .await?;
+        if keep_alive && conn.buf.is_empty() {
+            self.checkin(conn);
+        }
+        Ok(resp)
+    }
+
+    /// An idle connection the server has not closed, if there is one.
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(conn) = idle.pop() {
+            if conn.is_idle() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, FailureKind> {
+        let ep = &self.endpoint;
+        let connect = TcpStream::connect((ep.host.as_str(), ep.port));
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) | Err(_) => return Err(FailureKind::Connect),
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUF),
+        })
+    }
 }
 
-/// A connection that closes before any response byte arrives is reported by
-/// hyper as an incomplete message; it is a connection failure, not a protocol one.
-fn classify(e: &hyper_util::client::legacy::Error) -> FailureKind {
-    std::error::Error::source(e).map_or(FailureKind::Other, lost_connection)
+/// An I/O error's failure kind: the connection lost (reset, aborted, closed,
+/// refused) is `connect`; anything else `other`.
+fn io_kind(e: &io::Error) -> FailureKind {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | ConnectionRefused | UnexpectedEof
+        | NotConnected => FailureKind::Connect,
+        _ => FailureKind::Other,
+    }
 }
 
-/// An error while reading the body: over `max_response_bytes` is `other`; the
-/// connection reset or closed before the body was complete is `connect`, as it
-/// is before the headers (the peer went away, whatever it had sent so far);
-/// a malformed body (bad chunk framing) is `other`.
-fn classify_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> FailureKind {
-    if e.downcast_ref::<http_body_util::LengthLimitError>()
-        .is_some()
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// What the head says.
+struct Head {
+    status: StatusCode,
+    framing: Framing,
+    keep_alive: bool,
+    /// Bytes of the head in the buffer.
+    len: usize,
+}
+
+impl Conn {
+    /// Whether a pooled connection is still open with nothing unread: the server
+    /// closes idle keep-alive connections whenever it likes. Costs no system
+    /// call when the event loop has seen nothing on the socket since the last read.
+    fn is_idle(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Read more into the buffer; a closed connection is `Ok(0)`.
+    async fn fill(&mut self) -> Result<usize, FailureKind> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_BUF);
+        }
+        self.stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| io_kind(&e))
+    }
+
+    /// Read one response; `(response, whether the connection may be reused)`.
+    async fn read_response(
+        &mut self,
+        head_request: bool,
+        want_body: bool,
+        max_body: usize,
+    ) -> Result<(Response, bool), FailureKind> {
+        let head = loop {
+            match parse_head(&self.buf, head_request)? {
+                Some(h) if h.status.is_informational() => {
+                    // 100 Continue and friends: skip, the real response follows.
+                    self.buf.advance(h.len);
+                }
+                Some(h) => break h,
+                None if self.buf.len() >= MAX_HEAD_BYTES => return Err(FailureKind::Other),
+                None => {
+                    if self.fill().await? == 0 {
+                        return Err(FailureKind::Connect);
+                    }
+                }
+            }
+        };
+        self.buf.advance(head.len);
+        let mut body = Body::new(want_body, max_body);
+        match head.framing {
+            Framing::None => {}
+            Framing::Length(n) => self.read_length(n, &mut body).await?,
+            Framing::Chunked => self.read_chunked(&mut body).await?,
+            Framing::UntilClose => self.read_until_close(&mut body).await?,
+        }
+        let keep_alive = head.keep_alive && head.framing != Framing::UntilClose;
+        Ok((
+            Response {
+                status: head.status,
+                body: body.finish(),
+            },
+            keep_alive,
+        ))
+    }
+
+    async fn read_length(&mut self, mut left: u64, body: &mut Body) -> Result<(), FailureKind> {
+        body.expect(left)?;
+        loop {
+            let take = (self.buf.len() as u64).min(left) as usize;
+            body.push(&self.buf[..take])?;
+            self.buf.advance(take);
+            left -= take as u64;
+            if left == 0 {
+                return Ok(());
+            }
+            if self.fill().await? == 0 {
+                return Err(FailureKind::Connect);
+            }
+        }
+    }
+
+    async fn read_chunked(&mut self, body: &mut Body) -> Result<(), FailureKind> {
+        loop {
+            let size = loop {
+                match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.buf.advance(used);
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD_BYTES => {
+                        if self.fill().await? == 0 {
+                            return Err(FailureKind::Connect);
+                        }
+                    }
+                    _ => return Err(FailureKind::Other),
+                }
+            };
+            if size == 0 {
+                return self.skip_trailers().await;
+            }
+            self.read_length(size, body).await?;
+            self.expect_crlf().await?;
+        }
+    }
+
+    /// The CRLF after a chunk's data.
+    async fn expect_crlf(&mut self) -> Result<(), FailureKind> {
+        while self.buf.len() < 2 {
+            if self.fill().await? == 0 {
+                return Err(FailureKind::Connect);
+            }
+        }
+        if &self.buf[..2] != b"\r\n" {
+            return Err(FailureKind::Other);
+        }
+        self.buf.advance(2);
+        Ok(())
+    }
+
+    /// Trailer fields after the last chunk, up to the empty line.
+    async fn skip_trailers(&mut self) -> Result<(), FailureKind> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                self.buf.advance(end + 2);
+                if end == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.buf.len() >= MAX_HEAD_BYTES {
+                return Err(FailureKind::Other);
+            }
+            if self.fill().await? == 0 {
+                return Err(FailureKind::Connect);
+            }
+        }
+    }
+
+    async fn read_until_close(&mut self, body: &mut Body) -> Result<(), FailureKind> {
+        loop {
+            body.push(&self.buf)?;
+            self.buf.clear();
+            if self.fill().await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Parse a response head at the start of `buf`; `None` until it is complete.
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, FailureKind> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(FailureKind::Other),
+    };
+    let code = resp.code.ok_or(FailureKind::Other)?;
+    let status = StatusCode::from_u16(code).map_err(|_| FailureKind::Other)?;
+    let http11 = resp.version == Some(1);
+    let mut keep_alive = http11;
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding: Option<&[u8]> = None;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = parse_length(h.value).ok_or(FailureKind::Other)?;
+            if length.is_some_and(|m| m != n) {
+                return Err(FailureKind::Other);
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                    keep_alive = true;
+                }
+            }
+        }
+    }
+    let framing = if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
     {
-        return FailureKind::Other;
-    }
-    lost_connection(e)
+        Framing::None
+    } else if let Some(te) = transfer_encoding {
+        let last = te.rsplit(|b| *b == b',').next().unwrap_or_default();
+        if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        match length {
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    Ok(Some(Head {
+        status,
+        framing,
+        keep_alive,
+        len,
+    }))
 }
 
-/// `connect` when `e` or one of its sources says the connection was lost
-/// (reset, aborted, closed early), `other` otherwise.
-fn lost_connection(e: &(dyn std::error::Error + 'static)) -> FailureKind {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() || h.is_canceled() {
-                return FailureKind::Connect;
-            }
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | ConnectionRefused
-            ) {
-                return FailureKind::Connect;
-            }
-        }
-        source = s.source();
+/// A `content-length` value: ASCII digits only.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    FailureKind::Other
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// A response body being read: kept when wanted, counted either way, and
+/// failed (`other`) as soon as it passes the cap.
+struct Body {
+    keep: Option<Vec<u8>>,
+    seen: usize,
+    max: usize,
+}
+
+impl Body {
+    fn new(keep: bool, max: usize) -> Body {
+        Body {
+            keep: keep.then(Vec::new),
+            seen: 0,
+            max,
+        }
+    }
+
+    /// A body of `n` bytes is announced: over the cap fails now; the buffer is sized once.
+    fn expect(&mut self, n: u64) -> Result<(), FailureKind> {
+        if self.seen as u64 + n > self.max as u64 {
+            return Err(FailureKind::Other);
+        }
+        if let Some(k) = &mut self.keep {
+            k.reserve(n as usize);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Result<(), FailureKind> {
+        self.seen += bytes.len();
+        if self.seen > self.max {
+            return Err(FailureKind::Other);
+        }
+        if let Some(k) = &mut self.keep {
+            k.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Bytes {
+        self.keep.map(Bytes::from).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(buf: &[u8]) -> Head {
+        parse_head(buf, false).unwrap().expect("complete head")
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let h = head(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+        assert_eq!(
+            (h.framing, h.keep_alive, h.len),
+            (Framing::Length(5), true, 38)
+        );
+        let h = head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n");
+        assert_eq!(h.framing, Framing::UntilClose);
+        let h = head(b"HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n");
+        assert_eq!(h.framing, Framing::None);
+        let h = head(b"HTTP/1.1 200 OK\r\nConnection: Close\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::None, false));
+        let h = head(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n");
+        assert!(!h.keep_alive);
+        let h = head(b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n");
+        assert!(h.keep_alive);
+        let h = head(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(h.framing, Framing::UntilClose);
+        let h = parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::None);
+    }
+
+    #[test]
+    fn bad_heads_are_other_and_partial_ones_wait() {
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-le", false)
+                .unwrap()
+                .is_none()
+        );
+        for bad in [
+            &b"garbage\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1 2\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_head(bad, false).err(),
+                Some(FailureKind::Other),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn requests_are_encoded_with_host_and_length() {
+        let get = Encoded::new(&Parts {
+            method: &Method::GET,
+            target: "/a?b=1",
+            authority: "127.0.0.1:80",
+            headers: &[],
+            content_type: None,
+            body: b"",
+        });
+        assert_eq!(
+            get.as_bytes(),
+            b"GET /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:80\r\n\r\n"
+        );
+        let post = Encoded::new(&Parts {
+            method: &Method::POST,
+            target: "/w",
+            authority: "h:1",
+            headers: &[("Host", b"vhost"), ("x-a", b"1")],
+            content_type: Some("application/json"),
+            body: b"{}",
+        });
+        assert_eq!(
+            post.as_bytes(),
+            &b"POST /w HTTP/1.1\r\ncontent-type: application/json\r\nHost: vhost\r\nx-a: 1\r\n\
+content-length: 2\r\n\r\n{}"[..]
+        );
+        let empty_post = Encoded::new(&Parts {
+            method: &Method::POST,
+            target: "/",
+            authority: "h",
+            headers: &[],
+            content_type: None,
+            body: b"",
+        });
+        assert!(
+            empty_post
+                .as_bytes()
+                .ends_with(b"content-length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn endpoints_of_base_urls() {
+        let e = Endpoint::of("http://[::1]:8080/prefix/").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 8080));
+        assert_eq!(
+            (e.authority.as_str(), e.path_prefix.as_str()),
+            ("[::1]:8080", "/prefix")
+        );
+        let e = Endpoint::of("http://localhost").unwrap();
+        assert_eq!((e.port, e.path_prefix.as_str()), (80, ""));
+        assert!(Endpoint::of("https://x").is_none());
+        assert!(Endpoint::of("not a url").is_none());
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    //! The client against raw servers on loopback: reuse, stale connections,
+    //! chunked bodies with trailers, interim responses, bodies read to close.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server answering every request on a connection with `reply`, closing
+    /// after each when `close_after`; returns its URL and its accept count.
+    async fn server(reply: &'static [u8], close_after: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let counted = accepts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            if s.write_all(reply).await.is_err() || close_after {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepts)
+    }
+
+    async fn get(client: &HttpClient, want_body: bool) -> Result<Response, SendError> {
+        let ep = client.endpoint().clone();
+        let req = Encoded::new(&Parts {
+            method: &Method::GET,
+            target: "/x",
+            authority: &ep.authority,
+            headers: &[],
+            content_type: None,
+            body: b"",
+        });
+        client
+            .send(&req, want_body, Instant::now() + Duration::from_secs(5))
+            .await
+    }
+
+    fn client(url: &str) -> HttpClient {
+        HttpClient::new(Endpoint::of(url).unwrap(), 8, 1 << 20)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_kept_alive_connection_is_reused_and_a_chunked_body_decoded() {
+        let (url, accepts) = server(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n",
+            false,
+        )
+        .await;
+        let c = client(&url);
+        for _ in 0..3 {
+            let r = get(&c, true).await.unwrap();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (StatusCode::OK, &b"hello world"[..])
+            );
+        }
+        assert_eq!(accepts.load(Ordering::SeqCst), 1);
+        // Not asked for, the body is read (the connection stays usable) but not kept.
+        assert!(get(&c, false).await.unwrap().body.is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+        let (url, accepts) = server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", true).await;
+        let c = client(&url);
+        for _ in 0..3 {
+            assert_eq!(get(&c, true).await.unwrap().body, &b"ok"[..]);
+            // Let the server's FIN arrive before the next checkout.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_interim_response_is_skipped() {
+        let (url, _) = server(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\nabc",
+            false,
+        )
+        .await;
+        let r = get(&client(&url), true).await.unwrap();
+        assert_eq!((r.status, &r.body[..]), (StatusCode::CREATED, &b"abc"[..]));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_without_length_is_read_to_close_and_the_connection_dropped() {
+        let (url, accepts) = server(b"HTTP/1.1 200 OK\r\n\r\nuntil close", true).await;
+        let c = client(&url);
+        for _ in 0..2 {
+            assert_eq!(get(&c, true).await.unwrap().body, &b"until close"[..]);
+        }
+        assert_eq!(accepts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_over_the_cap_is_other_and_a_short_one_connect() {
+        let (url, _) = server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789",
+            false,
+        )
+        .await;
+        let small = HttpClient::new(Endpoint::of(&url).unwrap(), 8, 9);
+        assert_eq!(
+            get(&small, false).await.err(),
+            Some(SendError::Failed(FailureKind::Other))
+        );
+        let (url, _) = server(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234", true).await;
+        assert_eq!(
+            get(&client(&url), true).await.err(),
+            Some(SendError::Failed(FailureKind::Connect))
+        );
+    }
 }

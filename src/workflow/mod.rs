@@ -5,69 +5,55 @@ pub mod http;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use hyper::{Request, Uri};
+use hyper::Uri;
+use hyper::header::HeaderValue;
 use tokio::time::Instant;
 
 use crate::scenario::template::Values;
 use crate::scenario::{Body, Condition, Step};
 use crate::stats::record::{FailureKind, Outcome, StepSample, WorkflowRecord};
-use http::{HttpClient, SendError};
+use http::{Encoded, HttpClient, Parts, SendError};
 
 /// Everything a workflow needs, shared by all workflows of a run.
 pub struct WorkflowRunner {
     client: HttpClient,
-    /// `http://host:port` with no trailing slash.
-    base: String,
     steps: Vec<Step>,
-    /// Per step, the request built once when nothing in it is templated.
-    prebuilt: Vec<Option<Prebuilt>>,
+    /// Per step, the request encoded once when nothing in it is templated.
+    prebuilt: Vec<Option<Encoded>>,
     capture_slots: usize,
     /// Environment values for `${env:NAME}`, in slot order. Secret: never printed.
     env: Vec<String>,
     request_timeout: Duration,
 }
 
-/// A request with nothing to render: cloning it costs reference counts, not parsing.
-#[derive(Clone)]
-struct Prebuilt {
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
+const JSON: &str = "application/json";
 
-impl Prebuilt {
-    /// `None` when the path, a header or the body has a placeholder (or the URL is bad:
-    /// the per-request path reports that as a failure).
-    fn of(base: &str, step: &Step) -> Option<Prebuilt> {
-        let uri: Uri = format!("{base}{}", step.path.as_literal()?).parse().ok()?;
-        let mut headers = HeaderMap::new();
-        let body = match &step.body {
-            Body::Empty => Bytes::new(),
-            Body::Text(t) => Bytes::from(t.as_literal()?.to_string()),
-            Body::Json { literal, .. } => {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                literal.clone()?
-            }
-        };
-        for (name, value) in &step.headers {
-            headers.insert(
-                name.clone(),
-                HeaderValue::from_str(value.as_literal()?).ok()?,
-            );
-        }
-        Some(Prebuilt { uri, headers, body })
+/// The request of a step with nothing to render, encoded; `None` when the path,
+/// a header or the body has a placeholder (or a value is not valid in HTTP: the
+/// per-request path reports that as a failure).
+fn prebuild(client: &HttpClient, step: &Step) -> Option<Encoded> {
+    let ep = client.endpoint();
+    let target = format!("{}{}", ep.path_prefix, step.path.as_literal()?);
+    target.parse::<Uri>().ok()?;
+    let (content_type, body) = match &step.body {
+        Body::Empty => (None, &b""[..]),
+        Body::Text(t) => (None, t.as_literal()?.as_bytes()),
+        Body::Json { literal, .. } => (Some(JSON), &literal.as_ref()?[..]),
+    };
+    let mut headers = Vec::with_capacity(step.headers.len());
+    for (name, value) in &step.headers {
+        let v = value.as_literal()?;
+        HeaderValue::from_str(v).ok()?;
+        headers.push((name.as_str(), v.as_bytes()));
     }
-
-    fn request(&self, step: &Step) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
-        *req.method_mut() = step.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
+    Some(Encoded::new(&Parts {
+        method: &step.method,
+        target: &target,
+        authority: &ep.authority,
+        headers: &headers,
+        content_type,
+        body,
+    }))
 }
 
 /// One workflow's mutable state.
@@ -82,17 +68,14 @@ type StepResult = Result<(), FailureKind>;
 impl WorkflowRunner {
     pub fn new(
         client: HttpClient,
-        base_url: &str,
         steps: Vec<Step>,
         capture_slots: usize,
         env: Vec<String>,
         request_timeout: Duration,
     ) -> WorkflowRunner {
-        let base = base_url.trim_end_matches('/').to_string();
         WorkflowRunner {
+            prebuilt: steps.iter().map(|s| prebuild(&client, s)).collect(),
             client,
-            prebuilt: steps.iter().map(|s| Prebuilt::of(&base, s)).collect(),
-            base,
             steps,
             capture_slots,
             env,
@@ -104,7 +87,6 @@ impl WorkflowRunner {
     pub fn for_worker(&self, workers: usize) -> WorkflowRunner {
         WorkflowRunner {
             client: self.client.fresh(workers),
-            base: self.base.clone(),
             steps: self.steps.clone(),
             prebuilt: self.prebuilt.clone(),
             capture_slots: self.capture_slots,
@@ -217,49 +199,65 @@ impl WorkflowRunner {
         deadline: Instant,
     ) -> Result<http::Response, SendError> {
         let step = &self.steps[i];
+        let built;
         let req = match &self.prebuilt[i] {
-            Some(p) => p.request(step),
-            None => self.build(step, vars).map_err(SendError::Failed)?,
+            Some(p) => p,
+            None => {
+                built = self.build(step, vars).map_err(SendError::Failed)?;
+                &built
+            }
         };
-        self.client.send(req, deadline).await
+        self.client.send(req, step.needs_json(), deadline).await
     }
 
-    fn build(&self, step: &Step, vars: &Vars) -> Result<Request<Full<Bytes>>, FailureKind> {
+    /// Render and encode a templated request. A rendered path or header value
+    /// that HTTP does not allow fails the step as `expectation`.
+    fn build(&self, step: &Step, vars: &Vars) -> Result<Encoded, FailureKind> {
         let values = Values {
             captures: &vars.captures,
             seq: vars.seq,
             env: &self.env,
         };
-        let mut url = String::with_capacity(self.base.len() + 32);
-        url.push_str(&self.base);
-        step.path.render_into(&values, &mut url);
-        let uri: Uri = url.parse().map_err(|_| FailureKind::Expectation)?;
-        let mut builder = Request::builder().method(step.method.clone()).uri(uri);
-        let headers = builder.headers_mut().ok_or(FailureKind::Other)?;
-        let body = match &step.body {
-            Body::Empty => Bytes::new(),
-            Body::Text(t) => Bytes::from(t.render(&values)),
-            Body::Json { template, literal } => {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                match literal {
-                    Some(b) => b.clone(),
-                    None => Bytes::from(
-                        serde_json::to_vec(&template.render(&values)).unwrap_or_default(),
-                    ),
-                }
-            }
-        };
-        for (name, value) in &step.headers {
-            let v = match value.as_literal() {
-                Some(lit) => HeaderValue::from_str(lit),
-                None => HeaderValue::from_str(&value.render(&values)),
-            }
+        let ep = self.client.endpoint();
+        let mut target = String::with_capacity(ep.path_prefix.len() + 32);
+        target.push_str(&ep.path_prefix);
+        step.path.render_into(&values, &mut target);
+        target
+            .parse::<Uri>()
             .map_err(|_| FailureKind::Expectation)?;
-            headers.insert(name.clone(), v);
-        }
-        builder
-            .body(Full::new(body))
-            .map_err(|_| FailureKind::Other)
+        let rendered: Vec<(&str, String)> = step
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let v = value
+                    .as_literal()
+                    .map_or_else(|| value.render(&values), str::to_string);
+                HeaderValue::from_str(&v)
+                    .map(|_| (name.as_str(), v))
+                    .map_err(|_| FailureKind::Expectation)
+            })
+            .collect::<Result<_, _>>()?;
+        let headers: Vec<(&str, &[u8])> =
+            rendered.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let (content_type, body) = match &step.body {
+            Body::Empty => (None, Vec::new()),
+            Body::Text(t) => (None, t.render(&values).into_bytes()),
+            Body::Json { template, literal } => (
+                Some(JSON),
+                match literal {
+                    Some(b) => b.to_vec(),
+                    None => serde_json::to_vec(&template.render(&values)).unwrap_or_default(),
+                },
+            ),
+        };
+        Ok(Encoded::new(&Parts {
+            method: &step.method,
+            target: &target,
+            authority: &ep.authority,
+            headers: &headers,
+            content_type,
+            body: &body,
+        }))
     }
 }
 
