@@ -156,8 +156,8 @@ impl Endpoint {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most bytes of a response head (status line and headers).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Most headers in a response.
-const MAX_HEADERS: usize = 64;
+/// Most headers in a response (hyper's default too).
+const MAX_HEADERS: usize = 100;
 /// A connection's read buffer starts at this size.
 const READ_BUF: usize = 8 * 1024;
 
