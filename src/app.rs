@@ -197,11 +197,12 @@ fn show_plan(args: &crate::cli::PlanArgs) -> u8 {
         plan.time_scale
     );
     println!(
-        "schedule   {} starts over {} (mean {:.2}/s); max in flight {}",
+        "schedule   {} starts over {} (mean {:.2}/s); max in flight {}; pacing slack {}",
         plan.scheduled,
         format_duration(plan.schedule.duration()),
         plan.schedule.mean_rate_per_s(),
-        sc.load.max_in_flight
+        sc.load.max_in_flight,
+        format_duration(sc.load.pacing_slack)
     );
     for (i, seg) in plan.schedule.segments.iter().enumerate() {
         println!(

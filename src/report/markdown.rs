@@ -69,14 +69,15 @@ pub fn render(r: &RunReport) -> String {
     let c = &r.counts;
     let _ = writeln!(
         out,
-        "\n**Load**: {} scheduled, {} started, {} dropped; target {:.1}/s, achieved {:.1}/s; schedule lag p50 {}, p99 {}.",
+        "\n**Load**: {} scheduled, {} started, {} dropped; target {:.1}/s, achieved {:.1}/s; schedule lag p50 {}, p99 {} (pacing slack {}).",
         c.scheduled,
         c.started,
         c.dropped,
         r.target_rate_per_s,
         r.achieved_rate_per_s,
         format::ms(r.schedule_lag_ms.p50),
-        format::ms(r.schedule_lag_ms.p99)
+        format::ms(r.schedule_lag_ms.p99),
+        format::ms(Some(r.schedule_lag_ms.pacing_slack_ms))
     );
     let kinds: Vec<String> = c
         .failures_by_kind

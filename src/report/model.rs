@@ -144,6 +144,11 @@ pub struct LagReport {
     pub p50: Option<f64>,
     pub p99: Option<f64>,
     pub max: Option<f64>,
+    /// The run's `load.pacing_slack`, ms: lag up to it is by design (starts batched
+    /// into one wake-up), past it the load worker fell behind. 0 in runs made before
+    /// the setting existed.
+    #[serde(default)]
+    pub pacing_slack_ms: f64,
 }
 
 /// A window's own numbers.
@@ -310,6 +315,7 @@ impl RunReport {
                 p50: lag(50.0),
                 p99: lag(99.0),
                 max: (!stats.lag.is_empty()).then(|| stats.lag.max() as f64 / 1000.0),
+                pacing_slack_ms: plan.scenario.load.pacing_slack.as_secs_f64() * 1e3,
             },
             windows: stats.windows[1..]
                 .iter()

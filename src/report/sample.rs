@@ -320,6 +320,7 @@ pub fn spike() -> RunReport {
             p50: histogram::percentile_ms(&sim.lag, 50.0),
             p99: histogram::percentile_ms(&sim.lag, 99.0),
             max: Some(sim.lag.max() as f64 / 1000.0),
+            pacing_slack_ms: 0.2,
         },
         windows: vec![WindowReport {
             label: "fault aborts".into(),
