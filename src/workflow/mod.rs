@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::scenario::template::Values;
 use crate::scenario::{Body, Condition, Step};
 use crate::stats::record::{FailureKind, Outcome, StepSample, WorkflowRecord};
-use http::{Encoded, HttpClient, Parts, SendError};
+use http::{Encoded, Endpoint, HttpClient, Parts, SendError};
 
 /// Everything a workflow needs, shared by all workflows of a run.
 pub struct WorkflowRunner {
@@ -28,31 +28,63 @@ pub struct WorkflowRunner {
 
 const JSON: &str = "application/json";
 
-/// The request of a step with nothing to render, encoded; `None` when the path,
-/// a header or the body has a placeholder (or a value is not valid in HTTP: the
-/// per-request path reports that as a failure).
-fn prebuild(client: &HttpClient, step: &Step) -> Option<Encoded> {
-    let ep = client.endpoint();
-    let target = format!("{}{}", ep.path_prefix, step.path.as_literal()?);
-    target.parse::<Uri>().ok()?;
-    let (content_type, body) = match &step.body {
-        Body::Empty => (None, &b""[..]),
-        Body::Text(t) => (None, t.as_literal()?.as_bytes()),
-        Body::Json { literal, .. } => (Some(JSON), &literal.as_ref()?[..]),
+/// The request of a step with nothing to render, encoded once; `None` when the
+/// path, a header or the body has a placeholder, or a value is not valid in HTTP
+/// (the per-request path then reports that as a failure).
+fn prebuild(ep: &Endpoint, step: &Step) -> Option<Encoded> {
+    let literal = step.path.as_literal().is_some()
+        && step.headers.iter().all(|(_, v)| v.as_literal().is_some())
+        && match &step.body {
+            Body::Empty => true,
+            Body::Text(t) => t.as_literal().is_some(),
+            Body::Json { literal, .. } => literal.is_some(),
+        };
+    let nothing = Values {
+        captures: &[],
+        seq: 0,
+        env: &[],
     };
-    let mut headers = Vec::with_capacity(step.headers.len());
-    for (name, value) in &step.headers {
-        let v = value.as_literal()?;
-        HeaderValue::from_str(v).ok()?;
-        headers.push((name.as_str(), v.as_bytes()));
-    }
-    Some(Encoded::new(&Parts {
+    literal.then(|| encode(ep, step, &nothing).ok()).flatten()
+}
+
+/// Render and encode a step's request. A rendered path or header value that
+/// HTTP does not allow fails the step as `expectation`.
+fn encode(ep: &Endpoint, step: &Step, values: &Values<'_>) -> Result<Encoded, FailureKind> {
+    let mut target = String::with_capacity(ep.path_prefix.len() + 32);
+    target.push_str(&ep.path_prefix);
+    step.path.render_into(values, &mut target);
+    target
+        .parse::<Uri>()
+        .map_err(|_| FailureKind::Expectation)?;
+    let rendered: Vec<(&str, String)> = step
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let v = value.render(values);
+            HeaderValue::from_str(&v)
+                .map(|_| (name.as_str(), v))
+                .map_err(|_| FailureKind::Expectation)
+        })
+        .collect::<Result<_, _>>()?;
+    let headers: Vec<(&str, &[u8])> = rendered.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    let (content_type, body) = match &step.body {
+        Body::Empty => (None, Vec::new()),
+        Body::Text(t) => (None, t.render(values).into_bytes()),
+        Body::Json { template, literal } => (
+            Some(JSON),
+            match literal {
+                Some(b) => b.to_vec(),
+                None => serde_json::to_vec(&template.render(values)).unwrap_or_default(),
+            },
+        ),
+    };
+    Ok(Encoded::new(&Parts {
         method: &step.method,
         target: &target,
         authority: &ep.authority,
         headers: &headers,
         content_type,
-        body,
+        body: &body,
     }))
 }
 
@@ -74,7 +106,10 @@ impl WorkflowRunner {
         request_timeout: Duration,
     ) -> WorkflowRunner {
         WorkflowRunner {
-            prebuilt: steps.iter().map(|s| prebuild(&client, s)).collect(),
+            prebuilt: steps
+                .iter()
+                .map(|s| prebuild(client.endpoint(), s))
+                .collect(),
             client,
             steps,
             capture_slots,
@@ -203,61 +238,16 @@ impl WorkflowRunner {
         let req = match &self.prebuilt[i] {
             Some(p) => p,
             None => {
-                built = self.build(step, vars).map_err(SendError::Failed)?;
+                let values = Values {
+                    captures: &vars.captures,
+                    seq: vars.seq,
+                    env: &self.env,
+                };
+                built = encode(self.client.endpoint(), step, &values).map_err(SendError::Failed)?;
                 &built
             }
         };
         self.client.send(req, step.needs_json(), deadline).await
-    }
-
-    /// Render and encode a templated request. A rendered path or header value
-    /// that HTTP does not allow fails the step as `expectation`.
-    fn build(&self, step: &Step, vars: &Vars) -> Result<Encoded, FailureKind> {
-        let values = Values {
-            captures: &vars.captures,
-            seq: vars.seq,
-            env: &self.env,
-        };
-        let ep = self.client.endpoint();
-        let mut target = String::with_capacity(ep.path_prefix.len() + 32);
-        target.push_str(&ep.path_prefix);
-        step.path.render_into(&values, &mut target);
-        target
-            .parse::<Uri>()
-            .map_err(|_| FailureKind::Expectation)?;
-        let rendered: Vec<(&str, String)> = step
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let v = value
-                    .as_literal()
-                    .map_or_else(|| value.render(&values), str::to_string);
-                HeaderValue::from_str(&v)
-                    .map(|_| (name.as_str(), v))
-                    .map_err(|_| FailureKind::Expectation)
-            })
-            .collect::<Result<_, _>>()?;
-        let headers: Vec<(&str, &[u8])> =
-            rendered.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-        let (content_type, body) = match &step.body {
-            Body::Empty => (None, Vec::new()),
-            Body::Text(t) => (None, t.render(&values).into_bytes()),
-            Body::Json { template, literal } => (
-                Some(JSON),
-                match literal {
-                    Some(b) => b.to_vec(),
-                    None => serde_json::to_vec(&template.render(&values)).unwrap_or_default(),
-                },
-            ),
-        };
-        Ok(Encoded::new(&Parts {
-            method: &step.method,
-            target: &target,
-            authority: &ep.authority,
-            headers: &headers,
-            content_type,
-            body: &body,
-        }))
     }
 }
 
