@@ -5,18 +5,24 @@
 //! Layout: one worker per usable core (the process's CPU affinity), each an OS
 //! thread with its own current-thread runtime, its own connection pool and
 //! every n-th start of the schedule. A worker paces its starts with a timerfd
-//! in its own event loop (`timer.rs`), so pacing costs no thread switch, and
-//! hands records to the recorder in batches every few milliseconds rather
+//! in its own event loop (`timer.rs`), so pacing costs no thread switch; its
+//! workflows are futures polled by the pacing task itself (no task each); and
+//! it hands records to the recorder in batches every few milliseconds rather
 //! than waking it once per workflow.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::schedule::Schedule;
 use super::timer::PreciseTimer;
@@ -191,7 +197,6 @@ fn run_worker(
     };
     rt.block_on(async move {
         let worker = Arc::new(worker);
-        let tracker = TaskTracker::new();
         let flusher = {
             let worker = worker.clone();
             tokio::spawn(async move {
@@ -202,17 +207,96 @@ fn run_worker(
                 }
             })
         };
-        let issued = pace(w, shared, &worker, &tracker).await;
-        let _ = done.send(issued);
-        tracker.close();
-        tracker.wait().await;
+        // The worker's workflows are polled by this one task, not a task each:
+        // no spawn, task list or scheduler round per workflow. Unconstrained:
+        // tokio's per-task budget would make the hundreds of workflows this task
+        // drives yield to each other; the pacer yields by itself when behind.
+        tokio::task::unconstrained(async {
+            let mut running = FuturesUnordered::new();
+            let launch = |seq: u64, intended: Instant, issued: Instant| InFlight {
+                seq,
+                intended,
+                run: worker.runner.run(seq, shared.zero, intended, issued),
+            };
+            let issued = pace(w, shared, &worker, &mut running, launch).await;
+            let _ = done.send(issued);
+            drain(shared, &worker, &mut running).await;
+        })
+        .await;
         flusher.abort();
         worker.batch.flush();
     });
 }
 
+pin_project_lite::pin_project! {
+    /// One workflow in flight, with what its record needs if it is abandoned.
+    struct InFlight<F> {
+        seq: u64,
+        intended: Instant,
+        #[pin]
+        run: F,
+    }
+}
+
+impl<F: Future<Output = WorkflowRecord>> Future for InFlight<F> {
+    type Output = WorkflowRecord;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WorkflowRecord> {
+        self.project().run.poll(cx)
+    }
+}
+
+type Running<F> = FuturesUnordered<InFlight<F>>;
+
+/// Poll the workflows that can make progress; record those that end.
+fn step_running<F>(running: &mut Running<F>, worker: &Worker, cx: &mut Context<'_>) -> Poll<()>
+where
+    F: Future<Output = WorkflowRecord>,
+{
+    loop {
+        match running.poll_next_unpin(cx) {
+            Poll::Ready(Some(record)) => worker.finish(record),
+            Poll::Ready(None) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// Sleep until `until` on the worker's timer while its workflows run.
+async fn sleep_running<F>(
+    timer: Option<&PreciseTimer>,
+    until: std::time::Instant,
+    running: &mut Running<F>,
+    worker: &Worker,
+) where
+    F: Future<Output = WorkflowRecord>,
+{
+    let precise = async {
+        match timer {
+            Some(t) if t.sleep_until(until).await.is_ok() => {}
+            _ => tokio::time::sleep_until(until.into()).await,
+        }
+    };
+    let mut precise = std::pin::pin!(precise);
+    std::future::poll_fn(|cx| {
+        let _ = step_running(running, worker, cx);
+        precise.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// Issue starts w, w + n, w + 2n, … of the schedule on time.
-async fn pace(w: usize, shared: &Shared, worker: &Arc<Worker>, tracker: &TaskTracker) -> Issued {
+async fn pace<F, L>(
+    w: usize,
+    shared: &Shared,
+    worker: &Worker,
+    running: &mut Running<F>,
+    launch: L,
+) -> Issued
+where
+    F: Future<Output = WorkflowRecord>,
+    L: Fn(u64, Instant, Instant) -> InFlight<F>,
+{
     let timer = PreciseTimer::new().ok();
     let zero_std = shared.zero.into_std();
     let stop = &shared.control.stop_starts;
@@ -223,65 +307,95 @@ async fn pace(w: usize, shared: &Shared, worker: &Arc<Worker>, tracker: &TaskTra
     for (seq, offset_s) in starts.step_by(shared.workers) {
         let offset = Duration::from_secs_f64(offset_s);
         let due = zero_std + offset;
-        loop {
-            if stop.is_cancelled() {
-                return Issued::Stopped;
-            }
+        let now = loop {
             let now = std::time::Instant::now();
             if now >= due {
-                break;
+                break now;
             }
             back_to_back = 0;
             // Starts closer together than the slack share a wake-up: each costs the
             // worker a trip through the scheduler, which at tens of thousands a
             // second is most of its CPU. Never earlier than due; the lag is recorded.
             let until = due.max(last_wake + slack).min(now + STOP_CHECK);
-            let slept = match &timer {
-                Some(t) => t.sleep_until(until).await.is_ok(),
-                None => false,
-            };
-            if !slept {
-                tokio::time::sleep_until(until.into()).await;
-            }
+            sleep_running(timer.as_ref(), until, running, worker).await;
             last_wake = std::time::Instant::now();
-        }
+            if stop.is_cancelled() {
+                return Issued::Stopped;
+            }
+        };
         back_to_back += 1;
         if back_to_back >= STARTS_PER_YIELD {
             // Behind schedule: let the started workflows and the sockets run too.
             back_to_back = 0;
+            if stop.is_cancelled() {
+                return Issued::Stopped;
+            }
+            std::future::poll_fn(|cx| {
+                let _ = step_running(running, worker, cx);
+                Poll::Ready(())
+            })
+            .await;
             tokio::task::yield_now().await;
         }
-        start(seq as u64, offset, shared, worker, tracker);
+        if let Some(started) = start(seq as u64, offset, now.into(), shared, worker, &launch) {
+            running.push(started);
+        }
     }
     Issued::All
 }
 
 /// Issue one start, or count it as dropped.
-fn start(seq: u64, offset: Duration, shared: &Shared, worker: &Arc<Worker>, tracker: &TaskTracker) {
+fn start<F>(
+    seq: u64,
+    offset: Duration,
+    now: Instant,
+    shared: &Shared,
+    worker: &Worker,
+    launch: impl Fn(u64, Instant, Instant) -> InFlight<F>,
+) -> Option<InFlight<F>> {
     let live = &worker.live;
     if live.in_flight.load(Ordering::Relaxed) >= shared.pacing.max_in_flight {
         live.dropped.fetch_add(1, Ordering::Relaxed);
         worker.batch.push(Event::Dropped {
             intended_us: offset.as_micros() as u64,
         });
-        return;
+        return None;
     }
     live.in_flight.fetch_add(1, Ordering::Relaxed);
     live.started.fetch_add(1, Ordering::Relaxed);
-    let (zero, intended) = (shared.zero, shared.zero + offset);
-    let worker = worker.clone();
-    tracker.spawn(async move {
-        let record = tokio::select! {
-            biased;
-            r = worker.runner.run(seq, zero, intended) => r,
-            _ = worker.abandon.cancelled() => abandoned(seq, zero, intended),
-        };
-        worker.batch.push(Event::Workflow(record));
-        worker.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-    });
+    Some(launch(seq, shared.zero + offset, now))
 }
 
-fn abandoned(seq: u64, zero: Instant, intended: Instant) -> WorkflowRecord {
+/// Run the worker's workflows to their end, or record those still running as
+/// abandoned once the run's abandon token is cancelled.
+async fn drain<F>(shared: &Shared, worker: &Worker, running: &mut Running<F>)
+where
+    F: Future<Output = WorkflowRecord>,
+{
+    let mut abandon = std::pin::pin!(worker.abandon.cancelled());
+    let abandoned = std::future::poll_fn(|cx| match step_running(running, worker, cx) {
+        Poll::Ready(()) => Poll::Ready(false),
+        Poll::Pending => abandon.as_mut().poll(cx).map(|()| true),
+    })
+    .await;
+    if abandoned {
+        for f in Pin::new(&*running).iter_pin_ref() {
+            let f = f.get_ref();
+            worker.finish(abandoned_record(f.seq, shared.zero, f.intended));
+        }
+        running.clear();
+    }
+}
+
+impl Worker {
+    /// A workflow ended (or was abandoned): hand its record on.
+    fn finish(&self, record: WorkflowRecord) {
+        self.batch.push(Event::Workflow(record));
+        self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn abandoned_record(seq: u64, zero: Instant, intended: Instant) -> WorkflowRecord {
     let us = |t: Instant| t.saturating_duration_since(zero).as_micros() as u64;
     WorkflowRecord {
         seq,

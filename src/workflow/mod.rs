@@ -130,20 +130,29 @@ impl WorkflowRunner {
         }
     }
 
-    /// Run workflow `seq`, intended to start at `intended`; `zero` is the run's zero.
-    pub async fn run(&self, seq: u64, zero: Instant, intended: Instant) -> WorkflowRecord {
+    /// Run workflow `seq`, intended to start at `intended` and issued at
+    /// `issued` (the engine's clock reading when it started it); `zero` is the run's zero.
+    pub async fn run(
+        &self,
+        seq: u64,
+        zero: Instant,
+        intended: Instant,
+        issued: Instant,
+    ) -> WorkflowRecord {
         let us = |t: Instant| t.saturating_duration_since(zero).as_micros() as u64;
-        let lag_us = us(Instant::now()).saturating_sub(us(intended));
+        let lag_us = us(issued).saturating_sub(us(intended));
         let mut vars = Vars {
             captures: vec![None; self.capture_slots],
             seq,
         };
         let mut samples = Vec::with_capacity(self.steps.len());
         let mut step_start = intended;
+        // When the step is sent: its request deadline counts from here.
+        let mut now = issued;
         let mut outcome = Outcome::Succeeded;
         for (i, step) in self.steps.iter().enumerate() {
             let result = match &step.poll {
-                None => self.once(i, &mut vars).await,
+                None => self.once(i, now, &mut vars).await,
                 Some(_) => self.poll(i, step_start, &mut vars).await,
             };
             let end = Instant::now();
@@ -153,6 +162,7 @@ impl WorkflowRunner {
                 ok: result.is_ok(),
             });
             step_start = end;
+            now = end;
             if let Err(kind) = result {
                 outcome = Outcome::Failed {
                     kind,
@@ -171,10 +181,10 @@ impl WorkflowRunner {
         }
     }
 
-    /// One request-response step.
-    async fn once(&self, i: usize, vars: &mut Vars) -> StepResult {
+    /// One request-response step, sent at `now`.
+    async fn once(&self, i: usize, now: Instant, vars: &mut Vars) -> StepResult {
         let step = &self.steps[i];
-        let deadline = Instant::now() + self.request_timeout;
+        let deadline = now + self.request_timeout;
         let resp = match self.send(i, vars, deadline).await {
             Ok(r) => r,
             Err(SendError::Deadline) => return Err(FailureKind::Timeout),
