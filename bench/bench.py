@@ -301,8 +301,8 @@ def secs_arg(secs):
     return f"{int(secs)}s" if secs == int(secs) else f"{int(secs * 1000)}ms"
 
 
-def wrk(url, secs, core):
-    cmd = ["wrk", "-t1", "-c50", f"-d{secs_arg(secs)}", url + "/bench"]
+def wrk(url, secs, core, connections=50):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{secs_arg(secs)}", url + "/bench"]
     m = run_client(cmd, core, secs + 60)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", m.out)
     done = re.search(r"(\d+) requests in", m.out)
@@ -452,6 +452,13 @@ def closed_loop(url, core, args, peers):
         res["wrk"] = {"rate_per_s": rps, "requests": done, "cpu_us_per_req": per_req(m.cpu_s, done),
                       "steal_pct": m.steal_pct}
         log(f"  wrk: {rps:.0f}/s")
+        # One connection: wrk waits for each response before the next request, so
+        # like an open-model client at a moderate rate it sleeps and is woken for
+        # every response. Its CPU per request is the floor for that pattern.
+        m, rps, done = wrk(url, args.duration, core, connections=1)
+        res["wrk 1 connection"] = {"rate_per_s": rps, "requests": done,
+                                   "cpu_us_per_req": per_req(m.cpu_s, done), "steal_pct": m.steal_pct}
+        log(f"  wrk, 1 connection: {rps:.0f}/s, {res['wrk 1 connection']['cpu_us_per_req']} µs/request")
     if peers["oha"]:
         m, rep, done = oha(url, args.duration, core, ["-c", "50"])
         rps = rep["summary"]["requestsPerSec"]
@@ -548,6 +555,9 @@ def ratios(r):
                 r["closed_loop"][peer]["rate_per_s"], "≥ 1 vs wrk")
     fx = r["fixed_rate"]
     ours = fx["slo-check"]
+    if "wrk 1 connection" in r["closed_loop"]:
+        add(f"CPU µs/request at {fx['rate_per_s']}/s vs wrk, 1 connection (a wake per response)",
+            ours["cpu_us_per_req"], "wrk -c1", r["closed_loop"]["wrk 1 connection"]["cpu_us_per_req"])
     for peer in ("oha", "hey"):
         if peer in fx:
             p = fx[peer]
