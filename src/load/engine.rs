@@ -337,33 +337,27 @@ where
             .await;
             tokio::task::yield_now().await;
         }
-        if let Some(started) = start(seq as u64, offset, now.into(), shared, worker, &launch) {
-            running.push(started);
+        if admit(offset, shared, worker) {
+            running.push(launch(seq as u64, shared.zero + offset, now.into()));
         }
     }
     Issued::All
 }
 
-/// Issue one start, or count it as dropped.
-fn start<F>(
-    seq: u64,
-    offset: Duration,
-    now: Instant,
-    shared: &Shared,
-    worker: &Worker,
-    launch: impl Fn(u64, Instant, Instant) -> InFlight<F>,
-) -> Option<InFlight<F>> {
+/// Whether a start may be issued: counted as started, or, with `max_in_flight`
+/// workflows running, as dropped.
+fn admit(offset: Duration, shared: &Shared, worker: &Worker) -> bool {
     let live = &worker.live;
     if live.in_flight.load(Ordering::Relaxed) >= shared.pacing.max_in_flight {
         live.dropped.fetch_add(1, Ordering::Relaxed);
         worker.batch.push(Event::Dropped {
             intended_us: offset.as_micros() as u64,
         });
-        return None;
+        return false;
     }
     live.in_flight.fetch_add(1, Ordering::Relaxed);
     live.started.fetch_add(1, Ordering::Relaxed);
-    Some(launch(seq, shared.zero + offset, now))
+    true
 }
 
 /// Run the worker's workflows to their end, or record those still running as
