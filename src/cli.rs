@@ -1,5 +1,6 @@
-//! Raw command-line flags (clap), collected with no side effects; `plan` and
-//! `app` turn them into validated configuration.
+//! Raw command-line flags (clap), collected with no side effects: every clap type of
+//! the crate. Only the commands layer reads them, and turns them into the library's
+//! validated configuration.
 
 use std::path::PathBuf;
 
@@ -30,11 +31,11 @@ pub enum Command {
     /// Show the plan a scenario would run: stages, arrival schedule, SLOs.
     Plan(PlanArgs),
     /// Serve the reference agent service (the platform's API) on a loopback port.
-    Agent(crate::agent::AgentArgs),
+    Agent(AgentArgs),
     /// Re-render every report (summary.md, junit.xml, report.html, SVGs) from a run.json.
     Report(ReportArgs),
     /// Find the highest arrival rate at which every SLO still holds (step up, then bisect).
-    Capacity(crate::capacity::CapacityArgs),
+    Capacity(CapacityArgs),
     /// Deploy, inspect, clean or delete the platform stack in a Kubernetes cluster.
     Stack(StackArgs),
 }
@@ -57,17 +58,6 @@ pub enum StackAction {
     Clean(KubeArgs),
 }
 
-impl StackAction {
-    pub fn kube(&self) -> &KubeArgs {
-        match self {
-            StackAction::Up(k)
-            | StackAction::Down(k)
-            | StackAction::Status(k)
-            | StackAction::Clean(k) => k,
-        }
-    }
-}
-
 /// Comparison with an earlier run.
 #[derive(Debug, Clone, Args)]
 pub struct BaselineArgs {
@@ -75,7 +65,7 @@ pub struct BaselineArgs {
     #[arg(long, value_name = "OLD.json")]
     pub baseline: Option<PathBuf>,
     /// Largest change for the worse, relative to the baseline, that is not a regression.
-    #[arg(long, value_name = "PERCENT", default_value = "10%")]
+    #[arg(long, value_name = "PERCENT", default_value = crate::report::baseline::DEFAULT_MAX_REGRESSION)]
     pub max_regression: String,
 }
 
@@ -256,4 +246,205 @@ pub struct PlanArgs {
     /// Also print every intended workflow start, one offset in seconds per line.
     #[arg(long)]
     pub starts: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// First rate tried, workflow starts per second (default: the scenario's first stage's rate).
+    #[arg(long, value_name = "RATE")]
+    pub from: Option<f64>,
+    /// Highest rate tried, per second (default: 100 × --from).
+    #[arg(long, value_name = "RATE")]
+    pub to: Option<f64>,
+    /// How long each rate is held and measured (scenario time; scaled by --time-scale).
+    #[arg(long, value_name = "DURATION", default_value = "20s")]
+    pub step_for: String,
+    /// How long each rate is held before its measured step (default 5s; 60s when the
+    /// embedded platform autoscales, so the replica count can settle).
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+    /// Relative precision of the result: stop when the lowest failing rate is within this
+    /// of the highest passing one.
+    #[arg(long, value_name = "PERCENT", default_value = "5%")]
+    pub precision: String,
+    /// Most steps (rates held) in all; bounds the search's total time.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_steps: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write capacity.json, capacity.md, capacity.html and capacity.svg to DIR instead of
+    /// reports/<scenario>/capacity-<UTC time>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors (no progress, no per-step lines, no summary).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print capacity.json to stdout (per-step lines and the summary go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Raw flags of `slo-check agent`; every one also reads an `AGENT_*` environment variable.
+/// Durations use humantime syntax (`800ms`, `1s`, `2m`).
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Address to serve on. Must be loopback unless --allow-non-loopback is given.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "AGENT_LISTEN"
+    )]
+    pub listen: String,
+    /// Allow a non-loopback --listen address (e.g. 0.0.0.0:8080 inside a container image).
+    /// Tests and the local harness only ever use loopback.
+    #[arg(long, env = "AGENT_ALLOW_NON_LOOPBACK")]
+    pub allow_non_loopback: bool,
+    /// LLM calls per workflow.
+    #[arg(long, value_name = "N", default_value_t = 2, env = "AGENT_LLM_CALLS")]
+    pub llm_calls: u32,
+    /// Median latency of one LLM call (lognormal).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "200ms",
+        env = "AGENT_LLM_MEDIAN"
+    )]
+    pub llm_median: String,
+    /// 99th-percentile latency of one LLM call (lognormal); must be >= --llm-median.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        env = "AGENT_LLM_P99"
+    )]
+    pub llm_p99: String,
+    /// Tool calls per workflow.
+    #[arg(long, value_name = "N", default_value_t = 1, env = "AGENT_TOOL_CALLS")]
+    pub tool_calls: u32,
+    /// Median latency of one tool call (lognormal).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "50ms",
+        env = "AGENT_TOOL_MEDIAN"
+    )]
+    pub tool_median: String,
+    /// 99th-percentile latency of one tool call (lognormal); must be >= --tool-median.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "200ms",
+        env = "AGENT_TOOL_P99"
+    )]
+    pub tool_p99: String,
+    /// CPU work per workflow (in core-time), served on this replica's --cores.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "20ms",
+        env = "AGENT_CPU_PER_WORKFLOW"
+    )]
+    pub cpu_per_workflow: String,
+    /// CPU capacity of this replica in cores; may be fractional (0.5 = half a core).
+    /// With --cpu-mode burn it sizes the pool of spinning threads (ceil(CORES)): match it
+    /// to the container's CPU limit.
+    #[arg(long, value_name = "CORES", default_value_t = 1.0, env = "AGENT_CORES")]
+    pub cores: f64,
+    /// How a workflow's CPU work is done. `simulated`: it holds a slot of the emulated
+    /// --cores and sleeps, using no real CPU (the embedded platform runs many replicas in
+    /// one process). `burn`: a real thread spins until it has used --cpu-per-workflow of
+    /// CPU time, so a cluster's metrics-server and a CPU-based HPA see the load.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value_t = CpuModeArg::Simulated,
+        env = "AGENT_CPU_MODE"
+    )]
+    pub cpu_mode: CpuModeArg,
+    /// Sliding window over which CPU utilisation is computed.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15s",
+        env = "AGENT_UTILISATION_WINDOW"
+    )]
+    pub utilisation_window: String,
+    /// Fraction of workflows (0..=1) that end `failed`.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 0.0,
+        env = "AGENT_FAIL_RATIO"
+    )]
+    pub fail_ratio: f64,
+    /// Most workflows active at once; a POST /api/v1/workflows beyond it answers 503.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        env = "AGENT_MAX_CONCURRENT_WORKFLOWS"
+    )]
+    pub max_concurrent_workflows: usize,
+    /// Time after start during which /ready answers 503, as a pod's readiness delay.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0s",
+        env = "AGENT_STARTUP_DELAY"
+    )]
+    pub startup_delay: String,
+    /// How long finished workflows stay queryable by GET before they are evicted.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        env = "AGENT_FINISHED_RETENTION"
+    )]
+    pub finished_retention: String,
+    /// At most this many finished workflows are kept; the oldest are evicted first
+    /// (in-memory state only; in Redis, --finished-retention bounds them).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        env = "AGENT_MAX_FINISHED_WORKFLOWS"
+    )]
+    pub max_finished_workflows: usize,
+    /// Keep workflow state in Redis, shared by all replicas (a GET may reach any of them),
+    /// instead of in memory per replica. Form: redis://[:PASSWORD@]HOST[:PORT][/DB], with
+    /// the password percent-encoded; plain TCP (no TLS). The password is never logged.
+    #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Bound on each Redis call (connecting included); past it the request answers 503.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        env = "AGENT_REDIS_TIMEOUT"
+    )]
+    pub redis_timeout: String,
+    /// On shutdown, how long in-flight HTTP requests may still finish.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        env = "AGENT_SHUTDOWN_GRACE"
+    )]
+    pub shutdown_grace: String,
+    /// Seed of the latency and failure draws (default: random). Fixed seeds make runs repeatable.
+    #[arg(long, value_name = "N", env = "AGENT_SEED")]
+    pub seed: Option<u64>,
+}
+
+/// How the agent's CPU work is done (`--cpu-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CpuModeArg {
+    /// Hold a server of the emulated capacity and sleep: no real CPU is used.
+    Simulated,
+    /// Spin a real thread until it has used the work's CPU time.
+    Burn,
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::platform::FaultInjector;
 use crate::scenario::Fault;
+use crate::target::FaultInjector;
 
 /// Upper bound on one apply or revert call: an injector that hangs (a stuck API
 /// server) must not hold the run, nor an interrupted exit, forever.
@@ -158,7 +158,7 @@ async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::BoxFuture;
+    use crate::target::BoxFuture;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
 

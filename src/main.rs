@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    slo_check::app::main()
+    slo_check::commands::main()
 }

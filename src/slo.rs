@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::autoscale::timeline::HpaFigures;
 use crate::plan::Plan;
 use crate::scenario::{Bound, LatencyStat, Metric, Slo, SloSource, Unit};
 use crate::stats::histogram::percentile_ms;
@@ -36,19 +37,11 @@ pub struct External {
     /// PromQL and alert SLO observations from Prometheus, by SLO index (see `crate::prom`).
     pub prometheus: crate::prom::PromObservations,
     /// HPA timing from the replica timeline, when the platform has one.
-    pub hpa: Option<crate::slo::HpaValues>,
+    pub hpa: Option<crate::autoscale::timeline::HpaFigures>,
     /// Why there is no HPA data (shown as the reason of an unknown).
     pub hpa_missing: String,
     /// The run was stopped early by an interrupt.
     pub interrupted: bool,
-}
-
-/// HPA figures for `hpa.*` metrics.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HpaValues {
-    pub decision_s: Option<f64>,
-    pub scale_up_s: Option<f64>,
-    pub peak_replicas: Option<f64>,
 }
 
 /// The window an SLO was evaluated over (run.json `window`).
@@ -137,7 +130,11 @@ fn window_info(w: &WindowStats) -> WindowInfo {
 fn evaluate_one(plan: &Plan, i: usize, slo: &Slo, w: &WindowStats, ext: &External) -> SloResult {
     let prom = ext.prometheus.get(i);
     let (metric, unit, observed) = match &slo.source {
-        SloSource::Metric(m) => (metric_name(plan, m), m.unit(), observe(m, w, ext)),
+        SloSource::Metric(m) => (
+            m.name(&plan.scenario.workflow),
+            m.unit(),
+            observe(m, w, ext),
+        ),
         SloSource::PromQl(q) => (format!("promql: {q}"), Unit::Number, prom.value.clone()),
         SloSource::Alert(a) => (
             format!("alert: {}", a.alert),
@@ -192,31 +189,8 @@ fn evaluate_one(plan: &Plan, i: usize, slo: &Slo, w: &WindowStats, ext: &Externa
     }
 }
 
-/// The metric's name as the scenario spells it.
-pub fn metric_name(plan: &Plan, m: &Metric) -> String {
-    match m {
-        Metric::Latency { step, stat } => {
-            let stat = match stat {
-                LatencyStat::Percentile(p) => format!("p{p}"),
-                LatencyStat::Max => "max".into(),
-                LatencyStat::Mean => "mean".into(),
-            };
-            match step {
-                Some(i) => format!("step.{}.latency.{stat}", plan.scenario.workflow[*i].name),
-                None => format!("latency.{stat}"),
-            }
-        }
-        Metric::FailureRate => "failure_rate".into(),
-        Metric::Dropped => "dropped".into(),
-        Metric::AchievedRate => "achieved_rate".into(),
-        Metric::HpaScaleUpSeconds => "hpa.scale_up_seconds".into(),
-        Metric::HpaDecisionSeconds => "hpa.decision_seconds".into(),
-        Metric::HpaPeakReplicas => "hpa.peak_replicas".into(),
-    }
-}
-
 fn observe(m: &Metric, w: &WindowStats, ext: &External) -> Result<f64, String> {
-    let hpa = |pick: fn(&HpaValues) -> Option<f64>, what: &str| match &ext.hpa {
+    let hpa = |pick: fn(&HpaFigures) -> Option<f64>, what: &str| match &ext.hpa {
         Some(v) => pick(v).ok_or_else(|| format!("no {what} was observed in the run")),
         None => Err(ext.hpa_missing.clone()),
     };
@@ -256,7 +230,7 @@ fn observe(m: &Metric, w: &WindowStats, ext: &External) -> Result<f64, String> {
             |v| v.decision_s,
             "scale-up decision (desired replicas never rose)",
         ),
-        Metric::HpaPeakReplicas => hpa(|v| v.peak_replicas, "replica count"),
+        Metric::HpaPeakReplicas => hpa(|v| Some(f64::from(v.peak_replicas)), "replica count"),
     }
 }
 

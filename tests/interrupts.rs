@@ -25,9 +25,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use slo_check::faults::run_timeline;
-use slo_check::platform::FaultInjector;
 use slo_check::platform::local::{self, LocalOptions};
 use slo_check::scenario::{Abort, Delay, Fault, LocalPlatform};
+use slo_check::target::FaultInjector;
 use tokio_util::sync::CancellationToken;
 
 use common::count;

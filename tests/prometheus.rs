@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use prom_support::{PromServer, free_port, short_rules};
 use serde_json::Value;
-use slo_check::platform::FaultInjector;
 use slo_check::platform::local::{self, LocalOptions};
 use slo_check::prom::{Prometheus, sd};
 use slo_check::scenario::{Abort, Fault, LocalPlatform};
+use slo_check::target::FaultInjector;
 
 /// Upper bound on one `slo-check run` in these tests.
 const RUN_LIMIT: Duration = Duration::from_secs(90);

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use base64::Engine;
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
-use slo_check::agent::{AgentArgs, AgentConfig, CpuMode};
+use slo_check::agent::CpuMode;
+use slo_check::cli::AgentArgs;
 use slo_check::scenario::model::PlatformRefs;
 use stack_support::{
     Checked, StackCopy, TEST_REDIS_PASSWORD, describe, find, find_generated, kubectl, root,
@@ -438,7 +439,7 @@ fn the_agent_settings_parse_with_the_agents_own_flags() {
         }
         let cli = AgentCli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{overlay}: {argv:?} does not parse:\n{e}"));
-        let agent = AgentConfig::try_from(cli.agent)
+        let agent = slo_check::commands::agent::config(cli.agent)
             .unwrap_or_else(|e| panic!("{overlay}: agent settings rejected: {e}"));
         assert_eq!(agent.listen.port(), 8080);
         // Real CPU per workflow, so metrics-server and the CPU-based HPA see the load.

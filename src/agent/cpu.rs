@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// How a workflow's CPU work is done (`--cpu-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CpuMode {
     /// Hold a server of the emulated capacity and sleep: no real CPU is used.
     #[default]

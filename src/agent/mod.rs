@@ -5,7 +5,7 @@
 //!
 //! Endpoints: `POST /api/v1/workflows` (202, or 503 over the concurrency limit),
 //! `GET /api/v1/workflows/{id}`, `GET /health`, `GET /ready`, `GET /metrics`
-//! (OpenMetrics text via prometheus-client). Files: `config` (flags → `AgentConfig`),
+//! (OpenMetrics text via prometheus-client). Files: `config` (`AgentConfig`),
 //! `latency` (lognormal draws), `cpu` (capacity, queueing, burning, utilisation),
 //! `store` (`WorkflowStore` and its bounded in-memory implementation), `redis_store`
 //! (the Redis implementation), `workflow` (simulation),
@@ -23,12 +23,11 @@ mod store;
 mod workflow;
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-pub use config::{AgentArgs, AgentConfig, ConfigError};
+pub use config::{AgentConfig, random_u64};
 pub use cpu::{CpuMode, CpuModel};
 pub use latency::LogNormalLatency;
 pub use metrics::{HTTP_DURATION_BUCKETS_S, MAX_WORKFLOW_TYPES, WORKFLOW_DURATION_BUCKETS_S};
@@ -38,18 +37,18 @@ pub use store::{
     MemoryStore, StoreError, StoreFuture, WorkflowStatus, WorkflowStore, WorkflowView,
 };
 
-/// Why `run_cli` could not serve; `exit_code` maps it for the CLI.
+/// Why `serve` could not serve (both are infrastructure failures).
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// A flag value is unusable (exit code 2).
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The --listen address could not be bound (exit code 3).
+    /// The --listen address could not be bound.
     #[error("--listen: cannot bind {addr}: {source}; choose a free port, or 0 for any")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The replica could not start (its store, its listener).
+    #[error("{0:#}")]
+    Start(anyhow::Error),
 }
 
 /// Starts one replica serving `listener` (bind it to a loopback port; port 0 is fine).
@@ -59,10 +58,8 @@ pub async fn start(listener: TcpListener, config: AgentConfig) -> anyhow::Result
     server::spawn(listener, state).context("reading the listener's local address")
 }
 
-/// Validates `args`, binds `--listen`, serves until SIGINT or SIGTERM, then shuts down
-/// gracefully. Errors are `AgentError`s (see `exit_code`).
-pub async fn run_cli(args: AgentArgs) -> anyhow::Result<()> {
-    let config = AgentConfig::try_from(args).map_err(AgentError::from)?;
+/// Binds `config.listen`, serves until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn serve(config: AgentConfig) -> Result<(), AgentError> {
     let addr = config.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -90,21 +87,12 @@ pub async fn run_cli(args: AgentArgs) -> anyhow::Result<()> {
             ),
         }
     );
-    let handle = start(listener, config).await?;
+    let handle = start(listener, config).await.map_err(AgentError::Start)?;
     eprintln!("slo-check agent: serving on http://{}", handle.addr());
     shutdown_signal().await;
     eprintln!("slo-check agent: shutting down");
     handle.shutdown().await;
     Ok(())
-}
-
-/// The CLI exit code for an error from `run_cli`: 2 bad flags, 3 bind failure, 1 otherwise.
-pub fn exit_code(error: &anyhow::Error) -> ExitCode {
-    match error.downcast_ref::<AgentError>() {
-        Some(AgentError::Config(_)) => ExitCode::from(2),
-        Some(AgentError::Bind { .. }) => ExitCode::from(3),
-        None => ExitCode::FAILURE,
-    }
 }
 
 async fn shutdown_signal() {

@@ -5,15 +5,20 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use tokio::time::Instant;
 
-use crate::platform::ReplicaSample;
 use crate::scenario::Stage;
+use crate::target::ReplicaSample;
 
-/// Autoscaling figures of one run, in seconds of the samples' clock (real time; divide by
-/// the time scale, or use [`HpaMetrics::in_scenario_time`], for scenario seconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HpaMetrics {
+/// Autoscaling figures of one run (run.json `hpa`), in seconds of the samples' clock
+/// (real time) as `hpa_metrics` computes them; [`HpaFigures::in_scenario_time`] gives
+/// scenario seconds, the unit of reports and thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HpaFigures {
+    /// When the load first rose, seconds after the run's zero (set by the run).
+    pub marker_s: Option<f64>,
     /// From the marker to the first sample whose `desired` exceeds the desired count at the
     /// marker; `None` if the autoscaler never asked for more.
     pub decision_s: Option<f64>,
@@ -24,14 +29,16 @@ pub struct HpaMetrics {
     pub peak_replicas: u32,
     /// From the marker to the first sample with `peak_replicas` ready, when the peak lies
     /// above the ready count at the marker; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_peak_s: Option<f64>,
 }
 
-impl HpaMetrics {
+impl HpaFigures {
     /// The same figures in scenario seconds: real seconds divided by `time_scale` (> 0).
-    pub fn in_scenario_time(self, time_scale: f64) -> HpaMetrics {
+    pub fn in_scenario_time(self, time_scale: f64) -> HpaFigures {
         let scale = |v: Option<f64>| v.map(|s| s / time_scale);
-        HpaMetrics {
+        HpaFigures {
+            marker_s: self.marker_s,
             decision_s: scale(self.decision_s),
             scale_up_s: scale(self.scale_up_s),
             peak_replicas: self.peak_replicas,
@@ -43,10 +50,11 @@ impl HpaMetrics {
 /// Figures of `samples` (in time order) relative to `marker`, normally the first rate
 /// increase. The counts "at the marker" are those of the last sample at or before it (the
 /// first sample if all are later). Only samples strictly after the marker can count as a rise.
-pub fn hpa_metrics(samples: &[ReplicaSample], marker: Instant) -> HpaMetrics {
+pub fn hpa_metrics(samples: &[ReplicaSample], marker: Instant) -> HpaFigures {
     let peak_replicas = samples.iter().map(|s| s.ready).max().unwrap_or(0);
     let Some(first) = samples.first() else {
-        return HpaMetrics {
+        return HpaFigures {
+            marker_s: None,
             decision_s: None,
             scale_up_s: None,
             peak_replicas,
@@ -67,7 +75,8 @@ pub fn hpa_metrics(samples: &[ReplicaSample], marker: Instant) -> HpaMetrics {
     } else {
         None
     };
-    HpaMetrics {
+    HpaFigures {
+        marker_s: None,
         decision_s,
         scale_up_s,
         peak_replicas,
@@ -161,7 +170,8 @@ mod tests {
         let m = hpa_metrics(&samples, t0 + Duration::from_secs(1));
         assert_eq!(
             m,
-            HpaMetrics {
+            HpaFigures {
+                marker_s: None,
                 decision_s: None,
                 scale_up_s: None,
                 peak_replicas: 5,

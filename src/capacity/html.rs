@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::model::{CapacityReport, StepReport};
-use super::output::headline;
+use super::model::CapacityReport;
+use super::text::{headline, why};
 use crate::report::format;
 use crate::report::html::esc;
 use crate::scenario::Unit;
@@ -112,23 +112,6 @@ fn steps_table(out: &mut String, r: &CapacityReport) {
         );
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
-}
-
-/// The failing SLOs of a step with observed vs threshold.
-pub fn why(s: &StepReport) -> String {
-    s.slos
-        .iter()
-        .filter(|x| !x.holds())
-        .map(|x| {
-            format!(
-                "{}: {} (threshold {})",
-                x.name,
-                format::observed(x),
-                format::threshold(x)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn not_applicable(out: &mut String, r: &CapacityReport) {

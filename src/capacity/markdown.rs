@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::html::why;
 use super::model::CapacityReport;
-use super::output::headline;
+use super::text::headline;
+use super::text::why;
 use crate::report::format;
 use crate::scenario::Unit;
 

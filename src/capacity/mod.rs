@@ -1,51 +1,39 @@
 //! `slo-check capacity`: the highest arrival rate at which every applicable SLO of a
 //! scenario still holds. One platform stays up for the whole search; each candidate rate
-//! is a synthetic one-rate plan (warm-up, then the measured step) run by the same engine as
-//! `slo-check run` (`run::execute_plan`), and judged on the measured step alone. The rates
-//! come from `search` (exponential growth, bisection, confirmation).
+//! is a synthetic one-rate plan (warm-up, then the measured step) run by the same load
+//! phase as `slo-check run` (`phase::execute_plan`), and judged on the measured step alone.
+//! The rates come from `search` (exponential growth, bisection, confirmation).
 //!
-//! Files: `args` (flags → config), `search` (the pure algorithm), `step` (one rate held and
-//! judged), `model` (capacity.json), `output` (files and terminal), `chart` (latency vs
-//! throughput), `html`, `markdown`.
+//! Files: `config` (the checked settings), `search` (the pure algorithm), `step` (one rate
+//! held and judged), `model` (capacity.json), `output` (files and terminal), `chart`
+//! (latency vs throughput), `html`, `markdown`, `text` (what they share).
 
-pub mod args;
 pub mod chart;
+pub mod config;
 pub mod html;
 pub mod markdown;
 pub mod model;
 pub mod output;
 pub mod search;
 pub mod step;
+pub mod text;
 
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use self::args::CapacityConfig;
+use self::config::CapacityConfig;
 use self::model::{BoundBy, CapacityReport, NotApplicable, Settings, StepReport};
 use self::search::{Conclusion, Search};
 use self::step::{StepShape, run_step};
-use crate::app::exit;
-use crate::platform::Target;
+use crate::exit::{Ending, Failure};
+use crate::phase::PhaseOptions;
+use crate::platform::{self, Choice};
 use crate::report::model::PlatformInfo;
-use crate::run::{ExecOptions, platform_name, platform_up};
-
-pub use self::args::CapacityArgs;
+use crate::target::Target;
 
 /// After an interrupt, how long in-flight workflows of the current step may still finish.
 const GRACE: Duration = Duration::from_secs(5);
-
-/// Run the search and return the exit code.
-pub fn run(args: &CapacityArgs) -> u8 {
-    let cfg = match args::configure(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    crate::app::block_on(run_async(cfg))
-}
 
 /// What the loop over steps ended with.
 struct Searched {
@@ -56,7 +44,9 @@ struct Searched {
     infra: Option<String>,
 }
 
-async fn run_async(cfg: CapacityConfig) -> u8 {
+/// Run the search on a platform brought up for it (a failure to bring it up, or a
+/// scenario no step can be planned from, is the `Err`); the reports are written.
+pub async fn run(cfg: CapacityConfig) -> Result<Ending, Failure> {
     let (applicable, not_applicable) = step::applicable_slos(&cfg.scenario);
     let mut scenario = cfg.scenario.clone();
     scenario.slos = applicable;
@@ -67,31 +57,26 @@ async fn run_async(cfg: CapacityConfig) -> u8 {
         time_scale: cfg.time_scale,
         seed: cfg.seed,
     };
-    let first = match shape.plan(cfg.search.from_per_s, 1) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
-    let up = platform_up(
-        &cfg.target,
+    let first = shape
+        .plan(cfg.search.from_per_s, 1)
+        .map_err(Failure::usage)?;
+    let up = platform::up(
+        &cfg.platform,
         &first,
-        None,
         cfg.quiet,
         tokio_util::sync::CancellationToken::new(),
     );
-    let (target, running) = match up.await {
-        Ok(t) => t,
-        Err(e) => return e.report(),
-    };
+    let (target, deployed) = up.await.map_err(|e| Failure {
+        class: e.class(),
+        message: e.to_string(),
+    })?;
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let wall = Instant::now();
     if !cfg.quiet {
         eprintln!("{}", output::preamble(&cfg, &target.description));
     }
     let searched = search_steps(&cfg, &shape, &target).await;
-    running.down().await;
+    deployed.down().await;
     let report = build_report(
         &cfg,
         &target,
@@ -99,15 +84,16 @@ async fn run_async(cfg: CapacityConfig) -> u8 {
         not_applicable,
         &searched,
     );
-    let mut code = output::finish(&report, cfg.out.as_deref(), cfg.quiet, cfg.json);
-    if let Some(why) = &searched.infra {
-        eprintln!("error: {why}");
-        code = exit::INFRA;
+    let mut ending = Ending {
+        passed: report.found(),
+        problems: Vec::new(),
+        interrupted: searched.interrupted,
+    };
+    if let Err(e) = output::finish(&report, cfg.out.as_deref(), cfg.quiet, cfg.json) {
+        ending.problems.push(e);
     }
-    if searched.interrupted {
-        code = exit::INTERRUPTED;
-    }
-    code
+    ending.problems.extend(searched.infra.clone());
+    Ok(ending)
 }
 
 /// Hold the rates the search proposes until it concludes, is interrupted, or the target
@@ -119,7 +105,7 @@ async fn search_steps(cfg: &CapacityConfig, shape: &StepShape, target: &Target) 
         interrupted: false,
         infra: None,
     };
-    let exec = ExecOptions {
+    let exec = PhaseOptions {
         quiet: cfg.quiet,
         grace: GRACE,
     };
@@ -172,7 +158,7 @@ fn build_report(
         scenario_file: sc.source.display().to_string(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         platform: PlatformInfo {
-            kind: platform_name(cfg.platform).into(),
+            kind: cfg.platform.name().into(),
             description: target.description.clone(),
             target_url: target.base_url.clone(),
             emulated: target.emulated,
@@ -265,7 +251,7 @@ fn notes(cfg: &CapacityConfig, r: &CapacityReport) -> Vec<String> {
             ));
         }
     }
-    if cfg.platform == crate::cli::PlatformKind::Local && cfg.scenario.platform.local.autoscale {
+    if matches!(cfg.platform, Choice::Local) && cfg.scenario.platform.local.autoscale {
         notes.push(
             "the embedded platform autoscales and stays up across steps: replicas carry over from one step to the next (scale-down is slow by design)".into(),
         );

@@ -1,5 +1,5 @@
 //! One step of the search: a synthetic plan that holds one rate (a warm-up stage, then the
-//! measured stage), run by `run::execute_plan` on the platform that stays up across steps,
+//! measured stage), run by `phase::execute_plan` on the platform that stays up across steps,
 //! and the scenario's applicable SLOs evaluated over the measured stage alone.
 
 use std::time::Duration;
@@ -8,14 +8,14 @@ use tokio::time::Instant;
 
 use super::model::{NotApplicable, Percentiles, StepCounts, StepReplicas, StepReport};
 use super::search::Phase;
+use crate::phase::{PhaseOptions, execute_plan_with_signals};
 use crate::plan::{Plan, PlanOptions};
-use crate::platform::{ReplicaSample, Target};
-use crate::run::{ExecOptions, execute_plan_with_signals};
 use crate::scenario::{Metric, Scenario, Slo, SloSource, Stage, WindowRef};
 use crate::slo::{self, SloResult};
 use crate::stats::WindowStats;
 use crate::stats::histogram::percentile_ms;
 use crate::stats::record::FailureKind;
+use crate::target::{ReplicaSample, Target};
 
 /// How every step is shaped.
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ pub fn applicable_slos(sc: &Scenario) -> (Vec<Slo>, Vec<NotApplicable>) {
             Some(why) => skip.push(NotApplicable {
                 name: slo.name.clone(),
                 metric: match &slo.source {
-                    SloSource::Metric(m) => metric_label(m),
+                    SloSource::Metric(m) => m.name(&sc.workflow),
                     SloSource::PromQl(_) => "promql".into(),
                     SloSource::Alert(a) => format!("alert: {}", a.alert),
                 },
@@ -79,18 +79,6 @@ pub fn applicable_slos(sc: &Scenario) -> (Vec<Slo>, Vec<NotApplicable>) {
         }
     }
     (keep, skip)
-}
-
-fn metric_label(m: &Metric) -> String {
-    match m {
-        Metric::HpaScaleUpSeconds => "hpa.scale_up_seconds".into(),
-        Metric::HpaDecisionSeconds => "hpa.decision_seconds".into(),
-        Metric::HpaPeakReplicas => "hpa.peak_replicas".into(),
-        Metric::FailureRate => "failure_rate".into(),
-        Metric::Dropped => "dropped".into(),
-        Metric::AchievedRate => "achieved_rate".into(),
-        Metric::Latency { .. } => "latency".into(),
-    }
 }
 
 impl StepShape {
@@ -135,7 +123,7 @@ pub async fn run_step(
     shape: &StepShape,
     (index, phase, rate_per_s): (usize, Phase, f64),
     target: &Target,
-    exec: ExecOptions,
+    exec: PhaseOptions,
 ) -> Result<StepRun, String> {
     let plan = shape.plan(rate_per_s, index)?;
     let wall = Instant::now();

@@ -119,13 +119,6 @@ impl Schedule {
         0.0
     }
 
-    /// The stage index containing offset `t_s`, if any.
-    pub fn stage_at(&self, t_s: f64) -> Option<usize> {
-        self.segments
-            .iter()
-            .position(|s| t_s >= s.start_s && t_s < s.start_s + s.duration_s)
-    }
-
     /// Intended start offsets, in order.
     pub fn iter(&self) -> Starts<'_> {
         Starts {

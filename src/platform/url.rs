@@ -5,7 +5,8 @@ use hyper::Uri;
 
 use std::sync::Arc;
 
-use super::{PlatformError, StaticTargets, Target};
+use super::PlatformError;
+use crate::target::{StaticTargets, Target};
 
 /// Check `--target-url` and make the target.
 pub fn target(url: Option<&str>) -> Result<Target, PlatformError> {

@@ -26,15 +26,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::plan::Plan;
-use crate::platform::Target;
 use crate::scenario::SloSource;
 use crate::stats::RunStats;
+use crate::target::Target;
 
-pub use crate::platform::BoxFuture;
+pub use crate::target::BoxFuture;
 pub use alerts::AlertTiming;
 pub use clock::RunClock;
 pub use cross_check::CrossCheckItem;
 pub use source::{MetricsSource, Prometheus};
+
+/// How long `unanswered` waits for Prometheus's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default `prometheus.settle`: covers a 5–10 s scrape interval plus a rule evaluation.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(15);
@@ -123,6 +126,31 @@ impl PromObservations {
 pub struct PromOutcome {
     pub observations: PromObservations,
     pub cross_check: Vec<CrossCheckItem>,
+}
+
+/// Asks the Prometheus the run will query (if any) for `vector(1)` before the load, on
+/// every platform alike: why it did not answer, or nothing. Not fatal: its SLOs then come
+/// out `unknown` (which fails the run unless they allow it) if it still does not answer
+/// at the end, and the warning says so before any load is spent.
+pub async fn unanswered(settings: &PromSettings) -> Option<String> {
+    let url = settings.url.as_deref()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let answer = match Prometheus::new(url) {
+        Ok(prom) => {
+            match tokio::time::timeout(ANSWER_TIMEOUT, prom.instant("vector(1)", now)).await {
+                Ok(answer) => answer.map(|_| ()),
+                Err(_) => Err(format!("no answer within {}s", ANSWER_TIMEOUT.as_secs())),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    answer.err().map(|e| {
+        format!(
+            "Prometheus at {url} does not answer ({e}); unless it answers by the end of the run, its SLOs and the cross-check come out unknown. On a cluster, port-forward its Prometheus (e.g. `kubectl -n monitoring port-forward svc/prometheus-operated 9090`) and pass --prometheus http://127.0.0.1:9090"
+        )
+    })
 }
 
 /// Writes the file_sd file (when asked) and keeps it current while the returned guard

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::source::MetricsSource;
-use crate::platform::{ScrapeTargets, Target};
+use crate::target::{ScrapeTargets, Target};
 
 /// How often the file is refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -71,7 +71,7 @@ impl SdWriter {
                 eprintln!(
                     "warning: --prometheus-sd-file: this platform does not expose metrics endpoints; writing an empty target list"
                 );
-                Arc::new(crate::platform::StaticTargets(Vec::new()))
+                Arc::new(crate::target::StaticTargets(Vec::new()))
             }
         };
         let first = source.scrape_targets();

@@ -5,66 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::model::RunReport;
+pub use super::model::{BaselineReport, Delta, Worse};
 use crate::scenario::{Bound, Unit};
 
-/// Default of `--max-regression`: 10 %.
-pub const DEFAULT_MAX_REGRESSION: f64 = 0.10;
+/// Default of `--max-regression`, as the flag is written.
+pub const DEFAULT_MAX_REGRESSION: &str = "10%";
 /// A failure rate (or other ratio) must also grow by this much, absolutely
 /// (0.1 percentage points), to regress: 0 % → 0.01 % is noise, not a regression.
 pub const RATIO_FLOOR: f64 = 0.001;
-
-/// The comparison (run.json `baseline`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BaselineReport {
-    /// The baseline run.json, as given on the command line.
-    pub file: String,
-    /// The baseline's scenario.
-    pub scenario: String,
-    /// The baseline's UTC start.
-    pub started_at: String,
-    /// slo-check version that produced the baseline.
-    pub tool_version: String,
-    /// Largest relative change for the worse that is not a regression (0.1 = 10 %).
-    pub max_regression: f64,
-    /// Every compared measure: workflow latency percentiles, failure rate,
-    /// achieved rate, then each SLO by name.
-    pub deltas: Vec<Delta>,
-    /// How many deltas are regressions.
-    pub regressions: usize,
-    /// Caveats, e.g. the baseline ran another scenario.
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-/// Which direction is worse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Worse {
-    Higher,
-    Lower,
-}
-
-/// One compared measure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delta {
-    /// `workflow p95`, `failure rate`, `achieved rate`, or `SLO <name>`.
-    pub name: String,
-    /// Unit of both values.
-    pub unit: Unit,
-    /// Which direction is worse.
-    pub worse: Worse,
-    /// The baseline's value (null: no data).
-    pub baseline: Option<f64>,
-    /// This run's value (null: no data).
-    pub current: Option<f64>,
-    /// (current − baseline) / baseline; null when a value is missing or the baseline is 0.
-    pub change: Option<f64>,
-    /// Worse than the baseline by more than `max_regression`.
-    pub regression: bool,
-}
 
 /// A loaded baseline and the threshold to compare with.
 #[derive(Debug, Clone)]
@@ -239,13 +188,6 @@ fn delta(
         current,
         change,
         regression,
-    }
-}
-
-impl RunReport {
-    /// Regressions found against the baseline (0 without one).
-    pub fn regressions(&self) -> usize {
-        self.baseline.as_ref().map_or(0, |b| b.regressions)
     }
 }
 

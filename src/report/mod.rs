@@ -1,10 +1,9 @@
 //! Reports: one view model (`RunReport`) rendered to run.json, summary.md,
 //! junit.xml, report.html and one .svg per chart, written to the run's report
-//! directory; `command` re-renders them from a run.json.
+//! directory (`input` reads a run.json back, to re-render or compare with).
 
 pub mod baseline;
 pub mod charts;
-pub mod command;
 pub mod format;
 pub mod html;
 pub mod input;
@@ -17,6 +16,14 @@ pub mod terminal;
 use std::path::{Path, PathBuf};
 
 pub use model::RunReport;
+
+/// The default report directory: `reports/<scenario>/<prefix><UTC time>/`, the time
+/// without colons so any filesystem takes it (`prefix` is `capacity-` for a search).
+pub fn default_dir(scenario: &str, prefix: &str, started_at: &str) -> PathBuf {
+    Path::new("reports")
+        .join(scenario)
+        .join(format!("{prefix}{}", started_at.replace(':', "")))
+}
 
 /// Write every report file into `dir`; returns the paths written.
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, String> {

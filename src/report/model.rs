@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::autoscale::timeline::HpaFigures;
 use crate::plan::Plan;
+use crate::scenario::Unit;
 use crate::slo::{SloResult, Verdict};
 use crate::stats::histogram::{self, LatencySummary};
 use crate::stats::recorder::failures_by_kind;
@@ -68,7 +70,7 @@ pub struct RunReport {
     pub replicas: Vec<ReplicaPoint>,
     /// HPA timing derived from `replicas` (null when there is no replica timeline).
     #[serde(default)]
-    pub hpa: Option<HpaReport>,
+    pub hpa: Option<HpaFigures>,
     /// Fault windows as planned, with what was applied.
     #[serde(default)]
     pub faults: Vec<FaultReport>,
@@ -76,7 +78,7 @@ pub struct RunReport {
     pub histograms: Histograms,
     /// Comparison with an earlier run (`--baseline`); absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<super::baseline::BaselineReport>,
+    pub baseline: Option<BaselineReport>,
     /// Client vs server (Prometheus) comparisons; empty when Prometheus was not queried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_check: Vec<crate::prom::CrossCheckItem>,
@@ -191,19 +193,6 @@ pub struct ReplicaPoint {
     pub ready: u32,
 }
 
-/// Autoscaling figures (all times from the first rate increase).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HpaReport {
-    /// When the load first rose, seconds after the run's zero.
-    pub marker_s: Option<f64>,
-    /// Until desired replicas first rose.
-    pub decision_s: Option<f64>,
-    /// Until ready replicas first rose.
-    pub scale_up_s: Option<f64>,
-    /// Most ready replicas seen.
-    pub peak_replicas: u32,
-}
-
 /// A fault window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultReport {
@@ -248,7 +237,7 @@ pub struct RunMeta {
     pub duration_s: f64,
     pub interrupted: bool,
     pub replicas: Vec<ReplicaPoint>,
-    pub hpa: Option<HpaReport>,
+    pub hpa: Option<HpaFigures>,
     /// Whether the platform could inject faults.
     pub faults_injected: bool,
     /// What the fault timeline did, per scenario fault (empty: nothing recorded).
@@ -387,5 +376,62 @@ impl RunReport {
             baseline: None,
             cross_check: Vec::new(),
         }
+    }
+}
+
+/// The comparison (run.json `baseline`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineReport {
+    /// The baseline run.json, as given on the command line.
+    pub file: String,
+    /// The baseline's scenario.
+    pub scenario: String,
+    /// The baseline's UTC start.
+    pub started_at: String,
+    /// slo-check version that produced the baseline.
+    pub tool_version: String,
+    /// Largest relative change for the worse that is not a regression (0.1 = 10 %).
+    pub max_regression: f64,
+    /// Every compared measure: workflow latency percentiles, failure rate,
+    /// achieved rate, then each SLO by name.
+    pub deltas: Vec<Delta>,
+    /// How many deltas are regressions.
+    pub regressions: usize,
+    /// Caveats, e.g. the baseline ran another scenario.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Which direction is worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Worse {
+    Higher,
+    Lower,
+}
+
+/// One compared measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// `workflow p95`, `failure rate`, `achieved rate`, or `SLO <name>`.
+    pub name: String,
+    /// Unit of both values.
+    pub unit: Unit,
+    /// Which direction is worse.
+    pub worse: Worse,
+    /// The baseline's value (null: no data).
+    pub baseline: Option<f64>,
+    /// This run's value (null: no data).
+    pub current: Option<f64>,
+    /// (current − baseline) / baseline; null when a value is missing or the baseline is 0.
+    pub change: Option<f64>,
+    /// Worse than the baseline by more than `max_regression`.
+    pub regression: bool,
+}
+
+impl RunReport {
+    /// Regressions found against the baseline (0 without one).
+    pub fn regressions(&self) -> usize {
+        self.baseline.as_ref().map_or(0, |b| b.regressions)
     }
 }

@@ -11,6 +11,7 @@ use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::Pcg64;
 
 use super::model::*;
+use crate::autoscale::timeline::HpaFigures;
 use crate::scenario::{Bound, Unit};
 use crate::slo::{SloResult, Status, WindowInfo};
 use crate::stats::histogram::{self, LatencySummary};
@@ -331,11 +332,12 @@ pub fn spike() -> RunReport {
         }],
         timeseries: points.iter().map(|p| (*p).clone()).collect(),
         replicas: replicas(),
-        hpa: Some(HpaReport {
+        hpa: Some(HpaFigures {
             marker_s: Some(30.0),
             decision_s: Some(16.0),
             scale_up_s: Some(22.0),
             peak_replicas: 8,
+            time_to_peak_s: None,
         }),
         faults: vec![FaultReport {
             name: "aborts".into(),

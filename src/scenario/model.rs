@@ -322,6 +322,31 @@ impl Unit {
 }
 
 impl Metric {
+    /// The metric's name as the scenario spells it (`latency.p95`,
+    /// `step.submit.latency.max`, `hpa.scale_up_seconds`); `workflow` names the steps.
+    pub fn name(&self, workflow: &[Step]) -> String {
+        match self {
+            Metric::Latency { step, stat } => {
+                let stat = match stat {
+                    LatencyStat::Percentile(p) => format!("p{p}"),
+                    LatencyStat::Max => "max".into(),
+                    LatencyStat::Mean => "mean".into(),
+                };
+                match step {
+                    Some(i) => format!("step.{}.latency.{stat}", workflow[*i].name),
+                    None => format!("latency.{stat}"),
+                }
+            }
+            Metric::FailureRate => "failure_rate".into(),
+            Metric::Dropped => "dropped".into(),
+            Metric::AchievedRate => "achieved_rate".into(),
+            Metric::HpaScaleUpSeconds => "hpa.scale_up_seconds".into(),
+            Metric::HpaDecisionSeconds => "hpa.decision_seconds".into(),
+            Metric::HpaPeakReplicas => "hpa.peak_replicas".into(),
+        }
+    }
+
+    /// The unit of the metric's values.
     pub fn unit(&self) -> Unit {
         match self {
             Metric::Latency { .. } => Unit::Ms,

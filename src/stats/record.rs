@@ -20,7 +20,10 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 6] = [
+    /// How many kinds there are.
+    pub const COUNT: usize = 6;
+    /// Every kind, in report order.
+    pub const ALL: [FailureKind; FailureKind::COUNT] = [
         FailureKind::Connect,
         FailureKind::Timeout,
         FailureKind::Status,

@@ -38,7 +38,7 @@ pub struct Counts {
     pub failed: u64,
     pub abandoned: u64,
     /// Failures by kind, indexed by `FailureKind::index`.
-    pub failures_by_kind: [u64; 6],
+    pub failures_by_kind: [u64; FailureKind::COUNT],
 }
 
 impl Counts {
@@ -101,7 +101,7 @@ pub struct Second {
     pub succeeded: u64,
     pub failed: u64,
     pub dropped: u64,
-    pub failures_by_kind: [u64; 6],
+    pub failures_by_kind: [u64; FailureKind::COUNT],
     open: Option<Box<Histogram<u64>>>,
     sealed: Option<Sealed>,
 }
@@ -261,7 +261,7 @@ impl Recorder {
 }
 
 /// Failures by kind as (name, count) pairs, every kind present.
-pub fn failures_by_kind(counts: &[u64; 6]) -> Vec<(&'static str, u64)> {
+pub fn failures_by_kind(counts: &[u64; FailureKind::COUNT]) -> Vec<(&'static str, u64)> {
     FailureKind::ALL
         .iter()
         .map(|k| (k.as_str(), counts[k.index()]))

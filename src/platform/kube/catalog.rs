@@ -152,13 +152,6 @@ pub async fn discover(
     {
         problems.push(e);
     }
-    if let Some(url) = &settings.prometheus
-        && let Err(e) = prometheus_answers(url).await
-    {
-        problems.push(format!(
-            "{e}; port-forward the cluster's Prometheus (e.g. `kubectl -n monitoring port-forward svc/prometheus-operated 9090`) and pass --prometheus http://127.0.0.1:9090"
-        ));
-    }
     Ok((catalog, problems))
 }
 
@@ -235,16 +228,6 @@ fn is_ready(pod: &Pod) -> bool {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
-async fn prometheus_answers(url: &str) -> Result<(), String> {
-    use crate::prom::source::{MetricsSource, Prometheus};
-    let prom = Prometheus::new(url)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    prom.instant("vector(1)", now).await.map(|_| ())
 }
 
 /// Why a check request failed.

@@ -17,8 +17,9 @@ use tokio::sync::Mutex;
 use super::FIELD_MANAGER;
 use super::catalog::{Problem, timed};
 use super::settings::KubeSettings;
-use crate::platform::{BoxFuture, FaultInjector, PlatformError};
+use crate::platform::PlatformError;
 use crate::scenario::Fault;
+use crate::target::{BoxFuture, FaultInjector};
 
 /// Holds what slo-check changed in a VirtualService: the routes' original `fault` values.
 pub const ANNOTATION: &str = "slo-check.io/fault-original";

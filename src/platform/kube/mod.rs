@@ -20,9 +20,10 @@ use std::sync::Arc;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::{PlatformError, Target};
+use super::PlatformError;
+use crate::target::Target;
 use apply::Applied;
-pub use settings::KubeSettings;
+pub use settings::{KubeRequest, KubeSettings};
 
 /// The field manager of every change slo-check makes.
 pub const FIELD_MANAGER: &str = "slo-check";
@@ -130,8 +131,10 @@ pub async fn up(
             }
         ),
         emulated: false,
-        faults: injector.clone().map(|i| i as Arc<dyn super::FaultInjector>),
-        replicas: Some(observer.clone() as Arc<dyn super::ReplicaObserver>),
+        faults: injector
+            .clone()
+            .map(|i| i as Arc<dyn crate::target::FaultInjector>),
+        replicas: Some(observer.clone() as Arc<dyn crate::target::ReplicaObserver>),
         scrape: None,
     };
     Ok(KubePlatformHandle {

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::KubeSettings;
-use crate::platform::{ReplicaObserver, ReplicaSample};
+use crate::target::{ReplicaObserver, ReplicaSample};
 
 /// The latest counts and every change so far.
 #[derive(Debug, Default)]

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::KubeArgs;
 use crate::platform::PlatformError;
 use crate::scenario::PlatformRefs;
 
@@ -56,6 +55,30 @@ impl Ingress {
     }
 }
 
+/// What the user asked of the kube platform, as given (durations and the ingress
+/// still as text, so the errors can quote them); `KubeSettings::resolve` checks it.
+#[derive(Debug, Clone, Default)]
+pub struct KubeRequest {
+    /// Kubeconfig context (default: the current one).
+    pub context: Option<String>,
+    /// Namespace of the platform (default: the scenario's `platform.namespace`).
+    pub namespace: Option<String>,
+    /// The kustomize tree (default: `stack`).
+    pub stack: Option<PathBuf>,
+    /// Overlay of the stack (default: `kind`).
+    pub overlay: Option<String>,
+    /// Longest rollout wait, as text (default: 180s).
+    pub rollout_timeout: Option<String>,
+    /// `NAMESPACE/LABEL=VALUE:PORT` of the ingress gateway, as text.
+    pub ingress: Option<String>,
+    /// Reach the service here instead of port-forwarding the ingress gateway.
+    pub target_url: Option<String>,
+    /// Leave the stack deployed after the run.
+    pub keep: bool,
+    /// Inject faults without the namespace's opt-in label.
+    pub allow_faults: bool,
+}
+
 /// Everything the kube platform needs to know, checked.
 #[derive(Debug, Clone)]
 pub struct KubeSettings {
@@ -77,15 +100,13 @@ pub struct KubeSettings {
     pub wants_faults: bool,
     /// Names of the Deployment, HPA and VirtualService the scenario watches and patches.
     pub refs: PlatformRefs,
-    /// The Prometheus the run queries, checked with the other prerequisites.
-    pub prometheus: Option<String>,
     pub quiet: bool,
 }
 
 impl KubeSettings {
-    /// Resolve the flags against the scenario's `platform:` block (`refs`).
+    /// Resolve the request against the scenario's `platform:` block (`refs`).
     pub fn resolve(
-        args: &KubeArgs,
+        args: &KubeRequest,
         refs: &PlatformRefs,
         quiet: bool,
     ) -> Result<KubeSettings, PlatformError> {
@@ -126,13 +147,12 @@ impl KubeSettings {
             overlay,
             rollout_timeout,
             ingress,
-            target_url: None,
-            forward_ingress: false,
-            keep: false,
-            allow_faults: false,
+            target_url: args.target_url.clone(),
+            forward_ingress: args.target_url.is_none(),
+            keep: args.keep,
+            allow_faults: args.allow_faults,
             wants_faults: false,
             refs,
-            prometheus: None,
             quiet,
         })
     }
@@ -209,17 +229,17 @@ mod tests {
     #[test]
     fn flags_override_the_scenario_and_bad_values_are_named() {
         let refs = PlatformRefs::default();
-        let s = KubeSettings::resolve(&KubeArgs::default(), &refs, true).unwrap();
+        let s = KubeSettings::resolve(&KubeRequest::default(), &refs, true).unwrap();
         assert_eq!(
             (s.namespace.as_str(), s.overlay.as_str()),
             ("mcp-agents", "kind")
         );
         assert_eq!(s.rollout_timeout, Duration::from_secs(180));
-        let args = KubeArgs {
+        let args = KubeRequest {
             namespace: Some("perf".into()),
             overlay: Some("gpu".into()),
             rollout_timeout: Some("2m".into()),
-            ..KubeArgs::default()
+            ..KubeRequest::default()
         };
         let s = KubeSettings::resolve(&args, &refs, true).unwrap();
         assert_eq!(
@@ -229,37 +249,37 @@ mod tests {
         assert_eq!(s.rollout_timeout, Duration::from_secs(120));
         for (args, flag) in [
             (
-                KubeArgs {
+                KubeRequest {
                     namespace: Some("Perf_1".into()),
-                    ..KubeArgs::default()
+                    ..KubeRequest::default()
                 },
                 "--namespace",
             ),
             (
-                KubeArgs {
+                KubeRequest {
                     overlay: Some("../x".into()),
-                    ..KubeArgs::default()
+                    ..KubeRequest::default()
                 },
                 "--overlay",
             ),
             (
-                KubeArgs {
+                KubeRequest {
                     rollout_timeout: Some("soon".into()),
-                    ..KubeArgs::default()
+                    ..KubeRequest::default()
                 },
                 "--rollout-timeout",
             ),
             (
-                KubeArgs {
+                KubeRequest {
                     rollout_timeout: Some("0s".into()),
-                    ..KubeArgs::default()
+                    ..KubeRequest::default()
                 },
                 "--rollout-timeout",
             ),
             (
-                KubeArgs {
+                KubeRequest {
                     ingress: Some("x".into()),
-                    ..KubeArgs::default()
+                    ..KubeRequest::default()
                 },
                 "--ingress",
             ),

@@ -14,9 +14,7 @@ use super::apply::{self, Applied, AppliedObject, CREATED_ANNOTATION};
 use super::catalog::{self, timed};
 use super::faults;
 use super::render::{self, Purpose};
-use super::settings::KubeSettings;
-use crate::app::exit;
-use crate::cli::{StackAction, StackArgs};
+use super::settings::{KubeRequest, KubeSettings};
 use crate::platform::PlatformError;
 use crate::scenario::PlatformRefs;
 
@@ -131,26 +129,30 @@ async fn delete_namespace(client: &Client, settings: &KubeSettings) -> Result<()
 /// How long `down` waits for the namespace to disappear.
 const NAMESPACE_WAIT: Duration = Duration::from_secs(120);
 
-/// `slo-check stack ACTION`: exit code.
-pub fn command(args: &StackArgs) -> u8 {
-    let action = &args.action;
-    let settings = match KubeSettings::resolve(args.action.kube(), &PlatformRefs::default(), false)
-    {
-        Ok(s) => s,
-        Err(e) => return e.report(),
-    };
-    crate::app::block_on(async {
-        let result = match action {
-            StackAction::Up(_) => up(settings).await,
-            StackAction::Down(_) => down(settings).await,
-            StackAction::Status(_) => status(settings).await,
-            StackAction::Clean(_) => clean(settings).await,
-        };
-        match result {
-            Ok(()) => exit::PASS,
-            Err(e) => e.report(),
-        }
-    })
+/// What `slo-check stack` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Check prerequisites, apply the stack, wait for its rollouts.
+    Up,
+    /// Delete what `up` applied.
+    Down,
+    /// Show the stack's objects, rollouts, HPA and leftover faults.
+    Status,
+    /// Restore VirtualServices a killed run left with a fault.
+    Clean,
+}
+
+/// Carry out `action` on the cluster `request` names. The stack's own commands never
+/// drive traffic, so no ingress pod is required.
+pub async fn run(action: Action, request: &KubeRequest) -> Result<(), PlatformError> {
+    let mut settings = KubeSettings::resolve(request, &PlatformRefs::default(), false)?;
+    settings.forward_ingress = false;
+    match action {
+        Action::Up => up(settings).await,
+        Action::Down => down(settings).await,
+        Action::Status => status(settings).await,
+        Action::Clean => clean(settings).await,
+    }
 }
 
 async fn up(settings: KubeSettings) -> Result<(), PlatformError> {

@@ -12,8 +12,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::pool::lock;
-use crate::platform::{BoxFuture, FaultInjector};
 use crate::scenario::Fault;
+use crate::target::{BoxFuture, FaultInjector};
 
 /// What the fault filter does to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

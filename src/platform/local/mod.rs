@@ -28,10 +28,11 @@ use tokio::net::TcpListener;
 use self::balancer::Balancer;
 use self::mesh_metrics::MeshMetrics;
 use self::replicas::{Replicas, Start};
-use super::{PlatformError, ReplicaObserver, ReplicaSample, Target};
+use super::PlatformError;
 use crate::autoscale::hpa::Autoscaler;
 use crate::autoscale::manifest::HpaSpec;
 use crate::scenario::LocalPlatform;
+use crate::target::{ReplicaObserver, ReplicaSample, Target};
 
 pub use self::faults::LocalFaults;
 pub use self::mesh_metrics::{DESTINATION_WORKLOAD, ISTIO_DURATION_BUCKETS_MS};
@@ -246,7 +247,7 @@ struct LocalScrape {
     metrics_addr: SocketAddr,
 }
 
-impl super::ScrapeTargets for LocalScrape {
+impl crate::target::ScrapeTargets for LocalScrape {
     fn scrape_targets(&self) -> Vec<(String, SocketAddr)> {
         let mut targets: Vec<_> = self
             .pool

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::timeline::Timeline;
 use crate::agent::AgentHandle;
-use crate::platform::{ReplicaObserver, ReplicaSample};
+use crate::target::{ReplicaObserver, ReplicaSample};
 
 /// Where a replica is in its life. Draining replicas no longer count as current (as a
 /// terminating pod does not) but still answer for their own workflows.

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::platform::ReplicaSample;
+use crate::target::ReplicaSample;
 
 /// Upper bound on stored samples; at one sync per 15 s of scenario time this is weeks.
 pub(super) const MAX_SAMPLES: usize = 100_000;

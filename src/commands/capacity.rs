@@ -1,89 +1,29 @@
-//! `slo-check capacity` flags: collected raw by clap, then checked into a `CapacityConfig`
-//! whose errors name the flag and say what would be right.
+//! `slo-check capacity`: the flags checked into a `CapacityConfig` (errors name the
+//! flag and say what would be right), the search, and its ending as the exit code
+//! (0 a capacity was found, 1 none, 2 bad input, 3 infrastructure, 130 interrupted).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-
-use super::search::SearchSettings;
-use crate::cli::{PlatformKind, ScenarioArgs};
-use crate::scenario::{self, Scenario};
+use crate::capacity::config::{
+    AUTOSCALE_WARMUP, CapacityConfig, DEFAULT_TO_FACTOR, PRECISION_RANGE, WARMUP,
+};
+use crate::capacity::search::SearchSettings;
+use crate::cli::{CapacityArgs, PlatformKind};
+use crate::exit;
+use crate::scenario::Scenario;
 use crate::units::{Quantity, parse_duration, parse_ratio};
 
-/// `--to` when not given: this many times `--from`.
-pub const DEFAULT_TO_FACTOR: f64 = 100.0;
-/// Coarsest and finest `--precision` accepted.
-const PRECISION_RANGE: (f64, f64) = (0.005, 0.5);
-/// Warm-up default on a platform that autoscales: several HPA sync periods (15 s each)
-/// plus a replica's start-up, so the replica count can settle before the measurement.
-const AUTOSCALE_WARMUP: &str = "60s";
-
-#[derive(Debug, Clone, Args)]
-pub struct CapacityArgs {
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
-    /// First rate tried, workflow starts per second (default: the scenario's first stage's rate).
-    #[arg(long, value_name = "RATE")]
-    pub from: Option<f64>,
-    /// Highest rate tried, per second (default: 100 × --from).
-    #[arg(long, value_name = "RATE")]
-    pub to: Option<f64>,
-    /// How long each rate is held and measured (scenario time; scaled by --time-scale).
-    #[arg(long, value_name = "DURATION", default_value = "20s")]
-    pub step_for: String,
-    /// How long each rate is held before its measured step (default 5s; 60s when the
-    /// embedded platform autoscales, so the replica count can settle).
-    #[arg(long, value_name = "DURATION")]
-    pub warmup: Option<String>,
-    /// Relative precision of the result: stop when the lowest failing rate is within this
-    /// of the highest passing one.
-    #[arg(long, value_name = "PERCENT", default_value = "5%")]
-    pub precision: String,
-    /// Most steps (rates held) in all; bounds the search's total time.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub max_steps: usize,
-    #[command(flatten)]
-    pub target: crate::cli::TargetArgs,
-    /// Write capacity.json, capacity.md, capacity.html and capacity.svg to DIR instead of
-    /// reports/<scenario>/capacity-<UTC time>/.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Print nothing but errors (no progress, no per-step lines, no summary).
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Print capacity.json to stdout (per-step lines and the summary go to stderr).
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// The checked configuration of a capacity search.
-#[derive(Debug, Clone)]
-pub struct CapacityConfig {
-    pub scenario: Scenario,
-    pub search: SearchSettings,
-    pub warmup: Duration,
-    pub step: Duration,
-    pub time_scale: f64,
-    /// Poisson seed of the first step (see `StepShape::seed`).
-    pub seed: u64,
-    pub platform: PlatformKind,
-    /// Where the system under test comes from, as the flags say.
-    pub target: crate::cli::TargetArgs,
-    pub out: Option<PathBuf>,
-    pub quiet: bool,
-    pub json: bool,
+/// Run the command.
+pub fn run(args: &CapacityArgs) -> u8 {
+    match configure(args) {
+        Ok(cfg) => exit::block_on(async { super::conclude(crate::capacity::run(cfg).await) }),
+        Err(e) => super::usage(&e),
+    }
 }
 
 /// Check the flags against the scenario; every error is a usage error (exit 2).
-pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
-    let name = args
-        .scenario
-        .scenario
-        .as_deref()
-        .ok_or("--scenario NAME is required (try `slo-check list` to see the scenarios)")?;
-    let file = scenario::resolve(name, &args.scenario.dir.scenarios_dir)?;
-    let sc = scenario::load(&file).map_err(|e| e.to_string())?;
+fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
+    let sc = super::load_scenario(&args.scenario)?;
     let ts = args.scenario.time_scale;
     if !(ts.is_finite() && ts > 0.0) {
         return Err(format!(
@@ -106,7 +46,7 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
     let warmup_text =
         args.warmup
             .as_deref()
-            .unwrap_or(if autoscales { AUTOSCALE_WARMUP } else { "5s" });
+            .unwrap_or(if autoscales { AUTOSCALE_WARMUP } else { WARMUP });
     let warmup = parse_duration(warmup_text).map_err(|e| format!("--warmup: {e}"))?;
     if from * step.as_secs_f64() * ts < 2.0 {
         return Err(format!(
@@ -128,7 +68,7 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
     if args.max_steps < 2 {
         return Err("--max-steps: must be at least 2 (one to pass, one to fail)".into());
     }
-    args.target.check()?;
+    let platform = super::platform_choice(&args.target)?;
     Ok(CapacityConfig {
         search: SearchSettings {
             from_per_s: from,
@@ -146,8 +86,7 @@ pub fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
             .seed
             .or(sc.load.seed)
             .unwrap_or_else(clock_seed),
-        platform: args.target.platform,
-        target: args.target.clone(),
+        platform,
         out: args.out.clone(),
         quiet: args.quiet,
         json: args.json,

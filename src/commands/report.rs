@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::baseline::Baseline;
-use super::input;
-use crate::app::exit;
 use crate::cli::ReportArgs;
+use crate::exit;
+use crate::report::baseline::Baseline;
+use crate::report::input;
 use crate::slo::Verdict;
 
 /// Run the command; the exit code mirrors the run's verdict (1 on a failed
@@ -31,7 +31,7 @@ pub fn run(args: &ReportArgs) -> u8 {
         None => report,
     };
     let dir = args.out.clone().unwrap_or_else(|| parent(&args.run));
-    match super::write_all(&report, &dir) {
+    match crate::report::write_all(&report, &dir) {
         Ok(written) => {
             if !args.quiet {
                 for p in written {

@@ -1,0 +1,35 @@
+//! The checked settings of a capacity search, and their defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::search::SearchSettings;
+use crate::platform::Choice;
+use crate::scenario::Scenario;
+
+/// `--to` when not given: this many times `--from`.
+pub const DEFAULT_TO_FACTOR: f64 = 100.0;
+/// Coarsest and finest `--precision` accepted.
+pub const PRECISION_RANGE: (f64, f64) = (0.005, 0.5);
+/// Warm-up default on a platform that autoscales: several HPA sync periods (15 s each)
+/// plus a replica's start-up, so the replica count can settle before the measurement.
+pub const AUTOSCALE_WARMUP: &str = "60s";
+/// Warm-up default elsewhere.
+pub const WARMUP: &str = "5s";
+
+/// The checked configuration of a capacity search.
+#[derive(Debug, Clone)]
+pub struct CapacityConfig {
+    pub scenario: Scenario,
+    pub search: SearchSettings,
+    pub warmup: Duration,
+    pub step: Duration,
+    pub time_scale: f64,
+    /// Poisson seed of the first step (see `StepShape::seed`).
+    pub seed: u64,
+    /// Where the system under test comes from.
+    pub platform: Choice,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+    pub json: bool,
+}

@@ -1,0 +1,142 @@
+//! The one owner of the recorder: it files the workers' records into the histograms
+//! and updates the progress line, on a thread of its own behind the load workers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use crate::load::engine::Live;
+use crate::plan::Plan;
+use crate::report::terminal::{Progress, Snapshot};
+use crate::stats::record::Event;
+use crate::stats::{Recorder, RunStats};
+
+/// How much lower than the load workers the recorder's thread runs (`nice`).
+const RECORDER_NICE: libc::c_int = 10;
+
+/// Run the recorder on a thread of its own, at a lower priority than the load
+/// workers: where they share a core, the scheduler then lets a worker issue its
+/// starts before the recorder files the last batch of records (a few hundred
+/// at a time, and a compressed histogram per second), rather than preempting
+/// it with hundreds of microseconds of lag. Records wait in the channel
+/// meanwhile.
+pub(super) fn behind_the_load<T, F>(aggregate: F) -> impl std::future::Future<Output = T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    fn take<F>(slot: &std::sync::Mutex<Option<F>>) -> Option<F> {
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let slot = Arc::new(std::sync::Mutex::new(Some(aggregate)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    let on_thread = runtime.ok().and_then(|rt| {
+        let theirs = slot.clone();
+        std::thread::Builder::new()
+            .name("slo-check-recorder".into())
+            .spawn(move || {
+                // SAFETY: plain syscall; on Linux `who = 0` is the calling thread
+                // only. Lowering one's own priority needs no privilege; a failure
+                // leaves it where it was.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, RECORDER_NICE) };
+                if let Some(aggregate) = take(&theirs) {
+                    let _ = tx.send(rt.block_on(aggregate));
+                }
+            })
+            .ok()
+    });
+    // No runtime or no thread: a task on the current runtime, as before.
+    let fallback = match on_thread {
+        Some(_) => None,
+        None => take(&slot).map(tokio::spawn),
+    };
+    async move {
+        match fallback {
+            Some(task) => task.await.expect("the aggregator does not panic"),
+            None => rx.await.expect("the recorder's thread does not panic"),
+        }
+    }
+}
+
+/// The one owner of the recorder: consumes events until every workflow has
+/// ended, updating the progress line on a tick.
+pub(super) async fn aggregate(
+    mut rx: UnboundedReceiver<Vec<Event>>,
+    mut rec: Recorder,
+    zero: Instant,
+    progress: Progress,
+    live: Arc<Live>,
+    plan: Plan,
+) -> RunStats {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut started_history: std::collections::VecDeque<(Instant, u64)> = Default::default();
+    let total = plan.schedule.duration();
+    loop {
+        tokio::select! {
+            biased;
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(zero);
+                rec.seal_before(elapsed.as_micros() as u64);
+                let started = live.started.load(Ordering::Relaxed);
+                started_history.push_back((now, started));
+                while started_history.len() > 6 {
+                    started_history.pop_front();
+                }
+                let rate = match (started_history.front(), started_history.back()) {
+                    (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => (s1 - s0) as f64 / (*t1 - *t0).as_secs_f64(),
+                    _ => 0.0,
+                };
+                let run = rec.run_window();
+                progress.update(&Snapshot {
+                    elapsed,
+                    total,
+                    target_rate_per_s: plan.schedule.rate_at(elapsed.as_secs_f64()),
+                    achieved_rate_per_s: rate,
+                    in_flight: live.in_flight.load(Ordering::Relaxed),
+                    p95_ms: crate::stats::histogram::percentile_ms(&run.workflow, 95.0),
+                    failed: run.counts.failed,
+                    finished: run.counts.succeeded + run.counts.failed,
+                    dropped: live.dropped.load(Ordering::Relaxed),
+                    draining: elapsed > total,
+                });
+            }
+            ev = rx.recv() => match ev {
+                Some(batch) => batch.iter().for_each(|ev| rec.add(ev)),
+                None => break,
+            },
+        }
+    }
+    progress.finish();
+    rec.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nice() -> libc::c_int {
+        // SAFETY: plain syscall about the calling thread.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+
+    #[tokio::test]
+    async fn the_recorder_runs_on_a_thread_of_its_own_behind_the_load() {
+        let here = nice();
+        let (name, there) = behind_the_load(async {
+            let name = std::thread::current().name().map(str::to_string);
+            (name, nice())
+        })
+        .await;
+        assert_eq!(name.as_deref(), Some("slo-check-recorder"));
+        assert_eq!(there, (here + RECORDER_NICE).min(19));
+        assert_eq!(nice(), here, "the caller's thread keeps its priority");
+    }
+}

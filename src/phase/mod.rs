@@ -1,0 +1,135 @@
+//! The load phase of one plan against a target that is up: the engine, the recorder
+//! (on a thread of its own), the fault timeline and the interrupt watch, until every
+//! workflow has ended. Shared by `run` (one plan) and `capacity` (one plan per step on
+//! a platform that stays up); the platform is neither brought up nor taken down here.
+
+mod aggregate;
+pub mod signals;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc::unbounded_channel;
+use tokio::time::Instant;
+
+use crate::load::engine::{self, Control, Issued, Live, Pacing};
+use crate::plan::Plan;
+use crate::report::terminal::Progress;
+use crate::stats::{Recorder, RunStats};
+use crate::target::Target;
+use crate::workflow::WorkflowRunner;
+use crate::workflow::http::{Endpoint, HttpClient};
+
+/// What the load phase produced.
+pub struct PhaseOutcome {
+    pub stats: RunStats,
+    pub interrupted: bool,
+    /// The run's zero: intended start offsets count from here.
+    pub zero: Instant,
+    /// What the fault timeline applied and reverted, per scenario fault.
+    pub fault_activity: Vec<crate::faults::FaultActivity>,
+}
+
+/// How `execute_plan` behaves around the load.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseOptions {
+    /// No progress line, no fault log.
+    pub quiet: bool,
+    /// After an interrupt, how long in-flight workflows may still finish.
+    pub grace: Duration,
+}
+
+/// The load phase of one plan with its own interrupt handling (`slo-check capacity`
+/// runs one plan per step on a platform that stays up).
+pub async fn execute_plan_with_signals(
+    plan: &Plan,
+    target: &Target,
+    opts: PhaseOptions,
+) -> PhaseOutcome {
+    let (control, interrupted, signals) = signals::watch_interrupts(opts.grace);
+    let mut outcome = execute_plan(plan, target, opts, control).await;
+    signals.abort();
+    outcome.interrupted |= interrupted.load(Ordering::SeqCst);
+    outcome
+}
+
+/// The load phase of `plan` against `target`: engine, recorder and faults, until every
+/// workflow has ended; `control` stops it early. The platform stays up.
+pub async fn execute_plan(
+    plan: &Plan,
+    target: &Target,
+    opts: PhaseOptions,
+    control: Control,
+) -> PhaseOutcome {
+    let load = &plan.scenario.load;
+    // Every platform hands back an `http://host:port` base URL (`--target-url` is checked
+    // in platform::url), so this cannot fail on user input.
+    let endpoint = Endpoint::of(&target.base_url).expect("platforms give http:// base URLs");
+    let client = HttpClient::new(
+        endpoint,
+        load.max_in_flight as usize,
+        load.max_response_bytes,
+    );
+    let runner = Arc::new(WorkflowRunner::new(
+        client,
+        plan.scenario.workflow.clone(),
+        plan.scenario.capture_names.len(),
+        plan.env_values.clone(),
+        load.request_timeout,
+    ));
+    let live = Arc::new(Live::default());
+    let (tx, rx) = unbounded_channel();
+    // A short lead time so the first starts are not late because of set-up work.
+    let zero = Instant::now() + Duration::from_millis(20);
+    let recorder = Recorder::new(
+        plan.windows.clone(),
+        plan.scenario.workflow.len(),
+        plan.max_workflow.as_micros() as u64,
+    );
+    let progress = Progress::new(plan.schedule.duration(), !opts.quiet);
+    let aggregator = aggregate::behind_the_load(aggregate::aggregate(
+        rx,
+        recorder,
+        zero,
+        progress,
+        live.clone(),
+        plan.clone(),
+    ));
+    let faults = tokio::spawn(crate::faults::run_timeline(
+        target.faults.clone(),
+        plan.scenario.faults.clone(),
+        plan.fault_windows.clone(),
+        zero,
+        control.stop_starts.clone(),
+    ));
+    let issued = engine::drive(
+        &plan.schedule,
+        Pacing {
+            max_in_flight: load.max_in_flight,
+            slack: load.pacing_slack,
+        },
+        runner,
+        tx,
+        live,
+        control.clone(),
+        zero,
+    )
+    .await;
+    // The schedule is over (or stopped): faults end with it, whatever their windows say.
+    control.stop_starts.cancel();
+    let timeline = faults.await.unwrap_or_default();
+    for line in &timeline.log {
+        // A fault that could not be applied or reverted is shown even with --quiet.
+        if !opts.quiet || line.starts_with("error:") {
+            eprintln!("{line}");
+        }
+    }
+    let stats = aggregator.await;
+    PhaseOutcome {
+        stats,
+        interrupted: issued == Issued::Stopped,
+        zero,
+        fault_activity: timeline.activity,
+    }
+}

@@ -1,0 +1,205 @@
+//! One run, end to end: platform up → load phase (engine, recorder, faults, signals)
+//! → Prometheus → SLO verdict → `RunReport` → reports, with the platform taken down on
+//! every path. What the exit code depends on comes back as an `Ending`.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::autoscale::timeline::{HpaFigures, first_rate_increase, hpa_metrics};
+use crate::exit::{Ending, Failure};
+use crate::phase::{self, PhaseOptions, signals};
+use crate::plan::Plan;
+use crate::platform::{self, Choice};
+use crate::report::model::{PlatformInfo, ReplicaPoint, RunMeta};
+use crate::report::{self, RunReport};
+use crate::slo;
+use crate::stats::record::FailureKind;
+use crate::target::Target;
+
+/// One run, checked: all the run needs to know.
+pub struct RunConfig {
+    pub plan: Plan,
+    /// Where the system under test comes from.
+    pub platform: Choice,
+    /// Write the reports here instead of `reports/<scenario>/<UTC time>/`.
+    pub out: Option<PathBuf>,
+    /// No progress line, no verdict table.
+    pub quiet: bool,
+    /// Print run.json to stdout (the table goes to stderr).
+    pub json: bool,
+    /// After an interrupt, how long in-flight workflows may still finish.
+    pub grace: Duration,
+    /// An earlier run to compare with.
+    pub baseline: Option<report::baseline::Baseline>,
+    pub prometheus: crate::prom::PromSettings,
+}
+
+/// Run `cfg`: the platform comes up (a failure to bring it up is the `Err`), the load
+/// runs, the reports are written and the platform goes down again.
+pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
+    // Signals are watched from before the platform comes up until the run ends: an
+    // interrupt during `up` still takes the platform down; one after the load marks the
+    // run interrupted.
+    let (control, interrupted, watcher) = signals::watch_interrupts(cfg.grace);
+    if let Some(warning) = crate::prom::unanswered(&cfg.prometheus).await {
+        eprintln!("warning: {warning}");
+    }
+    let up = platform::up(
+        &cfg.platform,
+        &cfg.plan,
+        cfg.quiet,
+        control.stop_starts.clone(),
+    );
+    let (target, deployed) = match up.await {
+        Ok(t) => t,
+        Err(e) => {
+            watcher.abort();
+            return Err(Failure {
+                class: e.class(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let sd_file = crate::prom::prepare(&cfg.prometheus, &target).await;
+    let wall = Instant::now();
+    let opts = PhaseOptions {
+        quiet: cfg.quiet,
+        grace: cfg.grace,
+    };
+    let outcome = phase::execute_plan(&cfg.plan, &target, opts, control).await;
+    let duration_s = wall.elapsed().as_secs_f64();
+    // Before the platform goes down: its metrics must still be scraped while we wait.
+    let prom =
+        crate::prom::evaluate(&cfg.prometheus, &cfg.plan, &outcome.stats, outcome.zero).await;
+    drop(sd_file);
+    let (replicas, hpa) = replica_report(&cfg.plan, &target, outcome.zero);
+    deployed.down().await;
+    let ext = slo::External {
+        hpa,
+        hpa_missing: if target.replicas.is_some() {
+            "the schedule never raises the rate, so there is no scale-up to time".into()
+        } else {
+            format!(
+                "the {} platform has no replica observer",
+                cfg.platform.name()
+            )
+        },
+        interrupted: outcome.interrupted || interrupted.load(Ordering::SeqCst),
+        prometheus: prom.observations,
+    };
+    let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
+    let meta = RunMeta {
+        platform: PlatformInfo {
+            kind: cfg.platform.name().into(),
+            description: target.description.clone(),
+            target_url: target.base_url.clone(),
+            emulated: target.emulated,
+        },
+        started_at: started_at.clone(),
+        duration_s,
+        interrupted: ext.interrupted,
+        replicas,
+        hpa,
+        faults_injected: target.faults.is_some(),
+        fault_activity: outcome.fault_activity,
+    };
+    let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
+    report.cross_check = prom.cross_check;
+    let ending = finish(&cfg, &report, &started_at, &target);
+    watcher.abort();
+    Ok(ending)
+}
+
+/// The replica timeline relative to the run's zero, and the HPA figures (in
+/// scenario seconds, so they compare with thresholds whatever the time scale).
+fn replica_report(
+    plan: &Plan,
+    target: &Target,
+    zero: Instant,
+) -> (Vec<ReplicaPoint>, Option<HpaFigures>) {
+    let Some(observer) = &target.replicas else {
+        return (Vec::new(), None);
+    };
+    let samples = observer.timeline();
+    let rel = |at: Instant| {
+        if at >= zero {
+            at.duration_since(zero).as_secs_f64()
+        } else {
+            -zero.duration_since(at).as_secs_f64()
+        }
+    };
+    let points = samples
+        .iter()
+        .map(|s| ReplicaPoint {
+            t_s: rel(s.at),
+            desired: s.desired,
+            current: s.current,
+            ready: s.ready,
+        })
+        .collect();
+    let marker = first_rate_increase(&plan.scenario.load.stages, plan.time_scale);
+    let hpa = marker.map(|m| HpaFigures {
+        marker_s: Some(m.as_secs_f64()),
+        ..hpa_metrics(&samples, zero + m).in_scenario_time(plan.time_scale)
+    });
+    (points, hpa)
+}
+
+/// Write reports and print the verdict; what the exit code depends on.
+fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target) -> Ending {
+    let compared = cfg.baseline.as_ref().map(|b| b.apply(report));
+    let report = compared.as_ref().unwrap_or(report);
+    let dir = cfg
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&report.scenario, "", started_at));
+    let mut ending = Ending {
+        passed: report.verdict == slo::Verdict::Pass && report.regressions() == 0,
+        problems: Vec::new(),
+        interrupted: report.interrupted,
+    };
+    let written = report::write_all(report, &dir);
+    if cfg.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    }
+    if !cfg.quiet {
+        let table =
+            report::terminal::verdict_table(report, written.as_ref().ok().map(|_| dir.as_path()));
+        if cfg.json {
+            eprint!("{table}")
+        } else {
+            print!("{table}")
+        }
+    }
+    if let Err(e) = report::append_step_summary(report) {
+        eprintln!("warning: {e}");
+    }
+    ending.problems.extend(unreachable(report, target));
+    if let Err(e) = written {
+        ending.problems.push(e);
+    }
+    ending
+}
+
+/// The target could not be reached at all: every workflow failed to connect.
+fn unreachable(r: &RunReport, target: &Target) -> Option<String> {
+    let c = &r.counts;
+    let connect = c
+        .failures_by_kind
+        .get(FailureKind::Connect.as_str())
+        .copied()
+        .unwrap_or(0);
+    (c.succeeded == 0 && c.failed > 0 && connect == c.failed).then(|| {
+        format!(
+            "could not connect to {} at all: all {} workflows failed with connection errors (refused, reset or closed early); is the service running and the URL right?",
+            target.base_url, c.failed
+        )
+    })
+}
