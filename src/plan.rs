@@ -68,65 +68,12 @@ impl Plan {
                 scenario.source.display()
             ));
         }
-        let scale = |d: Duration| d.mul_f64(ts);
-        let us = |d: Duration| d.as_micros() as u64;
-        let end = schedule.duration();
-        let mut windows = vec![WindowSpec {
-            label: "run".into(),
-            from_us: 0,
-            to_us: us(end),
-        }];
-        for (i, seg) in schedule.segments.iter().enumerate() {
-            let name = scenario.load.stages[i]
-                .name
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
-            windows.push(WindowSpec {
-                label: format!("stage {}{name}", i + 1),
-                from_us: (seg.start_s * 1e6) as u64,
-                to_us: ((seg.start_s + seg.duration_s) * 1e6) as u64,
-            });
-        }
         let fault_windows: Vec<_> = scenario
             .faults
             .iter()
-            .map(|f| (scale(f.start), scale(f.start + f.duration)))
+            .map(|f| (f.start.mul_f64(ts), (f.start + f.duration).mul_f64(ts)))
             .collect();
-        for (f, (from, to)) in scenario.faults.iter().zip(&fault_windows) {
-            windows.push(WindowSpec {
-                label: format!("fault {}", f.name),
-                from_us: us(*from),
-                to_us: us(*to),
-            });
-        }
-        let mut slo_windows = Vec::new();
-        for slo in &scenario.slos {
-            let idx = match &slo.window {
-                WindowRef::Run => 0,
-                WindowRef::Stage(i) => 1 + i,
-                WindowRef::Fault(i) => 1 + schedule.segments.len() + i,
-                WindowRef::Range { from, to } => {
-                    let spec = WindowSpec {
-                        label: format!(
-                            "{}–{}",
-                            crate::units::format_duration(scale(*from)),
-                            crate::units::format_duration(to.map_or(end, scale))
-                        ),
-                        from_us: us(scale(*from)),
-                        to_us: us(to.map_or(end, scale)),
-                    };
-                    match windows.iter().position(|w| *w == spec) {
-                        Some(i) => i,
-                        None => {
-                            windows.push(spec);
-                            windows.len() - 1
-                        }
-                    }
-                }
-            };
-            slo_windows.push(idx);
-        }
+        let (windows, slo_windows) = windows(&scenario, &schedule, &fault_windows, ts);
         let timeout = scenario.load.request_timeout;
         let max_workflow = scenario
             .workflow
@@ -156,6 +103,71 @@ impl Plan {
 }
 
 /// A seed for a Poisson schedule when none is given; it is recorded in run.json.
+/// The recorder's windows (the run, each stage, each fault, then each distinct time
+/// range an SLO names) and, per SLO, the index of its window.
+fn windows(
+    scenario: &Scenario,
+    schedule: &Schedule,
+    fault_windows: &[(Duration, Duration)],
+    ts: f64,
+) -> (Vec<WindowSpec>, Vec<usize>) {
+    let scale = |d: Duration| d.mul_f64(ts);
+    let us = |d: Duration| d.as_micros() as u64;
+    let end = schedule.duration();
+    let mut windows = vec![WindowSpec {
+        label: "run".into(),
+        from_us: 0,
+        to_us: us(end),
+    }];
+    for (i, seg) in schedule.segments.iter().enumerate() {
+        let name = scenario.load.stages[i]
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        windows.push(WindowSpec {
+            label: format!("stage {}{name}", i + 1),
+            from_us: (seg.start_s * 1e6) as u64,
+            to_us: ((seg.start_s + seg.duration_s) * 1e6) as u64,
+        });
+    }
+    for (f, (from, to)) in scenario.faults.iter().zip(fault_windows) {
+        windows.push(WindowSpec {
+            label: format!("fault {}", f.name),
+            from_us: us(*from),
+            to_us: us(*to),
+        });
+    }
+    let mut slo_windows = Vec::new();
+    for slo in &scenario.slos {
+        let idx = match &slo.window {
+            WindowRef::Run => 0,
+            WindowRef::Stage(i) => 1 + i,
+            WindowRef::Fault(i) => 1 + schedule.segments.len() + i,
+            WindowRef::Range { from, to } => {
+                let spec = WindowSpec {
+                    label: format!(
+                        "{}–{}",
+                        crate::units::format_duration(scale(*from)),
+                        crate::units::format_duration(to.map_or(end, scale))
+                    ),
+                    from_us: us(scale(*from)),
+                    to_us: us(to.map_or(end, scale)),
+                };
+                match windows.iter().position(|w| *w == spec) {
+                    Some(i) => i,
+                    None => {
+                        windows.push(spec);
+                        windows.len() - 1
+                    }
+                }
+            }
+        };
+        slo_windows.push(idx);
+    }
+    (windows, slo_windows)
+}
+
 fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

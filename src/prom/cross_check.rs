@@ -82,53 +82,7 @@ pub async fn run(
         (now as f64 - clock.zero_unix_s).max(1.0),
     ));
     let run = &stats.windows[0];
-    let mut out = Vec::new();
-    let delays = plan.scenario.faults.iter().any(|f| f.delay.is_some());
-    for (i, step) in plan.scenario.workflow.iter().enumerate() {
-        let Some(endpoint) = agent_endpoint(step) else {
-            continue;
-        };
-        // The agent's duration histogram has no status label: failed requests are in it
-        // too, while the client's step latency counts successes only.
-        let selector = format!(
-            "endpoint=\"{endpoint}\",method=\"{}\"",
-            step.method.as_str()
-        );
-        let query = format!(
-            "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}{range})))"
-        );
-        let client = percentile_ms(&run.steps[i], 95.0);
-        let server = match source.instant(&query, now).await {
-            Ok(p) => p
-                .first()
-                .map(|p| p.value * 1000.0)
-                .filter(|v| v.is_finite()),
-            Err(_) => None,
-        };
-        let buckets = bucket_bounds_ms(source, &selector, now).await;
-        let tolerance = server.map_or(0.0, |v| bucket_width(&buckets, v));
-        let mut item = compare(
-            format!("step {} p95", step.name),
-            "agent",
-            "ms",
-            client,
-            server,
-            tolerance,
-            query,
-        );
-        if item.status == "disagree" {
-            item.note = match (client, server) {
-                (Some(c), Some(s)) if c > s => format!(
-                    "the client saw more than the agent measured: queueing before the server (client connection pool, balancer, accept backlog) or the network{}",
-                    if delays { "; injected delays (the mesh delays requests before the agent sees them)" } else { "" }
-                ),
-                _ => "the agent measured more than the client saw: the server's histogram includes other clients' requests, or a clock/unit mismatch".into(),
-            };
-        } else if item.status == "no_data" {
-            item.note = no_data_note(client);
-        }
-        out.push(item);
-    }
+    let mut out = step_latencies(source, plan, stats, now, &range).await;
     let finished = run.counts.succeeded + run.counts.failed;
     if finished == 0 {
         return out;
@@ -180,6 +134,65 @@ pub async fn run(
                     "is the agent scraped?"
                 }
             );
+        }
+        out.push(item);
+    }
+    out
+}
+
+/// Each agent endpoint's p95 as the client saw it against the agent's own histogram.
+async fn step_latencies(
+    source: &dyn MetricsSource,
+    plan: &Plan,
+    stats: &RunStats,
+    now: i64,
+    range: &str,
+) -> Vec<CrossCheckItem> {
+    let run = &stats.windows[0];
+    let mut out = Vec::new();
+    let delays = plan.scenario.faults.iter().any(|f| f.delay.is_some());
+    for (i, step) in plan.scenario.workflow.iter().enumerate() {
+        let Some(endpoint) = agent_endpoint(step) else {
+            continue;
+        };
+        // The agent's duration histogram has no status label: failed requests are in it
+        // too, while the client's step latency counts successes only.
+        let selector = format!(
+            "endpoint=\"{endpoint}\",method=\"{}\"",
+            step.method.as_str()
+        );
+        let query = format!(
+            "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}{range})))"
+        );
+        let client = percentile_ms(&run.steps[i], 95.0);
+        let server = match source.instant(&query, now).await {
+            Ok(p) => p
+                .first()
+                .map(|p| p.value * 1000.0)
+                .filter(|v| v.is_finite()),
+            Err(_) => None,
+        };
+        let buckets = bucket_bounds_ms(source, &selector, now).await;
+        let tolerance = server.map_or(0.0, |v| bucket_width(&buckets, v));
+        let mut item = compare(
+            format!("step {} p95", step.name),
+            "agent",
+            "ms",
+            client,
+            server,
+            tolerance,
+            query,
+        );
+        if item.status == "disagree" {
+            item.note = match (client, server) {
+                (Some(c), Some(s)) if c > s => format!(
+                    "the client saw more than the agent measured: queueing before the server (client connection pool, balancer, accept backlog) or the network{}",
+                    if delays { "; injected delays (the mesh delays requests before the agent sees them)" } else { "" }
+                ),
+                _ => "the agent measured more than the client saw: the server's histogram includes other clients' requests, or a clock/unit mismatch".into(),
+            };
+        } else if item.status == "no_data" {
+            item.note = no_data_note(client);
         }
         out.push(item);
     }

@@ -8,6 +8,7 @@ use super::format;
 use super::model::RunReport;
 use crate::slo::Verdict;
 
+/// The whole summary.md of `r`.
 pub fn render(r: &RunReport) -> String {
     let mut out = String::new();
     let verdict = match (r.verdict, r.interrupted) {
@@ -66,6 +67,26 @@ pub fn render(r: &RunReport) -> String {
     if let Some(b) = &r.baseline {
         baseline_section(&mut out, b);
     }
+    load_section(&mut out, r);
+    latency_section(&mut out, r);
+    out.push_str(&crate::prom::report::markdown(&r.cross_check));
+    let _ = writeln!(
+        out,
+        "\n<sub>{} · target {} · time scale {} · arrival {}{} · started {} · {:.1} s · slo-check {}</sub>",
+        r.platform.kind,
+        r.platform.target_url,
+        r.time_scale,
+        r.arrival,
+        r.seed.map(|s| format!(" (seed {s})")).unwrap_or_default(),
+        r.started_at,
+        r.duration_s,
+        r.tool_version
+    );
+    out
+}
+
+/// Scheduled, started and dropped starts, rates and lag; workflows by outcome.
+fn load_section(out: &mut String, r: &RunReport) {
     let c = &r.counts;
     let _ = writeln!(
         out,
@@ -101,6 +122,10 @@ pub fn render(r: &RunReport) -> String {
             String::new()
         }
     );
+}
+
+/// Workflow and step latency percentiles, from intended start.
+fn latency_section(out: &mut String, r: &RunReport) {
     out.push_str("\n| latency (from intended start) | p50 | p90 | p95 | p99 | p99.9 | max | count |\n|---|---|---|---|---|---|---|---|\n");
     let mut row = |name: &str, l: &crate::stats::histogram::LatencySummary| {
         let _ = writeln!(
@@ -120,20 +145,6 @@ pub fn render(r: &RunReport) -> String {
     for (name, s) in &r.steps {
         row(&format!("step {name}"), &s.latency_ms);
     }
-    out.push_str(&crate::prom::report::markdown(&r.cross_check));
-    let _ = writeln!(
-        out,
-        "\n<sub>{} · target {} · time scale {} · arrival {}{} · started {} · {:.1} s · slo-check {}</sub>",
-        r.platform.kind,
-        r.platform.target_url,
-        r.time_scale,
-        r.arrival,
-        r.seed.map(|s| format!(" (seed {s})")).unwrap_or_default(),
-        r.started_at,
-        r.duration_s,
-        r.tool_version
-    );
-    out
 }
 
 /// Deltas against the baseline; regressions in bold.

@@ -248,7 +248,6 @@ impl RunReport {
     pub fn build(plan: &Plan, stats: &RunStats, slos: Vec<SloResult>, meta: RunMeta) -> RunReport {
         let sc = &plan.scenario;
         let run = &stats.windows[0];
-        let activity = |i: usize| meta.fault_activity.get(i);
         let len = run.spec.len_s();
         let step_map = |f: &dyn Fn(usize) -> String| -> BTreeMap<String, String> {
             sc.workflow
@@ -272,6 +271,7 @@ impl RunReport {
             .collect();
         let lag = |p: f64| histogram::percentile_ms(&stats.lag, p);
         let verdict = crate::slo::verdict(&slos);
+        let faults = fault_reports(plan, &meta);
         RunReport {
             schema_version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -306,67 +306,11 @@ impl RunReport {
                 max: (!stats.lag.is_empty()).then(|| stats.lag.max() as f64 / 1000.0),
                 pacing_slack_ms: plan.scenario.load.pacing_slack.as_secs_f64() * 1e3,
             },
-            windows: stats.windows[1..]
-                .iter()
-                .map(|w| WindowReport {
-                    label: w.spec.label.clone(),
-                    from_s: w.spec.from_us as f64 / 1e6,
-                    to_s: w.spec.to_us as f64 / 1e6,
-                    counts: CountsReport::new(w.counts.started + w.counts.dropped, &w.counts),
-                    latency_ms: LatencySummary::of(&w.workflow),
-                })
-                .collect(),
-            timeseries: stats
-                .seconds
-                .iter()
-                .enumerate()
-                .map(|(t, s)| {
-                    let summary = s.summary();
-                    TimePoint {
-                        t_s: t as u64,
-                        target_rate_per_s: plan.schedule.rate_at(t as f64 + 0.5),
-                        started: s.started,
-                        succeeded: s.succeeded,
-                        failed: s.failed,
-                        dropped: s.dropped,
-                        failures_by_kind: failures_by_kind(&s.failures_by_kind)
-                            .into_iter()
-                            .filter(|(_, v)| *v > 0)
-                            .map(|(k, v)| (k.to_string(), v))
-                            .collect(),
-                        p50_ms: summary.p50,
-                        p95_ms: summary.p95,
-                        p99_ms: summary.p99,
-                    }
-                })
-                .collect(),
+            windows: window_reports(stats),
+            timeseries: timeseries(plan, stats),
             replicas: meta.replicas,
             hpa: meta.hpa,
-            faults: sc
-                .faults
-                .iter()
-                .zip(&plan.fault_windows)
-                .enumerate()
-                .map(|(i, (f, (from, to)))| FaultReport {
-                    name: f.name.clone(),
-                    from_s: from.as_secs_f64(),
-                    to_s: to.as_secs_f64(),
-                    abort_percent: f.abort.as_ref().map(|a| a.percent),
-                    abort_status: f.abort.as_ref().map(|a| a.http_status),
-                    delay_percent: f.delay.as_ref().map(|d| d.percent),
-                    delay_ms: f
-                        .delay
-                        .as_ref()
-                        .map(|d| d.fixed_delay.as_secs_f64() * 1000.0),
-                    injected: meta.faults_injected,
-                    applied_at_s: activity(i)
-                        .and_then(|a| a.applied_at)
-                        .map(|d| d.as_secs_f64()),
-                    reverted_at_s: activity(i)
-                        .and_then(|a| a.reverted_at)
-                        .map(|d| d.as_secs_f64()),
-                })
-                .collect(),
+            faults,
             histograms: Histograms {
                 workflow: histogram::encode(&run.workflow),
                 steps: step_map(&|i| histogram::encode(&run.steps[i])),
@@ -377,6 +321,78 @@ impl RunReport {
             cross_check: Vec::new(),
         }
     }
+}
+
+/// One point per second of the run.
+fn timeseries(plan: &Plan, stats: &RunStats) -> Vec<TimePoint> {
+    stats
+        .seconds
+        .iter()
+        .enumerate()
+        .map(|(t, s)| {
+            let summary = s.summary();
+            TimePoint {
+                t_s: t as u64,
+                target_rate_per_s: plan.schedule.rate_at(t as f64 + 0.5),
+                started: s.started,
+                succeeded: s.succeeded,
+                failed: s.failed,
+                dropped: s.dropped,
+                failures_by_kind: failures_by_kind(&s.failures_by_kind)
+                    .into_iter()
+                    .filter(|(_, v)| *v > 0)
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                p50_ms: summary.p50,
+                p95_ms: summary.p95,
+                p99_ms: summary.p99,
+            }
+        })
+        .collect()
+}
+
+/// The stage, fault and SLO windows (every window but the whole run).
+fn window_reports(stats: &RunStats) -> Vec<WindowReport> {
+    stats.windows[1..]
+        .iter()
+        .map(|w| WindowReport {
+            label: w.spec.label.clone(),
+            from_s: w.spec.from_us as f64 / 1e6,
+            to_s: w.spec.to_us as f64 / 1e6,
+            counts: CountsReport::new(w.counts.started + w.counts.dropped, &w.counts),
+            latency_ms: LatencySummary::of(&w.workflow),
+        })
+        .collect()
+}
+
+/// The scenario's faults as planned, with what the timeline did.
+fn fault_reports(plan: &Plan, meta: &RunMeta) -> Vec<FaultReport> {
+    let activity = |i: usize| meta.fault_activity.get(i);
+    plan.scenario
+        .faults
+        .iter()
+        .zip(&plan.fault_windows)
+        .enumerate()
+        .map(|(i, (f, (from, to)))| FaultReport {
+            name: f.name.clone(),
+            from_s: from.as_secs_f64(),
+            to_s: to.as_secs_f64(),
+            abort_percent: f.abort.as_ref().map(|a| a.percent),
+            abort_status: f.abort.as_ref().map(|a| a.http_status),
+            delay_percent: f.delay.as_ref().map(|d| d.percent),
+            delay_ms: f
+                .delay
+                .as_ref()
+                .map(|d| d.fixed_delay.as_secs_f64() * 1000.0),
+            injected: meta.faults_injected,
+            applied_at_s: activity(i)
+                .and_then(|a| a.applied_at)
+                .map(|d| d.as_secs_f64()),
+            reverted_at_s: activity(i)
+                .and_then(|a| a.reverted_at)
+                .map(|d| d.as_secs_f64()),
+        })
+        .collect()
 }
 
 /// The comparison (run.json `baseline`).
