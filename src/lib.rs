@@ -6,7 +6,7 @@
 //! 1. `commands` (with `cli`): flags, runtimes, exit codes.
 //! 2. `run`, `capacity`: one run, one capacity search.
 //! 3. `phase` (the load phase), `platform` (`local`, `url`, `kube`), `prom`, `report`.
-//! 4. `slo`, `faults`, `autoscale`, `load`, `workflow`, `stats`, `plan`, `agent`.
+//! 4. `slo`, `fault_timeline`, `autoscale`, `load`, `workflow`, `stats`, `plan`, `agent`.
 //! 5. Leaves: `target` (the platform seams), `scenario`, `units`, `exit`, `errors`.
 
 pub mod agent;
@@ -16,7 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod errors;
 pub mod exit;
-pub mod faults;
+pub mod fault_timeline;
 pub mod load;
 pub mod phase;
 pub mod plan;

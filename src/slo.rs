@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::autoscale::timeline::HpaFigures;
+use crate::autoscale::figures::HpaFigures;
 use crate::plan::Plan;
 use crate::scenario::{Bound, LatencyStat, Metric, Slo, SloSource, Unit};
 use crate::stats::histogram::percentile_ms;
@@ -37,7 +37,7 @@ pub struct External {
     /// PromQL and alert SLO observations from Prometheus, by SLO index (see `crate::prom`).
     pub prometheus: crate::prom::PromObservations,
     /// HPA timing from the replica timeline, when the platform has one.
-    pub hpa: Option<crate::autoscale::timeline::HpaFigures>,
+    pub hpa: Option<crate::autoscale::figures::HpaFigures>,
     /// Why there is no HPA data (shown as the reason of an unknown).
     pub hpa_missing: String,
     /// The run was stopped early by an interrupt.

@@ -1,6 +1,6 @@
 //! The seams between the platform and the stages that drive and observe it: the
 //! `Target` a platform hands back, and the traits behind it (fault injector, replica
-//! observer, scrape targets). A leaf: `prom`, `faults`, `autoscale` and `run` depend
+//! observer, scrape targets). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
 //! on it, not on `platform`.
 
 use std::future::Future;

@@ -4,7 +4,7 @@
 //! partial run.json (`interrupted: true`, consistent counts) and every applied
 //! fault reverted (`faults[].reverted_at_s`); the in-process tests check the
 //! injector itself (`LocalFaults::active_names()`) after the same timeline code
-//! the binary runs (`slo_check::faults::run_timeline`) is stopped.
+//! the binary runs (`slo_check::fault_timeline::run_timeline`) is stopped.
 //!
 //! Moments are drawn from a seed (`INTERRUPT_SEED`, default 8; printed) so a
 //! failure can be replayed. Every child has a hard deadline and is killed if
@@ -24,7 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use slo_check::faults::run_timeline;
+use slo_check::fault_timeline::run_timeline;
 use slo_check::platform::local::{self, LocalOptions};
 use slo_check::scenario::{Abort, Delay, Fault, LocalPlatform};
 use slo_check::target::FaultInjector;

@@ -13,7 +13,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use slo_check::autoscale::timeline::hpa_metrics;
+use slo_check::autoscale::figures::hpa_metrics;
 use slo_check::platform::PlatformError;
 use slo_check::platform::local::{self, LocalOptions, LocalPlatformHandle};
 use slo_check::scenario::{Abort, Delay, Fault, LocalPlatform};

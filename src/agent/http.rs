@@ -12,9 +12,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::metrics::{Route, method_label};
+use super::simulation;
 use super::state::AgentState;
 use super::store::WorkflowView;
-use super::workflow;
 
 /// Largest accepted POST body.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -110,7 +110,7 @@ async fn submit(state: &Arc<AgentState>, request: Request<Incoming>) -> AgentRes
         return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let answer = json!({"id": view.id, "status": "running"});
-    tokio::spawn(workflow::run(state.clone(), slot, view));
+    tokio::spawn(simulation::run(state.clone(), slot, view));
     json_response(StatusCode::ACCEPTED, &answer)
 }
 

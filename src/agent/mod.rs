@@ -8,7 +8,7 @@
 //! (OpenMetrics text via prometheus-client). Files: `config` (`AgentConfig`),
 //! `latency` (lognormal draws), `cpu` (capacity, queueing, burning, utilisation),
 //! `store` (`WorkflowStore` and its bounded in-memory implementation), `redis_store`
-//! (the Redis implementation), `workflow` (simulation),
+//! (the Redis implementation), `simulation` (one simulated workflow),
 //! `metrics`, `http` (handlers), `state` (shared), `server` (accept loop, `AgentHandle`).
 
 mod config;
@@ -18,9 +18,9 @@ mod latency;
 mod metrics;
 mod redis_store;
 mod server;
+mod simulation;
 mod state;
 mod store;
-mod workflow;
 
 use std::net::SocketAddr;
 

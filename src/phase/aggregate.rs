@@ -51,7 +51,7 @@ where
             })
             .ok()
     });
-    // No runtime or no thread: a task on the current runtime, as before.
+    // No runtime or no thread: a task on the current runtime.
     let fallback = match on_thread {
         Some(_) => None,
         None => take(&slot).map(tokio::spawn),

@@ -28,7 +28,7 @@ pub struct PhaseOutcome {
     /// The run's zero: intended start offsets count from here.
     pub zero: Instant,
     /// What the fault timeline applied and reverted, per scenario fault.
-    pub fault_activity: Vec<crate::faults::FaultActivity>,
+    pub fault_activity: Vec<crate::fault_timeline::FaultActivity>,
 }
 
 /// How `execute_plan` behaves around the load.
@@ -96,7 +96,7 @@ pub async fn execute_plan(
         live.clone(),
         plan.clone(),
     ));
-    let faults = tokio::spawn(crate::faults::run_timeline(
+    let faults = tokio::spawn(crate::fault_timeline::run_timeline(
         target.faults.clone(),
         plan.scenario.faults.clone(),
         plan.fault_windows.clone(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::autoscale::timeline::HpaFigures;
+use crate::autoscale::figures::HpaFigures;
 use crate::plan::Plan;
 use crate::scenario::Unit;
 use crate::slo::{SloResult, Verdict};
@@ -241,7 +241,7 @@ pub struct RunMeta {
     /// Whether the platform could inject faults.
     pub faults_injected: bool,
     /// What the fault timeline did, per scenario fault (empty: nothing recorded).
-    pub fault_activity: Vec<crate::faults::FaultActivity>,
+    pub fault_activity: Vec<crate::fault_timeline::FaultActivity>,
 }
 
 impl RunReport {

@@ -11,7 +11,7 @@ use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::Pcg64;
 
 use super::model::*;
-use crate::autoscale::timeline::HpaFigures;
+use crate::autoscale::figures::HpaFigures;
 use crate::scenario::{Bound, Unit};
 use crate::slo::{SloResult, Status, WindowInfo};
 use crate::stats::histogram::{self, LatencySummary};

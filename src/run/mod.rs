@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::autoscale::timeline::{HpaFigures, first_rate_increase, hpa_metrics};
+use crate::autoscale::figures::{HpaFigures, first_rate_increase, hpa_metrics};
 use crate::exit::{Ending, Failure};
 use crate::phase::{self, PhaseOptions, signals};
 use crate::plan::Plan;

@@ -7,13 +7,13 @@
 pub mod apply;
 pub mod catalog;
 pub mod connect;
-pub mod faults;
 pub mod forward;
 pub mod observe;
 pub mod render;
 pub mod rollout;
 pub mod settings;
 pub mod stack;
+pub mod vs_faults;
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ pub struct KubePlatformHandle {
     settings: KubeSettings,
     applied: Applied,
     observer: Arc<observe::Observer>,
-    injector: Option<Arc<faults::VirtualServiceFaults>>,
+    injector: Option<Arc<vs_faults::VirtualServiceFaults>>,
     forward: Option<forward::PortForward>,
     target: Target,
 }
@@ -80,9 +80,9 @@ pub async fn up(
     let client = connect::client(&settings).await?;
     let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
     if settings.wants_faults {
-        faults::check_opt_in(&client, &settings).await?;
+        vs_faults::check_opt_in(&client, &settings).await?;
     }
-    faults::clean_leftovers(&client, &settings).await?;
+    vs_faults::clean_leftovers(&client, &settings).await?;
     let applied = match apply::apply_all(&client, &settings, &catalog, objects).await {
         Ok(a) => a,
         Err((e, partly)) => {
@@ -115,9 +115,12 @@ pub async fn up(
             return Err(e);
         }
     };
-    let injector = settings
-        .wants_faults
-        .then(|| Arc::new(faults::VirtualServiceFaults::new(client.clone(), &settings)));
+    let injector = settings.wants_faults.then(|| {
+        Arc::new(vs_faults::VirtualServiceFaults::new(
+            client.clone(),
+            &settings,
+        ))
+    });
     let target = Target {
         base_url: base_url.clone(),
         description: format!(

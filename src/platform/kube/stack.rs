@@ -12,9 +12,9 @@ use kube::runtime::wait::{await_condition, conditions};
 
 use super::apply::{self, Applied, AppliedObject, CREATED_ANNOTATION};
 use super::catalog::{self, timed};
-use super::faults;
 use super::render::{self, Purpose};
 use super::settings::{KubeRequest, KubeSettings};
+use super::vs_faults;
 use crate::platform::PlatformError;
 use crate::scenario::PlatformRefs;
 
@@ -159,7 +159,7 @@ async fn up(settings: KubeSettings) -> Result<(), PlatformError> {
     let objects = render::render(&settings)?;
     let client = super::connect::client(&settings).await?;
     let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
-    faults::clean_leftovers(&client, &settings).await?;
+    vs_faults::clean_leftovers(&client, &settings).await?;
     let applied = apply::apply_all(&client, &settings, &catalog, objects)
         .await
         .map_err(|(e, _)| e)?;
@@ -189,7 +189,7 @@ async fn rendered(
 
 async fn down(settings: KubeSettings) -> Result<(), PlatformError> {
     let (client, objects) = rendered(&settings).await?;
-    faults::clean_leftovers(&client, &settings).await?;
+    vs_faults::clean_leftovers(&client, &settings).await?;
     let owns_namespace = namespace_is_ours(&client, &settings.namespace).await?;
     let applied = Applied {
         objects: objects.into_iter().map(|(a, _)| a).collect(),
@@ -212,7 +212,7 @@ async fn namespace_is_ours(client: &Client, ns: &str) -> Result<bool, PlatformEr
 
 async fn clean(settings: KubeSettings) -> Result<(), PlatformError> {
     let client = super::connect::client(&settings).await?;
-    let restored = faults::clean_leftovers(&client, &settings).await?;
+    let restored = vs_faults::clean_leftovers(&client, &settings).await?;
     if restored.is_empty() {
         settings.say(&format!(
             "kube: no VirtualService in namespace {} holds a fault left by slo-check",
@@ -300,7 +300,7 @@ async fn detail(client: &Client, ns: &str, object: &AppliedObject, live: &Dynami
         }
         "VirtualService" => {
             let value = serde_json::to_value(live).unwrap_or_default();
-            match faults::recorded_original(&value) {
+            match vs_faults::recorded_original(&value) {
                 Some(_) => format!(
                     ": HOLDS A FAULT LEFT BY slo-check (run `slo-check stack clean{}`)",
                     if ns == "mcp-agents" {

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-use super::faults::LocalFaults;
+use super::fault_filter::LocalFaults;
 use super::mesh_metrics::{MeshMetrics, NO_FLAGS};
 use super::pool::{InFlight, Pool, Replica};
 

@@ -4,19 +4,19 @@
 //! Istio-style faults and mesh metrics. An emulator, and every report says so.
 //!
 //! Files: `pool` (replica set, least-connections pick, id affinity), `replicas` (start,
-//! readiness, drain), `autoscaler` (the HPA loop), `balancer` (the proxy), `faults`
+//! readiness, drain), `autoscaler` (the HPA loop), `balancer` (the proxy), `fault_filter`
 //! (`FaultInjector`), `mesh_metrics` (`istio_*` series), `server` (accept loop),
 //! `timeline` (bounded replica samples), `settings` (checks and the agent configuration).
 
 mod autoscaler;
 mod balancer;
-mod faults;
+mod fault_filter;
 mod mesh_metrics;
 mod pool;
 mod replicas;
 
+mod replica_log;
 mod settings;
-mod timeline;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ use crate::autoscale::manifest::HpaSpec;
 use crate::scenario::LocalPlatform;
 use crate::target::{ReplicaObserver, ReplicaSample, Target};
 
-pub use self::faults::LocalFaults;
+pub use self::fault_filter::LocalFaults;
 pub use self::mesh_metrics::{DESTINATION_WORKLOAD, ISTIO_DURATION_BUCKETS_MS};
 
 /// How long open balancer and metrics connections may finish after `down` begins.

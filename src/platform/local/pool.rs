@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::time::Instant;
 
-use super::timeline::Timeline;
+use super::replica_log::Timeline;
 use crate::agent::AgentHandle;
 use crate::target::{ReplicaObserver, ReplicaSample};
 

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use plotters::prelude::*;
 
 use super::frame::{self, LegendItem, Swatch, TimeAxes};
+use super::over_time::{push_fault_legend, x_max_s};
 use super::palette;
-use super::timeline::{push_fault_legend, x_max_s};
 use crate::report::model::{ReplicaPoint, RunReport};
 
 /// Picks one count out of a replica observation.

@@ -5,9 +5,9 @@
 
 pub mod frame;
 pub mod load;
+pub mod over_time;
 pub mod palette;
 pub mod spectrum;
-pub mod timeline;
 
 use super::model::RunReport;
 
@@ -37,8 +37,8 @@ impl Charts {
     pub fn render(r: &RunReport) -> Result<Charts, String> {
         let chart = |file, svg| Chart { file, svg };
         Ok(Charts {
-            latency: chart("latency.svg", timeline::latency(r)?),
-            rate: chart("rate.svg", timeline::rate(r)?),
+            latency: chart("latency.svg", over_time::latency(r)?),
+            rate: chart("rate.svg", over_time::rate(r)?),
             failures: chart("failures.svg", load::failures(r)?),
             replicas: load::replicas(r)?.map(|svg| chart("replicas.svg", svg)),
             spectrum: spectrum::spectrum(r)?.map(|svg| chart("spectrum.svg", svg)),

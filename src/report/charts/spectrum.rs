@@ -8,8 +8,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::frame::{self, LegendItem, Swatch};
+use super::over_time::{Threshold, thresholds};
 use super::palette;
-use super::timeline::{Threshold, thresholds};
 use crate::report::model::RunReport;
 use crate::stats::histogram;
 
