@@ -6,7 +6,7 @@
 //! Files: `pool` (replica set, least-connections pick, id affinity), `replicas` (start,
 //! readiness, drain), `autoscaler` (the HPA loop), `balancer` (the proxy), `fault_filter`
 //! (`FaultInjector`), `mesh_metrics` (`istio_*` series), `server` (accept loop),
-//! `timeline` (bounded replica samples), `settings` (checks and the agent configuration).
+//! `replica_log` (bounded replica samples), `settings` (checks and the agent configuration).
 
 mod autoscaler;
 mod balancer;
