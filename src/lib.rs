@@ -1,13 +1,16 @@
 //! slo-check: load testing and SLO verification for agent platforms.
 //!
-//! Layers, top to bottom; a module imports only from layers below it (ARCHITECTURE.md
-//! draws them and one run's data flow):
+//! Layers, top to bottom; a module imports from lower layers, and from its own
+//! layer where no two modules need each other (ARCHITECTURE.md draws them and one
+//! run's data flow):
 //!
 //! 1. `commands` (with `cli`): flags, runtimes, exit codes.
 //! 2. `run`, `capacity`: one run, one capacity search.
-//! 3. `phase` (the load phase), `platform` (`local`, `url`, `kube`), `prom`, `report`.
-//! 4. `slo`, `fault_timeline`, `autoscale`, `load`, `workflow`, `stats`, `plan`, `agent`.
-//! 5. Leaves: `target` (the platform seams), `scenario`, `units`, `exit`, `errors`.
+//! 3. `phase` (the load phase), `platform` (`local`, `url`, `kube`), `report`.
+//! 4. `slo`, `prom`.
+//! 5. `fault_timeline`, `autoscale`, `load`, `plan`, `workflow`, `agent`.
+//! 6. Leaves: `target` (the platform seams), `scenario`, `stats`, `server`, `units`,
+//!    `exit`, `errors`.
 
 pub mod agent;
 pub mod autoscale;

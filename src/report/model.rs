@@ -1,5 +1,5 @@
 //! `RunReport`: the one view model every output is rendered from, and the
-//! versioned run.json contract CI users parse (see README "run.json").
+//! versioned run.json contract CI users parse (see docs/reports.md, "run.json").
 
 use std::collections::BTreeMap;
 
