@@ -223,6 +223,11 @@ slos:
     let (code, stderr) = finish(child).await;
     assert_ne!(code, 0, "never a pass without Prometheus: {stderr}");
     assert_eq!(code, 1, "{stderr}");
+    // Said before any load is spent, on every platform alike.
+    assert!(
+        stderr.contains(&format!("warning: Prometheus at {dead} does not answer")),
+        "{stderr}"
+    );
     let run = run_json(&out);
     for name in ["server errors", "alert"] {
         let s = slo(&run, name);
