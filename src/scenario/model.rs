@@ -7,7 +7,6 @@ use std::time::Duration;
 use hyper::Method;
 use hyper::header::HeaderName;
 
-use super::raw::Arrival;
 use super::template::{JsonTemplate, Template};
 
 /// A validated scenario.
@@ -194,6 +193,15 @@ pub struct Load {
     /// A load worker wakes at most once per this long while starts are due more
     /// often, issuing every start due by then (each later by at most this much).
     pub pacing_slack: Duration,
+}
+
+/// How workflow starts are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Evenly spaced at the stage's rate.
+    Constant,
+    /// A Poisson process with the stage's rate.
+    Poisson,
 }
 
 /// A stage with its start and end rate (equal unless it ramps).

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::Ctx;
-use crate::scenario::model::{Load, Stage};
-use crate::scenario::raw::{Arrival, RawLoad, RawStage};
+use crate::scenario::model::{Arrival, Load, Stage};
+use crate::scenario::raw::{RawArrival, RawLoad, RawStage};
 use crate::units::format_duration;
 
 const DEFAULT_MAX_IN_FLIGHT: u64 = 10_000;
@@ -30,7 +30,7 @@ pub(super) fn validate_load(cx: &mut Ctx, raw: &Spanned<RawLoad>) -> Load {
             "no stages; add at least one, e.g. `- { for: 30s, rate: 10 }`",
         );
     }
-    if raw.seed.is_some() && raw.arrival == Arrival::Constant {
+    if raw.seed.is_some() && raw.arrival == RawArrival::Constant {
         cx.err(
             loc,
             "load.seed",
@@ -68,13 +68,20 @@ pub(super) fn validate_load(cx: &mut Ctx, raw: &Spanned<RawLoad>) -> Load {
         );
     }
     Load {
-        arrival: raw.arrival,
+        arrival: arrival(raw.arrival),
         seed: raw.seed,
         stages,
         max_in_flight,
         request_timeout,
         max_response_bytes,
         pacing_slack,
+    }
+}
+
+fn arrival(raw: RawArrival) -> Arrival {
+    match raw {
+        RawArrival::Constant => Arrival::Constant,
+        RawArrival::Poisson => Arrival::Poisson,
     }
 }
 
