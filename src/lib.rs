@@ -9,6 +9,7 @@ pub mod app;
 pub mod autoscale;
 pub mod capacity;
 pub mod cli;
+pub mod distributions;
 pub mod errors;
 pub mod faults;
 pub mod load;

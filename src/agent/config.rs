@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::cpu::CpuMode;
-use super::latency::LogNormalLatency;
 use super::redis_store::RedisUrl;
+use crate::distributions::LogNormalLatency;
 
 /// Raw flags of `slo-check agent`; every one also reads an `AGENT_*` environment variable.
 /// Durations use humantime syntax (`800ms`, `1s`, `2m`).
