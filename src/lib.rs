@@ -9,14 +9,15 @@
 //! 3. `phase` (the load phase), `platform` (`local`, `url`, `kube`), `report`.
 //! 4. `slo`, `prom`.
 //! 5. `fault_timeline`, `autoscale`, `load`, `plan`, `workflow`, `agent`.
-//! 6. Leaves: `target` (the platform seams), `scenario`, `stats`, `server`, `units`,
-//!    `exit`, `errors`.
+//! 6. Leaves: `target` (the platform seams), `scenario`, `distributions`, `stats`,
+//!    `server`, `units`, `exit`, `errors`.
 
 pub mod agent;
 pub mod autoscale;
 pub mod capacity;
 pub mod cli;
 pub mod commands;
+pub mod distributions;
 pub mod errors;
 pub mod exit;
 pub mod fault_timeline;

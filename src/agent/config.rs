@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::cpu::CpuMode;
-use super::latency::LogNormalLatency;
 use super::redis_store::RedisUrl;
+use crate::distributions::LogNormalLatency;
 
 /// Validated agent configuration: all the library and server ever see.
 #[derive(Debug, Clone)]

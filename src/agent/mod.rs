@@ -6,7 +6,7 @@
 //! Endpoints: `POST /api/v1/workflows` (202, or 503 over the concurrency limit),
 //! `GET /api/v1/workflows/{id}`, `GET /health`, `GET /ready`, `GET /metrics`
 //! (OpenMetrics text via prometheus-client). Files: `config` (`AgentConfig`),
-//! `latency` (lognormal draws), `cpu` (capacity, queueing, burning, utilisation),
+//! `cpu` (capacity, queueing, burning, utilisation),
 //! `store` (`WorkflowStore` and its bounded in-memory implementation), `redis_store`
 //! (the Redis implementation), `simulation` (one simulated workflow),
 //! `metrics`, `http` (handlers), `state` (shared), `server` (accept loop, `AgentHandle`).
@@ -14,7 +14,6 @@
 mod config;
 mod cpu;
 mod http;
-mod latency;
 mod metrics;
 mod redis_store;
 mod server;
@@ -29,7 +28,8 @@ use tokio::net::TcpListener;
 
 pub use config::{AgentConfig, random_u64};
 pub use cpu::{CpuMode, CpuModel};
-pub use latency::LogNormalLatency;
+// Re-exported for the tests and the embedded platform, which name it as `agent::LogNormalLatency`.
+pub use crate::distributions::LogNormalLatency;
 pub use metrics::{HTTP_DURATION_BUCKETS_S, MAX_WORKFLOW_TYPES, WORKFLOW_DURATION_BUCKETS_S};
 pub use redis_store::{RedisStore, RedisUrl};
 pub use server::AgentHandle;

@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::agent::{self, AgentConfig, CpuMode, LogNormalLatency, RedisUrl};
+use crate::agent::{self, AgentConfig, CpuMode, RedisUrl};
 use crate::cli::{AgentArgs, CpuModeArg};
+use crate::distributions::LogNormalLatency;
 use crate::exit;
 
 /// Run the command.

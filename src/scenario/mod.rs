@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ScenarioError, ScenarioErrors};
 pub use model::*;
-pub use raw::Arrival;
 
 /// Largest scenario file read; anything bigger is refused before parsing.
 pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use hyper::Method;
 use hyper::header::HeaderName;
 
-use super::raw::Arrival;
 use super::template::{JsonTemplate, Template};
 
 /// A validated scenario.
@@ -196,6 +195,15 @@ pub struct Load {
     pub pacing_slack: Duration,
 }
 
+/// How workflow starts are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Evenly spaced at the stage's rate.
+    Constant,
+    /// A Poisson process with the stage's rate.
+    Poisson,
+}
+
 /// A stage with its start and end rate (equal unless it ramps).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
@@ -322,6 +330,16 @@ impl Unit {
 }
 
 impl Metric {
+    /// Every metric that takes no step or statistic.
+    pub const UNPARAMETERISED: [Metric; 6] = [
+        Metric::FailureRate,
+        Metric::Dropped,
+        Metric::AchievedRate,
+        Metric::HpaScaleUpSeconds,
+        Metric::HpaDecisionSeconds,
+        Metric::HpaPeakReplicas,
+    ];
+
     /// The metric's name as the scenario spells it (`latency.p95`,
     /// `step.submit.latency.max`, `hpa.scale_up_seconds`); `workflow` names the steps.
     pub fn name(&self, workflow: &[Step]) -> String {

@@ -214,7 +214,7 @@ pub struct RawCondition {
 #[serde(deny_unknown_fields)]
 pub struct RawLoad {
     /// `constant` (evenly spaced starts) or `poisson` (exponential gaps).
-    pub arrival: Arrival,
+    pub arrival: RawArrival,
     /// Seed for the Poisson schedule: same seed, same schedule (default: random, recorded in run.json).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -238,9 +238,11 @@ pub struct RawLoad {
 }
 
 /// How workflow starts are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arrival {
+// Named `Arrival` in serde's messages and the JSON Schema, like the validated
+// `model::Arrival` that validation turns it into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename = "Arrival", rename_all = "lowercase")]
+pub enum RawArrival {
     /// Evenly spaced at the stage's rate.
     Constant,
     /// A Poisson process with the stage's rate.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::Ctx;
-use crate::agent::LogNormalLatency;
+use crate::distributions::LogNormalLatency;
 use crate::scenario::model::{LocalPlatform, MAX_LOCAL_REPLICAS};
 use crate::scenario::raw::RawLocalPlatform;
 use crate::units::parse_ratio;

@@ -1,4 +1,7 @@
 //! Lognormal latency distributions given by their median and 99th percentile.
+//!
+//! A leaf that imports nothing of the crate: the scenario format checks
+//! `platform.local` latencies with it, and the reference agent draws from it.
 
 use std::time::Duration;
 
