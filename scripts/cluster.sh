@@ -59,11 +59,13 @@ ensure_kubectl() {
 k() { "$KUBECTL_BIN" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # ---------------------------------------------------------------- processes
-# The cluster's processes: those started from the cache's bin directory (an exact
-# path prefix, not a program name), plus any recorded in kwokctl's pid files.
+# The cluster's processes: those started from the cache's bin directory or from the
+# cluster's bin/ (kwokctl's symlinks to it), matched by exact path prefix, not by a
+# program name, plus any recorded in kwokctl's pid files.
 cluster_pids() {
     {
         pgrep -f "^$SLO_CHECK_CLUSTER_BIN/" 2>/dev/null || true
+        pgrep -f "^$CLUSTER_DIR/bin/" 2>/dev/null || true
         if [ -d "$CLUSTER_DIR/pids" ]; then
             local f p
             for f in "$CLUSTER_DIR"/pids/*.pid; do
