@@ -3,7 +3,6 @@
 //! misbehaviour) that start inside a test and stop when dropped.
 //!
 //! Every server binds 127.0.0.1:0; every child process has a hard timeout.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;

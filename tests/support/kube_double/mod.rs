@@ -4,7 +4,7 @@
 //! Deployment/StatefulSet/HPA controllers, so the real kube-rs client code runs against it.
 //!
 //! ```ignore
-//! mod kube_double; // in tests/kube_double.rs itself: #[path = "kube_double/mod.rs"]
+//! use crate::support::kube_double::{ApiServerDouble, DoubleOptions};
 //! let double = ApiServerDouble::start(DoubleOptions::default()).await;
 //! let client = double.client();            // in-process kube::Client
 //! let kubeconfig = double.write_kubeconfig(dir.path()); // for `slo-check --context double`
@@ -15,7 +15,6 @@
 //! no conflicts (409), no admission, no defaulting beyond metadata and namespace status;
 //! deletes are immediate (no finalizers/grace) except namespaces, which terminate after
 //! `namespace_delete_delay`; pods are created Running/Ready and never fail.
-#![allow(dead_code)] // each test binary that includes this module uses a part of it
 
 mod controllers;
 mod http;
