@@ -209,7 +209,7 @@ fn an_interrupted_run_never_shows_the_secret() {
         .unwrap();
     assert_eq!(output.status.code(), Some(130));
     let run = support::common::Finished {
-        dir,
+        _dir: dir,
         out,
         code: 130,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

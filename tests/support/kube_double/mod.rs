@@ -99,14 +99,12 @@ impl Default for DoubleOptions {
 /// One request the double received.
 #[derive(Clone, Debug)]
 pub struct RequestRecord {
-    pub at: Instant,
     pub method: String,
     pub path: String,
     /// The raw query string (`&force=true&fieldManager=slo-check`), without `?`.
     pub query: String,
     pub content_type: Option<String>,
     pub accept: Option<String>,
-    pub user_agent: Option<String>,
 }
 
 impl RequestRecord {
@@ -121,11 +119,8 @@ impl RequestRecord {
 /// One status a fake controller wrote (and watchers were sent).
 #[derive(Clone, Debug)]
 pub struct StatusRecord {
-    pub at: Instant,
     /// `Deployment`, `StatefulSet` or `HorizontalPodAutoscaler`.
     pub kind: String,
-    pub namespace: String,
-    pub name: String,
     pub resource_version: String,
     pub status: Value,
 }
@@ -176,10 +171,6 @@ impl ApiServerDouble {
         tokio::spawn(accept_loop(listener, shared.clone()));
         tokio::spawn(controller_loop(shared.clone()));
         ApiServerDouble { shared }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -285,19 +276,6 @@ impl ApiServerDouble {
     /// Makes every later request fail (or, with `None`, succeed again).
     pub fn set_failure(&self, failure: Option<Failure>) {
         self.shared.lock().failure = failure;
-    }
-
-    /// Port-forwards to pod `namespace/pod` reach `backend`.
-    pub fn port_forward_to(&self, namespace: &str, pod: &str, backend: SocketAddr) {
-        self.shared
-            .lock()
-            .port_forwards
-            .insert((namespace.into(), pod.into()), backend);
-    }
-
-    /// The current (latest) resourceVersion.
-    pub fn resource_version(&self) -> u64 {
-        self.shared.lock().rv
     }
 }
 
