@@ -1,11 +1,9 @@
 //! The reference agent service against real servers on 127.0.0.1 (port 0), and the
 //! `slo-check agent` binary's exit codes.
 
-mod agent_support;
-
 use std::time::Duration;
 
-use agent_support::{Http, KillOnDrop, TEST_BOUND, ms, quick_config, start};
+use crate::support::agent::{Http, KillOnDrop, TEST_BOUND, ms, quick_config, start};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use slo_check::agent::{AgentConfig, CpuMode, LogNormalLatency};

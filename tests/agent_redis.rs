@@ -6,15 +6,13 @@
 //! Needs Debian's `redis-server` (scripts/test.sh installs it and sets
 //! `SLO_CHECK_REQUIRE_REDIS=1`); elsewhere, without it, each test prints `SKIPPED:` and passes.
 
-mod agent_support;
-
 use std::io::Write;
 use std::net::TcpStream as StdTcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_support::{Http, KillOnDrop, ms, quick_config, start};
+use crate::support::agent::{Http, KillOnDrop, ms, quick_config, start};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use slo_check::agent::{AgentConfig, AgentHandle, RedisUrl};

@@ -8,11 +8,10 @@
 //! that measured from the actual send time (or stopped sending during the
 //! stall) would report a few milliseconds.
 
-mod common;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
-use common::{Run, Server, count, respond};
+use crate::support::common::{Run, Server, count, respond};
 
 const T_S: f64 = 2.0;
 const S_S: f64 = 0.5;
@@ -44,7 +43,7 @@ fn stalling_server_gives_analytic_percentiles() {
     // repeating one 10 ms grid five times. ~50 requests are held per stall, far
     // below max_in_flight, and few enough that releasing them at once does not
     // itself add much latency on a small machine.
-    let yaml = common::get_scenario(
+    let yaml = support::common::get_scenario(
         "/",
         "{ arrival: constant, stages: [{ for: 10s, rate: 100.3 }], max_in_flight: 5000, request_timeout: 5s }",
         "[{ name: p99, metric: latency.p99, max: 10s }]",
@@ -109,7 +108,7 @@ fn workflows_in_flight_at_the_end_are_awaited_not_discarded() {
         }
         respond(200, "ok")
     });
-    let yaml = common::get_scenario(
+    let yaml = support::common::get_scenario(
         "/s/${seq}",
         "{ arrival: constant, stages: [{ for: 1s, rate: 20 }], request_timeout: 5s }",
         "[]",
@@ -139,8 +138,11 @@ fn pacing_slack_delays_starts_by_design_and_the_lag_is_reported() {
         let load = format!(
             "{{ arrival: constant, stages: [{{ for: 1s, rate: 2000 }}], pacing_slack: {slack} }}"
         );
-        let yaml =
-            common::get_scenario("/", &load, "[{ name: p99, metric: latency.p99, max: 10s }]");
+        let yaml = support::common::get_scenario(
+            "/",
+            &load,
+            "[{ name: p99, metric: latency.p99, max: 10s }]",
+        );
         let run = Run::new(&yaml, &server.url()).exec();
         run.expect_code(0);
         run.report()

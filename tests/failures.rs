@@ -1,11 +1,10 @@
 //! Every failure kind, each from a server that misbehaves in one way, and
 //! each run ending on time however the server behaves.
 
-mod common;
-
+use crate::support;
 use std::time::Duration;
 
-use common::{Run, Server, closed_port, count, failures, json, respond};
+use crate::support::common::{Run, Server, closed_port, count, failures, json, respond};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -95,7 +94,7 @@ fn http_500_is_status_and_exit_1() {
     run.expect_code(1);
     let r = run.report();
     all_failed_as(&r, "status");
-    assert_eq!(common::slo(&r, "errors")["status"], "fail");
+    assert_eq!(support::common::slo(&r, "errors")["status"], "fail");
 }
 
 #[test]

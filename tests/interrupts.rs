@@ -10,8 +10,6 @@
 //! failure can be replayed. Every child has a hard deadline and is killed if
 //! it misses it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -30,7 +28,7 @@ use slo_check::scenario::{Abort, Delay, Fault, LocalPlatform};
 use slo_check::target::FaultInjector;
 use tokio_util::sync::CancellationToken;
 
-use common::count;
+use crate::support::common::count;
 
 /// Fast, deterministic replicas: tiny latencies, one fixed replica.
 const LOCAL: &str = "platform:\n  local: { replicas: 1, autoscale: false, startup_delay: 100ms, cpu_per_workflow: 1ms, llm_median: 1ms, llm_p99: 3ms, tool_median: 1ms, tool_p99: 2ms, seed: 3 }\n";

@@ -1,9 +1,7 @@
 //! Invalid input: malformed scenarios exit 2 with a located message that says
 //! what is wrong (never a panic), and bad flag combinations exit 2 naming the flag.
 
-mod common;
-
-use common::slo_check;
+use crate::support::common::slo_check;
 use predicates::prelude::PredicateBooleanExt;
 
 /// A valid scenario; each case below breaks it in one place.

@@ -1,11 +1,8 @@
-//! The Kubernetes API-server double (tests/kube_double/) exercised with the real kube
+//! The Kubernetes API-server double (tests/support/kube_double/) exercised with the real kube
 //! client in-process: discovery, server-side apply, patches, fake controllers, watches
 //! (incl. 410 Gone recovery), namespace termination, and port-forward.
 
-#[path = "kube_double/mod.rs"]
-mod kube_double;
-mod stack_support;
-
+use crate::support;
 use std::future::Future;
 use std::time::Duration;
 
@@ -19,7 +16,7 @@ use kube::runtime::wait::{Condition, await_condition};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use kube_double::{ApiServerDouble, DoubleOptions, Failure};
+use crate::support::kube_double::{ApiServerDouble, DoubleOptions, Failure};
 
 /// Every test is bounded.
 async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
@@ -887,7 +884,7 @@ async fn port_forward_reaches_the_loopback_backend() {
         .await
         .unwrap();
     let name = gateway.items[0].name_any();
-    assert_eq!(name, kube_double::ISTIO_GATEWAY_POD);
+    assert_eq!(name, support::kube_double::ISTIO_GATEWAY_POD);
 
     for attempt in 0..2 {
         let mut forwarder = bounded("port-forward", pods.portforward(&name, &[8080]))
@@ -924,10 +921,10 @@ async fn port_forward_reaches_the_loopback_backend() {
 
 #[tokio::test]
 async fn every_object_of_the_rendered_stack_applies_and_its_workloads_become_ready() {
-    let Some(kubectl) = stack_support::kubectl() else {
+    let Some(kubectl) = support::stack::kubectl() else {
         return;
     };
-    let mut objects = stack_support::StackCopy::with_secrets().render(&kubectl, "kind");
+    let mut objects = support::stack::StackCopy::with_secrets().render(&kubectl, "kind");
     objects.sort_by_key(|o| o["kind"] != json!("Namespace"));
     let double = ApiServerDouble::start(DoubleOptions {
         ready_after: Duration::from_millis(50),
@@ -939,7 +936,7 @@ async fn every_object_of_the_rendered_stack_applies_and_its_workloads_become_rea
         .await
         .unwrap();
     for object in &objects {
-        let what = stack_support::describe(object);
+        let what = support::stack::describe(object);
         let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (
@@ -970,7 +967,7 @@ async fn every_object_of_the_rendered_stack_applies_and_its_workloads_become_rea
         .iter()
         .filter(|o| o["kind"] == json!("Deployment") || o["kind"] == json!("StatefulSet"))
     {
-        let what = stack_support::describe(object);
+        let what = support::stack::describe(object);
         let plural = if object["kind"] == json!("Deployment") {
             "deployments"
         } else {

@@ -1,5 +1,5 @@
 //! `--platform kube` and `slo-check stack ...` end to end: the real binary, with the
-//! real kube client, against the API-server double in `tests/kube_double/` over HTTP on
+//! real kube client, against the API-server double in `tests/support/kube_double/` over HTTP on
 //! loopback. Traffic goes through the double's port-forward to a test server standing
 //! in for the Istio ingress gateway. The stack is rendered from this repository's
 //! `stack/` with `kubectl kustomize` (tests skip with a note when there is no kubectl,
@@ -7,18 +7,14 @@
 //!
 //! Every child process has a hard deadline; nothing leaves loopback.
 
-mod common;
-#[path = "kube_double/mod.rs"]
-mod kube_double;
-mod stack_support;
-
+use crate::support;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use kube_double::{ApiServerDouble, DoubleOptions, Failure};
+use crate::support::kube_double::{ApiServerDouble, DoubleOptions, Failure};
+use crate::support::stack::{StackCopy, TEST_REDIS_PASSWORD};
 use serde_json::Value;
-use stack_support::{StackCopy, TEST_REDIS_PASSWORD};
 use tempfile::TempDir;
 
 /// Hard limit on any child.
@@ -34,15 +30,16 @@ struct World {
     kubeconfig: PathBuf,
     stack: StackCopy,
     kubectl: PathBuf,
-    _gateway: Option<common::Server>,
+    _gateway: Option<support::common::Server>,
 }
 
 impl World {
     /// `None` (skip) when there is no kubectl to render the stack with.
     async fn start(mut options: DoubleOptions, with_gateway: bool) -> Option<World> {
-        let kubectl = stack_support::kubectl()?;
-        let gateway =
-            with_gateway.then(|| common::Server::http(|_req| async { common::respond(200, "ok") }));
+        let kubectl = support::stack::kubectl()?;
+        let gateway = with_gateway.then(|| {
+            support::common::Server::http(|_req| async { support::common::respond(200, "ok") })
+        });
         if let Some(g) = &gateway {
             options.istio_gateway = Some(g.addr);
         }
@@ -160,7 +157,7 @@ fn fault_scenario(for_s: u32, fault_end_s: u32) -> String {
 /// The VirtualService as the stack renders it.
 fn rendered_vs(world: &World) -> Value {
     let objects = StackCopy::with_secrets().render(&world.kubectl, "kind");
-    stack_support::find(&objects, "VirtualService", VS).clone()
+    support::stack::find(&objects, "VirtualService", VS).clone()
 }
 
 /// Fields of the live object that the stack set (ignores server-set metadata).
@@ -169,7 +166,7 @@ fn same_spec(live: &Value, rendered: &Value) -> bool {
 }
 
 fn assert_valid(vs: &Value) {
-    if let Err(errors) = stack_support::validate(vs) {
+    if let Err(errors) = support::stack::validate(vs) {
         panic!(
             "the patched VirtualService fails the Istio CRD schema:\n{}",
             errors.join("\n")
@@ -203,7 +200,11 @@ async fn stack_up_status_and_down() {
         let found = live.iter().any(|l| {
             l["kind"] == object["kind"] && l["metadata"]["name"] == object["metadata"]["name"]
         });
-        assert!(found, "{} was not applied", stack_support::describe(object));
+        assert!(
+            found,
+            "{} was not applied",
+            support::stack::describe(object)
+        );
     }
     let applies: Vec<_> = world
         .double
@@ -571,7 +572,7 @@ async fn after_a_sigkill_stack_clean_and_the_next_run_remove_the_leftover() {
             (status, stderr)
         } else {
             // A run with no faults: it cleans up at its start, then runs normally.
-            let quiet = world.scenario(&common::get_scenario(
+            let quiet = world.scenario(&support::common::get_scenario(
                 "/",
                 "{ arrival: constant, stages: [{ for: 1s, rate: 5 }] }",
                 "[{ name: errors, metric: failure_rate, max: 100% }]",
@@ -613,10 +614,10 @@ fn kube_flags_are_refused_on_other_platforms() {
         &["--context", "x"],
         &["--overlay", "gpu"],
     ] {
-        let out = common::slo_check()
+        let out = support::common::slo_check()
             .args(["--scenario", "smoke"])
             .args(flag)
-            .current_dir(stack_support::root())
+            .current_dir(support::stack::root())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2));

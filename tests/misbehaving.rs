@@ -5,12 +5,11 @@
 //! process too), every failure is counted under its kind, and memory stays
 //! bounded (peak RSS of the child, from /proc/<pid>/status VmHWM).
 
-mod common;
-
+use crate::support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, closed_port, count, failures};
+use crate::support::common::{Server, closed_port, count, failures};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -294,7 +293,7 @@ fn max_response_bytes_flag_overrides_the_scenario() {
         m.peak_rss_kb
     );
     // And a body under the flag's cap passes.
-    let small = Server::http(|_| async { common::respond(200, vec![b'a'; 1000]) });
+    let small = Server::http(|_| async { support::common::respond(200, vec![b'a'; 1000]) });
     let m = run(
         &small.url(),
         &scenario(""),

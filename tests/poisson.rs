@@ -1,18 +1,17 @@
 //! Poisson arrivals: reproducible from the seed, statistically right, and
 //! delivered exactly as planned to a real server.
 
-mod common;
-
+use crate::support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{Run, Server, count, respond, slo_check};
+use crate::support::common::{Run, Server, count, respond, slo_check};
 
 const RATE: f64 = 200.0;
 const DURATION_S: f64 = 10.0;
 
 fn scenario(rate: f64, duration: &str) -> String {
-    common::get_scenario(
+    support::common::get_scenario(
         "/",
         &format!("{{ arrival: poisson, seed: 11, stages: [{{ for: {duration}, rate: {rate} }}] }}"),
         "[]",

@@ -3,14 +3,12 @@
 //! driven by a real `slo-check run`. Every run and wait is bounded; Prometheus and the
 //! platform stop when the test ends.
 
-mod prom_support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use prom_support::{PromServer, free_port, short_rules};
+use crate::support::prom::{PromServer, free_port, short_rules};
 use serde_json::Value;
 use slo_check::platform::local::{self, LocalOptions};
 use slo_check::prom::{Prometheus, sd};

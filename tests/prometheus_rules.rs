@@ -2,8 +2,7 @@
 //! short-window copy the tests load), the PrometheusRule manifest holds identical groups,
 //! and the manifest is valid against the operator's real CRD schema.
 
-mod prom_support;
-
+use crate::support;
 use std::path::Path;
 use std::process::Command;
 
@@ -20,7 +19,7 @@ fn yaml(path: &Path) -> Value {
 }
 
 fn promtool_check(path: &Path) {
-    let out = Command::new(prom_support::promtool_binary())
+    let out = Command::new(support::prom::promtool_binary())
         .args(["check", "rules"])
         .arg(path)
         .output()
@@ -38,7 +37,7 @@ fn promtool_check(path: &Path) {
 fn promtool_accepts_the_rules_file_and_its_short_copy() {
     promtool_check(&root().join("stack/base/prometheus-rules.yaml"));
     let dir = tempfile::tempdir().unwrap();
-    promtool_check(&prom_support::short_rules(dir.path()));
+    promtool_check(&support::prom::short_rules(dir.path()));
 }
 
 #[test]

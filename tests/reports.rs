@@ -2,9 +2,8 @@
 //! snapshots, no redaction needed), the shape of a real run.json (keys and
 //! types, not values), and the serialized histograms decoding back.
 
-mod common;
-
-use common::{Run, Server, respond};
+use crate::support;
+use crate::support::common::{Run, Server, respond};
 use serde_json::{Value, json};
 use slo_check::report::{RunReport, junit, markdown};
 
@@ -109,7 +108,7 @@ fn shape(v: &Value) -> Value {
     }
 }
 
-fn shape_run() -> common::Finished {
+fn shape_run() -> support::common::Finished {
     let server = Server::http(|_| async { respond(200, "{\"id\": \"1\"}") });
     let yaml = r#"name: shape
 description: the run.json shape

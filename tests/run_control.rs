@@ -1,11 +1,9 @@
 //! Run control: `--time-scale` scales stages and windows (not rates) and is
 //! recorded; SIGINT stops a run with exit 130 and a partial report.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, Server, count, get_scenario, respond, slo};
+use crate::support::common::{Run, Server, count, get_scenario, respond, slo};
 
 fn fast() -> Server {
     Server::http(|_| async { respond(200, "ok") })

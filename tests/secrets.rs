@@ -4,13 +4,12 @@
 //! writes — whether the run passes, fails, cannot connect, or the scenario is
 //! invalid. The test server checks the value really was sent.
 
-mod common;
-
+use crate::support;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{Req, Run, Server, closed_port, count, json, respond, slo_check};
+use crate::support::common::{Req, Run, Server, closed_port, count, json, respond, slo_check};
 use serde_json::json;
 
 /// Distinctive, URL- and header-safe.
@@ -63,7 +62,7 @@ fn clean(what: &str, text: &[u8]) {
 }
 
 /// Check stdout, stderr and every file the run wrote; returns the names checked.
-fn assert_no_leak(run: &common::Finished) -> Vec<String> {
+fn assert_no_leak(run: &support::common::Finished) -> Vec<String> {
     clean("stdout", run.stdout.as_bytes());
     clean("stderr", run.stderr.as_bytes());
     let mut names = Vec::new();
@@ -146,7 +145,7 @@ fn a_failing_run_never_shows_the_secret() {
     let server = agent(true, seen.clone());
     let run = secret_run(&server.url()).exec();
     run.expect_code(1);
-    assert_eq!(common::failures(&run.report(), "status"), 10);
+    assert_eq!(support::common::failures(&run.report(), "status"), 10);
     assert_eq!(seen.load(Ordering::Relaxed), 10);
     assert_no_leak(&run);
 }
@@ -209,8 +208,8 @@ fn an_interrupted_run_never_shows_the_secret() {
         .expect("slo-check stops after SIGINT")
         .unwrap();
     assert_eq!(output.status.code(), Some(130));
-    let run = common::Finished {
-        dir,
+    let run = support::common::Finished {
+        _dir: dir,
         out,
         code: 130,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -284,6 +283,6 @@ fn a_secret_that_cannot_be_a_header_fails_the_request_without_showing_it() {
         .arg("--json")
         .exec();
     run.expect_code(1);
-    assert_eq!(common::failures(&run.report(), "expectation"), 10);
+    assert_eq!(support::common::failures(&run.report(), "expectation"), 10);
     assert_no_leak(&run);
 }

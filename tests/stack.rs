@@ -1,26 +1,24 @@
 //! `stack/` renders with `kubectl kustomize` (kind and gpu overlays), and every rendered
-//! object is valid against the real APIs (tests/stack_support): Istio and
+//! object is valid against the real APIs (tests/support/stack.rs): Istio and
 //! prometheus-operator kinds against their upstream CRD schemas, Kubernetes kinds by a
 //! lossless k8s-openapi round trip. Beyond validity: the names are the scenario defaults,
 //! the HPA is exactly the file the embedded autoscaler reads, references between objects
 //! resolve, the agent's settings parse with the agent's own flags, and no secret value
 //! is committed.
 
-mod stack_support;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::support::stack::{
+    Checked, StackCopy, TEST_REDIS_PASSWORD, describe, find, find_generated, kubectl, root,
+    validate, yaml,
+};
 use base64::Engine;
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
 use slo_check::agent::CpuMode;
 use slo_check::cli::AgentArgs;
 use slo_check::scenario::model::PlatformRefs;
-use stack_support::{
-    Checked, StackCopy, TEST_REDIS_PASSWORD, describe, find, find_generated, kubectl, root,
-    validate, yaml,
-};
 
 const OVERLAYS: [&str; 2] = ["kind", "gpu"];
 

@@ -2,11 +2,9 @@
 //! unknown with and without `allow_unknown`, windows that see only their part
 //! of the run, `--json`, and the built-in load-delivered check.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, Server, count, get_scenario, respond, slo};
+use crate::support::common::{Run, Server, count, get_scenario, respond, slo};
 
 const LOAD_1S: &str = "{ arrival: constant, stages: [{ for: 1s, rate: 20 }] }";
 

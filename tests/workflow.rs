@@ -2,12 +2,11 @@
 //! `${seq}`, `${env:NAME}`, poll ticks, and how a poll ends (completed,
 //! `fail_if`).
 
-mod common;
-
+use crate::support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use common::{Run, Server, count, failures, json, respond};
+use crate::support::common::{Run, Server, count, failures, json, respond};
 use serde_json::{Value, json};
 
 /// How a workflow's status evolves under polling.
@@ -179,7 +178,7 @@ fn fail_if_ends_the_poll_as_an_expectation_failure() {
     // Polling stopped at the first `failed` (second poll), well before the 2 s timeout.
     let st = seen.lock().unwrap();
     assert!(st.polls.values().all(|p| *p == 2), "{:?}", st.polls);
-    assert_eq!(common::slo(&r, "errors")["status"], "fail");
+    assert_eq!(support::common::slo(&r, "errors")["status"], "fail");
 }
 
 #[test]
@@ -190,7 +189,7 @@ fn missing_env_var_is_a_usage_error_naming_it() {
         .exec();
     // An empty value is still a value.
     run.expect_code(0);
-    let mut cmd = common::slo_check();
+    let mut cmd = support::common::slo_check();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.yaml");
     std::fs::write(&file, scenario("", "[]")).unwrap();

@@ -8,9 +8,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::DoubleOptions;
-use super::store::{
-    EventType, ObjKey, State, WorkloadRuntime, now_timestamp, pod_key, short_suffix,
-};
+use super::store::{EventType, ObjKey, State, now_timestamp, pod_key, short_suffix};
 
 const WORKLOADS: &[(&str, &str)] = &[("apps/v1", "deployments"), ("apps/v1", "statefulsets")];
 
@@ -127,7 +125,7 @@ fn reconcile_hpas(state: &mut State, options: &DoubleOptions, now: Instant) {
             ],
         });
         if let Some(written) = state.write_status(&key, status) {
-            state.record_status(&key, &written);
+            state.record_status(&written);
         }
     }
 }
@@ -238,7 +236,7 @@ fn reconcile_workload(state: &mut State, options: &DoubleOptions, now: Instant, 
 
 fn write_workload_status(state: &mut State, key: &ObjKey, status: Value) {
     if let Some(written) = state.write_status(key, status) {
-        state.record_status(key, &written);
+        state.record_status(&written);
     }
 }
 
@@ -488,10 +486,4 @@ pub fn node_metrics() -> Value {
         "window": "15s",
         "usage": {"cpu": "250m", "memory": "1024Mi"},
     })
-}
-
-impl WorkloadRuntime {
-    pub fn is_ready(&self) -> bool {
-        self.ready_at.is_none()
-    }
 }

@@ -57,10 +57,6 @@ impl ResourceType {
     pub fn is_metrics(&self) -> bool {
         self.group == METRICS_GROUP
     }
-
-    pub fn subresource(&self, name: &str) -> Option<&Subresource> {
-        self.subresources.iter().find(|s| s.name == name)
-    }
 }
 
 pub const ISTIO_GROUP: &str = "networking.istio.io";
@@ -435,13 +431,6 @@ pub fn find(
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
-}
-
-/// The served type for `apiVersion` + `kind` (how objects name themselves).
-pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// The served type for `apiVersion` + plural.

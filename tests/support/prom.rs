@@ -3,8 +3,6 @@
 //! pointing at a file the test or the run writes, the stack's rules with short windows),
 //! ready when `/-/ready` answers 200, killed on drop.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

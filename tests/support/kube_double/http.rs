@@ -157,13 +157,11 @@ pub async fn handle(
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let record = RequestRecord {
-        at: Instant::now(),
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or_default().to_string(),
         content_type: header(&req, hyper::header::CONTENT_TYPE),
         accept: header(&req, hyper::header::ACCEPT),
-        user_agent: header(&req, hyper::header::USER_AGENT),
     };
     let failure = {
         let mut state = shared.lock();

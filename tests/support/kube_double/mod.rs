@@ -4,7 +4,7 @@
 //! Deployment/StatefulSet/HPA controllers, so the real kube-rs client code runs against it.
 //!
 //! ```ignore
-//! mod kube_double; // in tests/kube_double.rs itself: #[path = "kube_double/mod.rs"]
+//! use crate::support::kube_double::{ApiServerDouble, DoubleOptions};
 //! let double = ApiServerDouble::start(DoubleOptions::default()).await;
 //! let client = double.client();            // in-process kube::Client
 //! let kubeconfig = double.write_kubeconfig(dir.path()); // for `slo-check --context double`
@@ -15,7 +15,6 @@
 //! no conflicts (409), no admission, no defaulting beyond metadata and namespace status;
 //! deletes are immediate (no finalizers/grace) except namespaces, which terminate after
 //! `namespace_delete_delay`; pods are created Running/Ready and never fail.
-#![allow(dead_code)] // each test binary that includes this module uses a part of it
 
 mod controllers;
 mod http;
@@ -100,14 +99,12 @@ impl Default for DoubleOptions {
 /// One request the double received.
 #[derive(Clone, Debug)]
 pub struct RequestRecord {
-    pub at: Instant,
     pub method: String,
     pub path: String,
     /// The raw query string (`&force=true&fieldManager=slo-check`), without `?`.
     pub query: String,
     pub content_type: Option<String>,
     pub accept: Option<String>,
-    pub user_agent: Option<String>,
 }
 
 impl RequestRecord {
@@ -122,11 +119,8 @@ impl RequestRecord {
 /// One status a fake controller wrote (and watchers were sent).
 #[derive(Clone, Debug)]
 pub struct StatusRecord {
-    pub at: Instant,
     /// `Deployment`, `StatefulSet` or `HorizontalPodAutoscaler`.
     pub kind: String,
-    pub namespace: String,
-    pub name: String,
     pub resource_version: String,
     pub status: Value,
 }
@@ -177,10 +171,6 @@ impl ApiServerDouble {
         tokio::spawn(accept_loop(listener, shared.clone()));
         tokio::spawn(controller_loop(shared.clone()));
         ApiServerDouble { shared }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -286,19 +276,6 @@ impl ApiServerDouble {
     /// Makes every later request fail (or, with `None`, succeed again).
     pub fn set_failure(&self, failure: Option<Failure>) {
         self.shared.lock().failure = failure;
-    }
-
-    /// Port-forwards to pod `namespace/pod` reach `backend`.
-    pub fn port_forward_to(&self, namespace: &str, pod: &str, backend: SocketAddr) {
-        self.shared
-            .lock()
-            .port_forwards
-            .insert((namespace.into(), pod.into()), backend);
-    }
-
-    /// The current (latest) resourceVersion.
-    pub fn resource_version(&self) -> u64 {
-        self.shared.lock().rv
     }
 }
 

@@ -1,7 +1,6 @@
 //! Shared by the agent's tests (tests/agent.rs, tests/agent_redis.rs): quick agent
 //! settings, in-process replicas on 127.0.0.1:0, a small JSON client, and a child-process
 //! guard.
-#![allow(dead_code)] // each test binary that includes this module uses a part of it
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,8 +6,6 @@
 //! Kept apart from `tests/stack.rs` so that other tests (e.g. of the VirtualService
 //! patches the fault injector produces) can validate objects the same way.
 
-#![allow(dead_code)] // each test binary that includes this module uses a part of it
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -379,7 +377,7 @@ fn round_trip(obj: &Value) -> Result<(), Vec<String>> {
         Some((_, _, check)) => check(obj),
         None => Err(vec![format!(
             "{api_version} {kind}: neither a CRD in tests/schemas/ nor a Kubernetes kind \
-             known to tests/stack_support; add its schema or k8s-openapi type"
+             known to tests/support/stack.rs; add its schema or k8s-openapi type"
         )]),
     }
 }

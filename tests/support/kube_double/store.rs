@@ -40,16 +40,6 @@ pub enum EventType {
     Deleted,
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One change, as kept in history and sent to live watches.
 #[derive(Debug)]
 pub struct StoredEvent {
@@ -565,13 +555,10 @@ impl State {
         }
     }
 
-    pub fn record_status(&mut self, key: &ObjKey, object: &Value) {
+    pub fn record_status(&mut self, object: &Value) {
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
         self.status_history.push(StatusRecord {
-            at: Instant::now(),
             kind,
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
             resource_version: object["metadata"]["resourceVersion"]
                 .as_str()
                 .unwrap_or_default()

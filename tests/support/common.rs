@@ -3,11 +3,10 @@
 //! misbehaviour) that start inside a test and stop when dropped.
 //!
 //! Every server binds 127.0.0.1:0; every child process has a hard timeout.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +46,7 @@ pub struct Run {
 /// What a finished run left behind.
 pub struct Finished {
     /// Keeps the report directory alive.
-    pub dir: TempDir,
+    pub _dir: TempDir,
     pub out: PathBuf,
     pub code: i32,
     pub stdout: String,
@@ -88,10 +87,6 @@ impl Run {
         self
     }
 
-    pub fn scenario_path(&self) -> &Path {
-        &self.scenario
-    }
-
     pub fn exec(self) -> Finished {
         let out = self.dir.path().join("out");
         let mut cmd = slo_check();
@@ -110,7 +105,7 @@ impl Run {
         }
         let output = cmd.output().expect("slo-check runs");
         Finished {
-            dir: self.dir,
+            _dir: self.dir,
             out,
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

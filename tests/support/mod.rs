@@ -1,0 +1,13 @@
+//! Support code shared by the test modules of tests/tests.rs (one test binary, so
+//! every helper here is used somewhere; nothing needs `allow(dead_code)`).
+
+/// The reference agent in-process: quick settings, replicas on loopback, a JSON client.
+pub mod agent;
+/// The real `slo-check` binary with quiet defaults, and loopback test servers.
+pub mod common;
+/// An in-process Kubernetes API-server double for the real kube client.
+pub mod kube_double;
+/// A real Prometheus (and promtool) started per test on a free loopback port.
+pub mod prom;
+/// `stack/` rendered with `kubectl kustomize` and validated against the real APIs.
+pub mod stack;
