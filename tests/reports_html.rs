@@ -9,7 +9,9 @@ use std::process::Command;
 use assert_cmd::Command as BinCommand;
 use slo_check::report::charts::{Charts, palette};
 use slo_check::report::model::RunReport;
-use slo_check::report::{baseline, html, sample, write_all};
+use slo_check::report::{baseline, html, input, write_all};
+
+use crate::support::sample;
 use slo_check::slo::{Status, Verdict};
 
 /// The sample run with every SLO holding (so only a regression can fail it).
@@ -583,4 +585,15 @@ fn report_re_renders_a_run_json_written_by_the_real_binary() {
     assert!(html.contains("Compared with the baseline") && html.contains("no replica observer"));
     let svg = std::fs::read_to_string(again.join("spectrum.svg")).unwrap();
     roxmltree::Document::parse(&svg).unwrap();
+}
+
+#[test]
+fn the_sample_round_trips() {
+    let r = sample::spike();
+    let text = serde_json::to_string(&r).unwrap();
+    let back = input::parse(&text).unwrap();
+    // Compared as JSON: serde_json may round the last bit of a float.
+    let again = serde_json::to_value(&back).unwrap();
+    let first = serde_json::to_value(&r).unwrap();
+    assert!(again == first, "run.json does not round-trip");
 }

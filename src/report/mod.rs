@@ -10,7 +10,6 @@ pub mod input;
 pub mod junit;
 pub mod markdown;
 pub mod model;
-pub mod sample;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};

@@ -9,5 +9,7 @@ pub mod common;
 pub mod kube_double;
 /// A real Prometheus (and promtool) started per test on a free loopback port.
 pub mod prom;
+/// A deterministic example `RunReport` (a 10× spike with a fault window).
+pub mod sample;
 /// `stack/` rendered with `kubectl kustomize` and validated against the real APIs.
 pub mod stack;

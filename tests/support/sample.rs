@@ -1,7 +1,6 @@
 //! A deterministic example run (a 10× spike with a fault window and an
 //! autoscaler catching up), built directly as a `RunReport`: the fixture of
-//! the report tests and the source of the README screenshot. Same output on
-//! every call.
+//! the report tests. Same output on every call.
 
 use std::collections::BTreeMap;
 
@@ -10,11 +9,11 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::Pcg64;
 
-use super::model::*;
-use crate::autoscale::figures::HpaFigures;
-use crate::scenario::{Bound, Unit};
-use crate::slo::{SloResult, Status, WindowInfo};
-use crate::stats::histogram::{self, LatencySummary};
+use slo_check::autoscale::figures::HpaFigures;
+use slo_check::report::model::*;
+use slo_check::scenario::{Bound, Unit};
+use slo_check::slo::{SloResult, Status, WindowInfo};
+use slo_check::stats::histogram::{self, LatencySummary};
 
 /// Length of the sample's schedule, seconds.
 const SCHEDULE_S: u64 = 120;
@@ -296,7 +295,7 @@ pub fn spike() -> RunReport {
         started_at: "2026-11-22T03:00:00Z".into(),
         duration_s: SCHEDULE_S as f64 + 1.6,
         schedule_s: SCHEDULE_S as f64,
-        verdict: crate::slo::verdict(&slos),
+        verdict: slo_check::slo::verdict(&slos),
         interrupted: false,
         slos,
         workflow: LatencyBlock { latency_ms: whole },
