@@ -8,6 +8,7 @@ mod support;
 mod agent;
 mod agent_redis;
 mod capacity;
+mod cluster;
 mod coordinated_omission;
 mod embedded_spike;
 mod failures;

@@ -3,6 +3,8 @@
 
 /// The reference agent in-process: quick settings, replicas on loopback, a JSON client.
 pub mod agent;
+/// The shared test cluster (a real control plane, KWOK nodes) of scripts/cluster.sh.
+pub mod cluster;
 /// The real `slo-check` binary with quiet defaults, and loopback test servers.
 pub mod common;
 /// An in-process Kubernetes API-server double for the real kube client.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -263,6 +263,63 @@ fn names(items: &[DynamicObject]) -> String {
         .join(", ")
 }
 
+/// The Deployment's pods the scheduler could not place, with its reason (the first
+/// pod's), or nothing.
+async fn unschedulable(
+    client: &Client,
+    ns: &str,
+    spec: &k8s_openapi::api::apps::v1::DeploymentSpec,
+) -> String {
+    let Some(labels) = spec.selector.match_labels.as_ref() else {
+        return String::new();
+    };
+    let selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let Ok(pods) = timed(api.list(&ListParams::default().labels(&selector))).await else {
+        return String::new();
+    };
+    let reasons: Vec<String> = pods
+        .items
+        .iter()
+        .filter_map(|p| {
+            p.status
+                .as_ref()?
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                .map(|c| c.message.clone().unwrap_or_default())
+        })
+        .collect();
+    match reasons.first() {
+        Some(why) => format!("; {} pending: {why}", reasons.len()),
+        None => String::new(),
+    }
+}
+
+/// The quota's resources that are used up (`used/hard`), as the API server counts them.
+fn quota_detail(status: &serde_json::Value) -> String {
+    let Some(hard) = status["hard"].as_object() else {
+        return String::new();
+    };
+    let full: Vec<String> = hard
+        .iter()
+        .filter_map(|(name, limit)| {
+            let used = status["used"][name].as_str()?;
+            (Some(used) == limit.as_str()).then(|| format!("{name} {used}/{used}"))
+        })
+        .collect();
+    if full.is_empty() {
+        String::new()
+    } else {
+        format!(": used up: {}", full.join(", "))
+    }
+}
+
 /// One line of live detail for the kinds people ask about.
 async fn detail(client: &Client, ns: &str, object: &AppliedObject, live: &DynamicObject) -> String {
     match object.kind.as_str() {
@@ -271,8 +328,21 @@ async fn detail(client: &Client, ns: &str, object: &AppliedObject, live: &Dynami
             match timed(api.get(&object.name)).await {
                 Ok(d) => {
                     let s = d.status.unwrap_or_default();
+                    // The API server refused pods (a quota, an admission webhook): the
+                    // controller says so in this condition, with the server's reason.
+                    let refused = s
+                        .conditions
+                        .iter()
+                        .flatten()
+                        .find(|c| {
+                            c.type_.as_deref() == Some("ReplicaFailure")
+                                && c.status.as_deref() == Some("True")
+                        })
+                        .map(|c| format!("; pods refused: {}", c.message.as_deref().unwrap_or("?")))
+                        .unwrap_or_default();
+                    let pending = unschedulable(client, ns, &d.spec).await;
                     format!(
-                        ": {}/{} ready, {} updated",
+                        ": {}/{} ready, {} updated{refused}{pending}",
                         s.ready_replicas.unwrap_or(0),
                         s.replicas.unwrap_or(0),
                         s.updated_replicas.unwrap_or(0)
@@ -280,6 +350,10 @@ async fn detail(client: &Client, ns: &str, object: &AppliedObject, live: &Dynami
                 }
                 Err(e) => format!(": {e}"),
             }
+        }
+        "ResourceQuota" => {
+            let value = serde_json::to_value(live).unwrap_or_default();
+            quota_detail(&value["status"])
         }
         "HorizontalPodAutoscaler" => {
             let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);

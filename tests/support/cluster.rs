@@ -1,0 +1,252 @@
+//! The shared test cluster of `scripts/cluster.sh`: a real Kubernetes control plane
+//! (kube-apiserver, etcd, controller-manager, scheduler, metrics-server) with KWOK
+//! nodes, on 127.0.0.1. scripts/test.sh starts it, exports its kubeconfig as
+//! `SLO_CHECK_TEST_KUBECONFIG` and stops it when the suite ends; without it, the
+//! cluster tests skip with a note, and fail instead under `SLO_CHECK_REQUIRE_CLUSTER`
+//! (which scripts/test.sh sets, so CI never skips them).
+//!
+//! Tests share the one cluster, each in namespaces of its own (`Namespace`), with its
+//! own copy of `stack/` deploying into that namespace (`ClusterStack`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::stack::{StackCopy, TEST_REDIS_PASSWORD};
+
+/// Hard limit on any slo-check child run against the cluster.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The cluster: its kubeconfig and the kubectl to talk to it with.
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+}
+
+/// The shared cluster, or `None` (skip, with the reason printed) when none was started
+/// and `SLO_CHECK_REQUIRE_CLUSTER` is unset.
+pub fn get() -> Option<&'static Cluster> {
+    static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            let required = std::env::var_os("SLO_CHECK_REQUIRE_CLUSTER").is_some();
+            let Some(kubeconfig) = std::env::var_os("SLO_CHECK_TEST_KUBECONFIG") else {
+                assert!(
+                    !required,
+                    "SLO_CHECK_REQUIRE_CLUSTER is set but SLO_CHECK_TEST_KUBECONFIG is not: start the test cluster with `export SLO_CHECK_TEST_KUBECONFIG=\"$(scripts/cluster.sh up)\"`"
+                );
+                eprintln!(
+                    "skipped: no test cluster (export SLO_CHECK_TEST_KUBECONFIG=\"$(scripts/cluster.sh up)\" to run the cluster tests)"
+                );
+                return None;
+            };
+            let kubectl = super::stack::kubectl()?;
+            let cluster = Cluster {
+                kubeconfig: PathBuf::from(kubeconfig),
+                kubectl,
+            };
+            let version = cluster.kubectl(&["version", "-o", "json"]);
+            assert!(
+                version.status.success(),
+                "the test cluster does not answer (is `scripts/cluster.sh status` healthy?): {}",
+                String::from_utf8_lossy(&version.stderr)
+            );
+            Some(cluster)
+        })
+        .as_ref()
+}
+
+impl Cluster {
+    /// `kubectl --kubeconfig <cluster> ARGS`, run to completion.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        std::process::Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// `kubectl ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl get ARGS -o json`, parsed.
+    pub fn get(&self, args: &[&str]) -> Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl prints JSON")
+    }
+
+    /// Whether `kubectl get ARGS` finds the object.
+    pub fn exists(&self, args: &[&str]) -> bool {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        self.kubectl(&all).status.success()
+    }
+
+    /// Volumes of the test cluster whose claim went with an earlier test's namespace
+    /// are `Released`; make them `Available` again, as `scripts/cluster.sh up` does.
+    pub fn rearm_volumes(&self) {
+        let pvs = self.get(&[
+            "pv",
+            "-l",
+            "app.kubernetes.io/part-of=slo-check-test-cluster",
+        ]);
+        for pv in pvs["items"].as_array().into_iter().flatten() {
+            if pv["status"]["phase"] == "Released" {
+                let name = pv["metadata"]["name"].as_str().unwrap_or_default();
+                // Another test may have re-armed it first: no assertion on the outcome.
+                let _ = self.kubectl(&[
+                    "patch",
+                    "pv",
+                    name,
+                    "--type=json",
+                    "-p=[{\"op\":\"remove\",\"path\":\"/spec/claimRef\"}]",
+                ]);
+            }
+        }
+    }
+}
+
+/// A namespace name of this test process's own; deleted (without waiting) when dropped.
+pub struct Namespace {
+    pub name: String,
+    cluster: &'static Cluster,
+}
+
+impl Namespace {
+    /// A fresh, not yet created name: `t-<what>-<pid>-<n>`.
+    pub fn new(cluster: &'static Cluster, what: &str) -> Namespace {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Namespace {
+            name: format!("t-{what}-{}-{n}", std::process::id()),
+            cluster,
+        }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "namespace",
+            &self.name,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+    }
+}
+
+/// A copy of `stack/` whose overlays deploy into the test's namespace, and the
+/// commands that run slo-check with it against the cluster.
+pub struct ClusterStack {
+    pub cluster: &'static Cluster,
+    pub ns: Namespace,
+    copy: StackCopy,
+    pub dir: tempfile::TempDir,
+}
+
+impl ClusterStack {
+    pub fn new(what: &str) -> Option<ClusterStack> {
+        let cluster = get()?;
+        cluster.rearm_volumes();
+        let ns = Namespace::new(cluster, what);
+        let copy = StackCopy::bare();
+        for overlay in ["kind", "gpu"] {
+            let path = copy
+                .stack
+                .join("overlays")
+                .join(overlay)
+                .join("kustomization.yaml");
+            let mut text = std::fs::read_to_string(&path).expect("read the overlay");
+            text.push_str(&format!("namespace: {}\n", ns.name));
+            std::fs::write(&path, text).expect("write the overlay");
+        }
+        Some(ClusterStack {
+            cluster,
+            ns,
+            copy,
+            dir: tempfile::tempdir().expect("temp dir"),
+        })
+    }
+
+    pub fn stack(&self) -> &Path {
+        &self.copy.stack
+    }
+
+    /// `slo-check ARGS --stack <copy> --namespace <ns>` against the cluster (not started).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_slo-check"));
+        cmd.args(args)
+            .arg("--stack")
+            .arg(&self.copy.stack)
+            .arg("--namespace")
+            .arg(&self.ns.name)
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .env("SLO_CHECK_KUBECTL", &self.cluster.kubectl)
+            .env("REDIS_PASSWORD", TEST_REDIS_PASSWORD)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Run to completion: (exit code, stdout, stderr).
+    pub async fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        finish(self.command(args).spawn().expect("spawn slo-check")).await
+    }
+
+    /// `kubectl -n <ns> get ARGS -o json`.
+    pub fn get(&self, args: &[&str]) -> Value {
+        let mut all = vec!["-n", self.ns.name.as_str()];
+        all.extend_from_slice(args);
+        self.cluster.get(&all)
+    }
+}
+
+/// Wait for a child with the hard deadline: (exit code, stdout, stderr).
+pub async fn finish(child: tokio::process::Child) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(CHILD_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("slo-check finishes within its deadline")
+        .expect("slo-check runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Poll `check` every 200 ms until it gives a value, for at most `limit`.
+pub async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
