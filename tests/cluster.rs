@@ -431,3 +431,65 @@ async fn without_an_ingress_gateway_pod_the_run_names_it_and_how_to_install_it()
         "nothing applied"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fault_patch_is_refused_by_the_real_server_once_the_object_changed() {
+    use slo_check::platform::kube::vs_faults::{inject_patch, istio_fault};
+    let s = stack!("guard");
+    let (code, _, stderr) = s.run(&["stack", "up"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let vs = s.get(&["virtualservices.networking.istio.io", VS]);
+    let routes = vs["spec"]["http"].as_array().unwrap().len();
+    let original = vec![Value::Null; routes];
+    let abort = slo_check::scenario::Fault {
+        name: "aborts".into(),
+        start: Duration::ZERO,
+        duration: Duration::from_secs(1),
+        delay: None,
+        abort: Some(slo_check::scenario::Abort {
+            percent: 50.0,
+            http_status: 503,
+        }),
+    };
+    let fault = istio_fault(&[abort]);
+    let patch = serde_json::to_string(&inject_patch(&vs, &original, &fault)).unwrap();
+    // Someone else writes first: the patch built from the old read must not apply.
+    s.cluster.ok(&[
+        "-n",
+        &s.ns.name,
+        "label",
+        "virtualservices.networking.istio.io",
+        VS,
+        "touched=yes",
+    ]);
+    let stale = s.cluster.kubectl(&[
+        "-n",
+        &s.ns.name,
+        "patch",
+        "virtualservices.networking.istio.io",
+        VS,
+        "--type=json",
+        "-p",
+        &patch,
+    ]);
+    assert!(!stale.status.success(), "a stale patch applied");
+    let why = String::from_utf8_lossy(&stale.stderr);
+    // 422: the `test` of the resourceVersion failed (kubectl words it as invalid).
+    assert!(why.contains("invalid"), "{why}");
+    assert!(
+        s.get(&["virtualservices.networking.istio.io", VS])["spec"]["http"][0]["fault"].is_null()
+    );
+    // The same patch built from a fresh read applies.
+    let fresh = s.get(&["virtualservices.networking.istio.io", VS]);
+    let patch = serde_json::to_string(&inject_patch(&fresh, &original, &fault)).unwrap();
+    s.cluster.ok(&[
+        "-n",
+        &s.ns.name,
+        "patch",
+        "virtualservices.networking.istio.io",
+        VS,
+        "--type=json",
+        "-p",
+        &patch,
+    ]);
+}
