@@ -56,6 +56,8 @@ pub enum StackAction {
     Status(KubeArgs),
     /// Restore VirtualServices that a killed run left with an injected fault.
     Clean(KubeArgs),
+    /// Print the Role and ClusterRole (YAML) with exactly the permissions slo-check needs.
+    Permissions(KubeArgs),
 }
 
 /// Comparison with an earlier run.

@@ -493,3 +493,157 @@ async fn the_fault_patch_is_refused_by_the_real_server_once_the_object_changed()
         &patch,
     ]);
 }
+
+/// A kubeconfig for `sa` in `ns` of the test cluster: the cluster's server and CA, a
+/// token from the TokenRequest API.
+fn service_account_kubeconfig(s: &ClusterStack, sa: &str) -> std::path::PathBuf {
+    let admin: Value = serde_json::from_str(
+        &s.cluster
+            .ok(&["config", "view", "--raw", "--minify", "-o", "json"]),
+    )
+    .unwrap();
+    let cluster = &admin["clusters"][0]["cluster"];
+    let token = s.cluster.ok(&["-n", &s.ns.name, "create", "token", sa]);
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "test", "cluster": {
+            "server": cluster["server"],
+            "certificate-authority": cluster["certificate-authority"],
+        }}],
+        "users": [{ "name": sa, "user": { "token": token.trim() } }],
+        "contexts": [{ "name": "sa", "context": { "cluster": "test", "user": sa } }],
+        "current-context": "sa",
+    });
+    let path = s.dir.path().join("sa-kubeconfig.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// Removes the test's cluster-wide RBAC objects, whatever happens.
+struct ClusterRbac<'a>(&'a ClusterStack, String);
+
+impl Drop for ClusterRbac<'_> {
+    fn drop(&mut self) {
+        let c = self.0.cluster;
+        let _ = c.kubectl(&[
+            "delete",
+            "clusterrolebinding",
+            &self.1,
+            "--ignore-not-found",
+        ]);
+        let _ = c.kubectl(&["delete", "clusterrole", &self.1, "--ignore-not-found"]);
+        let _ = c.kubectl(&[
+            "-n",
+            "istio-system",
+            "delete",
+            "rolebinding,role",
+            &self.1,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_with_exactly_the_printed_role_runs_and_one_verb_less_is_named() {
+    let s = stack!("rbac");
+    let ns = s.ns.name.clone();
+    s.cluster.ok(&["create", "namespace", &ns]);
+    s.cluster
+        .ok(&["label", "namespace", &ns, "slo-check.io/faults=allowed"]);
+    // What slo-check says it needs, under a name of this test's own.
+    let (code, rbac, stderr) = s.run(&["stack", "permissions"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let name = format!("slo-check-{ns}");
+    let rbac = rbac.replace("name: slo-check\n", &format!("name: {name}\n"));
+    let _cleanup = ClusterRbac(&s, name.clone());
+    let apply = |text: &str| {
+        let file = s.dir.path().join("rbac.yaml");
+        std::fs::write(&file, text).unwrap();
+        s.cluster.ok(&["apply", "-f", file.to_str().unwrap()]);
+    };
+    apply(&rbac);
+    s.cluster
+        .ok(&["-n", &ns, "create", "serviceaccount", "runner"]);
+    let subject = format!("--serviceaccount={ns}:runner");
+    for binding_ns in [ns.as_str(), "istio-system"] {
+        s.cluster.ok(&[
+            "-n",
+            binding_ns,
+            "create",
+            "rolebinding",
+            &name,
+            "--role",
+            &name,
+            &subject,
+        ]);
+    }
+    s.cluster.ok(&[
+        "create",
+        "clusterrolebinding",
+        &name,
+        "--clusterrole",
+        &name,
+        &subject,
+    ]);
+    let kubeconfig = service_account_kubeconfig(&s, "runner");
+    let as_runner = |args: &[&str]| {
+        let mut cmd = s.command(args);
+        cmd.env("KUBECONFIG", &kubeconfig);
+        cmd
+    };
+
+    // One verb less: named with its resource before anything is applied; exit 3.
+    let without = rbac.replacen(
+        "    resources: [\"poddisruptionbudgets\"]\n    verbs: [\"create\", \"delete\", \"get\", \"patch\"]",
+        "    resources: [\"poddisruptionbudgets\"]\n    verbs: [\"create\", \"delete\", \"get\"]",
+        1,
+    );
+    assert_ne!(
+        without, rbac,
+        "the printed Role holds the PDB's verbs:\n{rbac}"
+    );
+    apply(&without);
+    let (code, _, stderr) = finish(as_runner(&["stack", "up"]).spawn().unwrap()).await;
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "patch poddisruptionbudgets.policy in namespace {ns}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !s.cluster.exists(&["-n", &ns, "deployment", "mcp-agent"]),
+        "nothing half-applied"
+    );
+
+    // Exactly the printed permissions: up, a run with a fault, down.
+    apply(&rbac);
+    let (code, _, stderr) = finish(as_runner(&["stack", "up"]).spawn().unwrap()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let server = common::Server::http(|_req| async { common::respond(200, "ok") });
+    let scenario = s.dir.path().join("fault.yaml");
+    std::fs::write(&scenario, fault_scenario(3, 2)).unwrap();
+    let (code, _, stderr) = finish(
+        as_runner(&[
+            "run",
+            "--platform",
+            "kube",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            s.dir.path().join("out").to_str().unwrap(),
+            "--target-url",
+            &server.url(),
+        ])
+        .spawn()
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !s.cluster.exists(&["-n", &ns, "deployment", "mcp-agent"]),
+        "the run deleted the stack"
+    );
+}

@@ -1,4 +1,4 @@
-//! `slo-check stack up|down|status|clean`: the kube platform's steps one at a time,
+//! `slo-check stack up|down|status|clean|permissions`: the kube platform's steps one at a time,
 //! for people and CI scripts. Exit: 0 done, 2 bad flags, 3 the cluster failed us,
 //! 130 interrupted.
 
@@ -13,6 +13,7 @@ pub fn run(args: &StackArgs) -> u8 {
         StackAction::Down(k) => (Action::Down, k),
         StackAction::Status(k) => (Action::Status, k),
         StackAction::Clean(k) => (Action::Clean, k),
+        StackAction::Permissions(k) => (Action::Permissions, k),
     };
     let request = super::kube_request(kube);
     exit::block_on(async {

@@ -4,6 +4,7 @@
 //! the HPA and Deployment into the replica timeline, injects faults by JSON patch of
 //! the VirtualService, and deletes what it applied unless `--keep`.
 
+pub mod access;
 pub mod apply;
 pub mod catalog;
 pub mod connect;
@@ -79,6 +80,12 @@ pub async fn up(
     let objects = render::render(&settings)?;
     let client = connect::client(&settings).await?;
     let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
+    access::check(
+        &client,
+        &settings,
+        &access::needs(&settings, &catalog, &objects),
+    )
+    .await?;
     if settings.wants_faults {
         vs_faults::check_opt_in(&client, &settings).await?;
     }

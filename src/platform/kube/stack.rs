@@ -140,6 +140,8 @@ pub enum Action {
     Status,
     /// Restore VirtualServices a killed run left with a fault.
     Clean,
+    /// Print the Role and ClusterRole a run and `stack up|down` need.
+    Permissions,
 }
 
 /// Carry out `action` on the cluster `request` names. The stack's own commands never
@@ -152,6 +154,11 @@ pub async fn run(action: Action, request: &KubeRequest) -> Result<(), PlatformEr
         Action::Down => down(settings).await,
         Action::Status => status(settings).await,
         Action::Clean => clean(settings).await,
+        Action::Permissions => {
+            // A run port-forwards the ingress gateway by default: include its needs.
+            settings.forward_ingress = true;
+            permissions(settings).await
+        }
     }
 }
 
@@ -159,6 +166,12 @@ async fn up(settings: KubeSettings) -> Result<(), PlatformError> {
     let objects = render::render(&settings)?;
     let client = super::connect::client(&settings).await?;
     let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
+    super::access::check(
+        &client,
+        &settings,
+        &super::access::needs(&settings, &catalog, &objects),
+    )
+    .await?;
     vs_faults::clean_leftovers(&client, &settings).await?;
     let applied = apply::apply_all(&client, &settings, &catalog, objects)
         .await
@@ -169,6 +182,25 @@ async fn up(settings: KubeSettings) -> Result<(), PlatformError> {
         settings.namespace,
         settings.context_flag()
     ));
+    Ok(())
+}
+
+/// The Role and ClusterRole (YAML on stdout) with exactly what slo-check needs.
+async fn permissions(settings: KubeSettings) -> Result<(), PlatformError> {
+    let objects = render::render_for(&settings, Purpose::Inspect)?;
+    let client = super::connect::client(&settings).await?;
+    let (catalog, _) = catalog::discover(&client, &settings, &objects).await?;
+    let needs = super::access::needs(&settings, &catalog, &objects);
+    print!(
+        "# What slo-check needs to deploy the {} overlay into namespace {}, run against it
+# (port-forwarding the ingress gateway in {}) and delete it again.
+# Bind each to the user or ServiceAccount slo-check runs as.
+{}",
+        settings.overlay,
+        settings.namespace,
+        settings.ingress.namespace,
+        super::access::as_rbac(&needs)
+    );
     Ok(())
 }
 
