@@ -158,9 +158,10 @@ pub async fn check(
 /// and a ClusterRole for what is cluster-scoped (YAML, bindings left to the reader).
 pub fn as_rbac(needs: &[Need]) -> String {
     use std::collections::BTreeMap;
-    // scope → (group, resource) → verbs
-    let mut scopes: BTreeMap<Option<&str>, BTreeMap<(&str, String), BTreeSet<&str>>> =
-        BTreeMap::new();
+    /// (group, resource) → verbs, in one scope.
+    type Rules<'a> = BTreeMap<(&'a str, String), BTreeSet<&'static str>>;
+    // namespace (None: cluster-wide) → rules
+    let mut scopes: BTreeMap<Option<&str>, Rules> = BTreeMap::new();
     for need in needs {
         let resource = match need.subresource {
             Some(sub) => format!("{}/{sub}", need.resource),
