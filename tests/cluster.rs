@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::cluster::{ClusterStack, eventually, finish};
-use crate::support::common;
+use crate::support::common::{self, fault_scenario, signal};
 
 const VS: &str = "mcp-agent-vs";
 const FAULT_ANNOTATION: &str = "slo-check.io/fault-original";
@@ -211,14 +211,6 @@ async fn the_gpu_overlay_lands_on_the_gpu_node_and_the_quota_refuses_more() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
-/// A run of `for_s` seconds at 20/s with an abort fault from 1 s to `fault_end_s`.
-fn fault_scenario(for_s: u32, fault_end_s: u32) -> String {
-    format!(
-        "name: kube\nworkflow:\n  - name: get\n    request: {{ method: GET, path: / }}\nload:\n  arrival: constant\n  stages:\n    - {{ for: {for_s}s, rate: 20 }}\n  request_timeout: 5s\nfaults:\n  - {{ name: aborts, start: 1s, for: {}s, abort: {{ percentage: 50, http_status: 503 }} }}\nslos:\n  - {{ name: errors, metric: failure_rate, max: 100% }}\n",
-        fault_end_s - 1
-    )
-}
-
 /// The stack deployed with `--keep`-style `stack up`, a scenario file, and a loopback
 /// server standing in for the service (the cluster's pods carry no traffic).
 struct FaultRun {
@@ -289,14 +281,6 @@ impl FaultRun {
             "{vs:#}"
         );
     }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(ok.success(), "kill {sig} {pid} failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

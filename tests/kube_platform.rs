@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::support::common::{fault_scenario, signal};
 use crate::support::kube_double::{ApiServerDouble, DoubleOptions, Failure};
 use crate::support::stack::{StackCopy, TEST_REDIS_PASSWORD};
 use serde_json::Value;
@@ -135,22 +136,6 @@ async fn finish(child: tokio::process::Child) -> (ExitStatus, String, String) {
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(ok.success(), "kill {sig} {pid} failed");
-}
-
-/// A run of `for_s` seconds at 20/s with an abort fault from 1 s to `fault_end_s`.
-fn fault_scenario(for_s: u32, fault_end_s: u32) -> String {
-    format!(
-        "name: kube\nworkflow:\n  - name: get\n    request: {{ method: GET, path: / }}\nload:\n  arrival: constant\n  stages:\n    - {{ for: {for_s}s, rate: 20 }}\n  request_timeout: 5s\nfaults:\n  - {{ name: aborts, start: 1s, for: {}s, abort: {{ percentage: 50, http_status: 503 }} }}\nslos:\n  - {{ name: errors, metric: failure_rate, max: 100% }}\n",
-        fault_end_s - 1
     )
 }
 

@@ -316,3 +316,22 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+// ---------------------------------------------------------------- kube runs
+
+/// A run of `for_s` seconds at 20/s with an abort fault from 1 s to `fault_end_s`.
+pub fn fault_scenario(for_s: u32, fault_end_s: u32) -> String {
+    format!(
+        "name: kube\nworkflow:\n  - name: get\n    request: {{ method: GET, path: / }}\nload:\n  arrival: constant\n  stages:\n    - {{ for: {for_s}s, rate: 20 }}\n  request_timeout: 5s\nfaults:\n  - {{ name: aborts, start: 1s, for: {}s, abort: {{ percentage: 50, http_status: 503 }} }}\nslos:\n  - {{ name: errors, metric: failure_rate, max: 100% }}\n",
+        fault_end_s - 1
+    )
+}
+
+/// Send the signal `sig` (e.g. `-INT`) to the process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(ok.success(), "kill {sig} {pid} failed");
+}
