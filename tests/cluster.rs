@@ -273,6 +273,16 @@ impl FaultRun {
         .await
     }
 
+    /// The VirtualService before the run, and the run (with its pid), once the
+    /// fault is in the VirtualService.
+    async fn start_in_the_fault_window(&self) -> (Value, tokio::process::Child, u32) {
+        let original = self.vs();
+        let child = self.command(&[]).spawn().expect("spawn");
+        let pid = child.id().expect("pid");
+        self.wait_for_fault().await;
+        (original, child, pid)
+    }
+
     fn assert_restored(&self, original: &Value) {
         let vs = self.vs();
         assert_eq!(vs["spec"], original["spec"], "route not restored");
@@ -345,10 +355,7 @@ async fn sigint_inside_the_fault_window_restores_the_real_route() {
     let Some(f) = FaultRun::new("sigint", 30, 29).await else {
         return;
     };
-    let original = f.vs();
-    let child = f.command(&[]).spawn().expect("spawn");
-    let pid = child.id().expect("pid");
-    f.wait_for_fault().await;
+    let (original, child, pid) = f.start_in_the_fault_window().await;
     signal(pid, "-INT");
     let (code, _, stderr) = finish(child).await;
     assert_eq!(code, Some(130), "{stderr}");
@@ -360,10 +367,7 @@ async fn after_a_sigkill_stack_clean_restores_the_real_route() {
     let Some(f) = FaultRun::new("sigkill", 30, 29).await else {
         return;
     };
-    let original = f.vs();
-    let child = f.command(&[]).spawn().expect("spawn");
-    let pid = child.id().expect("pid");
-    f.wait_for_fault().await;
+    let (original, child, pid) = f.start_in_the_fault_window().await;
     signal(pid, "-KILL");
     let _ = finish(child).await;
     let left = f.vs();
