@@ -14,8 +14,11 @@ use crate::target::FaultInjector;
 /// Upper bound on one apply or revert call: an injector that hangs (a stuck API
 /// server) must not hold the run, nor an interrupted exit, forever.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Revert attempts before giving up (with a log line saying so).
-const REVERT_ATTEMPTS: u32 = 3;
+/// How long a failing revert is retried before giving up (with a log line saying so):
+/// long enough for an API server that restarts inside a fault window to come back.
+pub const REVERT_PATIENCE: Duration = Duration::from_secs(60);
+/// The longest pause between two revert attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What happened to one fault, in real time after the run's zero.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -139,20 +142,45 @@ async fn bounded(
     }
 }
 
-/// Revert `f`, retried: leaving a fault in place is worse than a slow exit.
-/// True once the injector confirms.
+/// Revert `f`, retried for up to `REVERT_PATIENCE` with growing pauses: leaving a
+/// fault in place is worse than a slow exit. True once the injector confirms.
 async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) -> bool {
-    for attempt in 1..=REVERT_ATTEMPTS {
-        match bounded(injector.revert(f)).await {
-            Ok(()) => return true,
-            Err(e) if attempt == REVERT_ATTEMPTS => log.push(format!(
-                "error: fault `{}` could not be reverted after {REVERT_ATTEMPTS} attempts: {e:#}",
-                f.name
-            )),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+    let first = Instant::now();
+    let mut pause = Duration::from_millis(200);
+    for attempt in 1.. {
+        let e = match bounded(injector.revert(f)).await {
+            Ok(()) => {
+                if attempt > 1 {
+                    log.push(format!(
+                        "fault `{}`: reverted at attempt {attempt}, {} after the first",
+                        f.name,
+                        crate::units::format_duration(first.elapsed())
+                    ));
+                }
+                return true;
+            }
+            Err(e) => e,
+        };
+        if first.elapsed() + pause > REVERT_PATIENCE {
+            log.push(format!(
+                "error: fault `{}` could not be reverted within {} ({attempt} attempts): {e:#}",
+                f.name,
+                crate::units::format_duration(REVERT_PATIENCE)
+            ));
+            return false;
         }
+        if attempt == 1 {
+            // Said at once, not with the timeline's log at the end: the run may now wait.
+            eprintln!(
+                "warning: fault `{}` could not be reverted ({e:#}); retrying for up to {}",
+                f.name,
+                crate::units::format_duration(REVERT_PATIENCE)
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_BACKOFF);
     }
-    false
+    unreachable!("the loop returns")
 }
 
 #[cfg(test)]
@@ -277,6 +305,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_outage_shorter_than_the_patience_is_waited_out() {
+        // A restarting API server refuses eight reverts: 0.2+0.4+0.8+1.6+3.2+5+5+5 s.
+        let fake = Arc::new(Fake {
+            revert_failures: AtomicU32::new(8),
+            ..Fake::default()
+        });
+        let out = run(fake.clone(), &[("a", 0, 1000)], 100).await;
+        assert!(fake.active.lock().unwrap().is_empty());
+        assert_eq!(out.left_active(), 0);
+        assert_eq!(
+            out.activity[0].reverted_at,
+            Some(Duration::from_millis(100 + 21_200))
+        );
+        assert!(
+            out.log[0].contains("reverted at attempt 9, 21.2s after the first"),
+            "{:?}",
+            out.log
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_hanging_revert_is_bounded_and_reported() {
         let fake = Arc::new(Fake {
             hang_revert: true,
@@ -287,14 +336,11 @@ mod tests {
         assert_eq!(out.left_active(), 1);
         assert_eq!(out.activity[0].reverted_at, None);
         assert!(
-            out.log[0].contains("could not be reverted after 3 attempts"),
+            out.log[0].contains("could not be reverted within 1m"),
             "{:?}",
             out.log
         );
-        assert!(
-            started.elapsed()
-                <= Duration::from_millis(100) + 3 * CALL_TIMEOUT + Duration::from_secs(1)
-        );
+        assert!(started.elapsed() <= Duration::from_millis(100) + REVERT_PATIENCE + CALL_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,7 +76,7 @@ pub async fn run(cfg: CapacityConfig) -> Result<Ending, Failure> {
         eprintln!("{}", output::preamble(&cfg, &target.description));
     }
     let searched = search_steps(&cfg, &shape, &target).await;
-    deployed.down().await;
+    let left_behind = deployed.down().await;
     let report = build_report(
         &cfg,
         &target,
@@ -93,6 +93,7 @@ pub async fn run(cfg: CapacityConfig) -> Result<Ending, Failure> {
         ending.problems.push(e);
     }
     ending.problems.extend(searched.infra.clone());
+    ending.problems.extend(left_behind);
     Ok(ending)
 }
 

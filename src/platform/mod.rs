@@ -70,11 +70,15 @@ pub enum Deployed {
 
 impl Deployed {
     /// Take the platform down (faults restored, replicas stopped, the stack deleted
-    /// unless kept).
-    pub async fn down(self) {
+    /// unless kept). What could not be undone comes back, one message each, saying what
+    /// to run (the run then exits 3).
+    pub async fn down(self) -> Vec<String> {
         match self {
-            Deployed::Nothing => {}
-            Deployed::Local(handle) => handle.down().await,
+            Deployed::Nothing => Vec::new(),
+            Deployed::Local(handle) => {
+                handle.down().await;
+                Vec::new()
+            }
             Deployed::Kube(handle) => handle.down().await,
         }
     }

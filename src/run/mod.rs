@@ -77,7 +77,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         crate::prom::evaluate(&cfg.prometheus, &cfg.plan, &outcome.stats, outcome.zero).await;
     drop(sd_file);
     let (replicas, hpa) = replica_report(&cfg.plan, &target, outcome.zero);
-    deployed.down().await;
+    let left_behind = deployed.down().await;
     let ext = slo::External {
         hpa,
         hpa_missing: if target.replicas.is_some() {
@@ -109,7 +109,8 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     };
     let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     report.cross_check = prom.cross_check;
-    let ending = finish(&cfg, &report, &started_at, &target);
+    let mut ending = finish(&cfg, &report, &started_at, &target);
+    ending.problems.extend(left_behind);
     watcher.abort();
     Ok(ending)
 }

@@ -46,16 +46,25 @@ impl KubePlatformHandle {
     }
 
     /// Stop forwarding and watching, restore any fault still applied, and delete the
-    /// stack unless `--keep`. Every step runs even when an earlier one failed.
-    pub async fn down(self) {
+    /// stack unless `--keep`. Every step runs even when an earlier one failed; a fault
+    /// that could not be restored, or a stack that could not be deleted, comes back as
+    /// a problem naming the command that finishes the job.
+    pub async fn down(self) -> Vec<String> {
+        let mut problems = Vec::new();
         if let Some(forward) = &self.forward {
             forward.stop();
         }
         self.observer.stop();
         if let Some(injector) = &self.injector
-            && let Err(e) = injector.restore_all().await
+            && let Err(e) = restore(injector).await
         {
-            eprintln!("error: {e}");
+            problems.push(format!(
+                "the VirtualService {}/{} may still hold slo-check's fault ({e:#}): once the API server answers, run `slo-check stack clean --namespace {}{}`",
+                self.settings.namespace,
+                self.settings.refs.virtual_service,
+                self.settings.namespace,
+                self.settings.context_flag()
+            ));
         }
         if self.settings.keep {
             self.settings.say(&format!(
@@ -63,12 +72,32 @@ impl KubePlatformHandle {
                 self.settings.namespace,
                 self.settings.context_flag()
             ));
-            return;
+            return problems;
         }
         if let Err(e) = stack::delete(&self.client, &self.settings, &self.applied).await {
-            eprintln!("error: {e}");
+            problems.push(format!(
+                "{e}: the stack may be left in namespace {} (remove it with `slo-check stack down --namespace {}{}`)",
+                self.settings.namespace,
+                self.settings.namespace,
+                self.settings.context_flag()
+            ));
+        }
+        problems
+    }
+}
+
+/// Restore every fault, with a few attempts: the fault timeline has already waited out
+/// an outage (`fault_timeline::REVERT_PATIENCE`), so this is the last, short try.
+async fn restore(injector: &vs_faults::VirtualServiceFaults) -> anyhow::Result<()> {
+    let mut last = None;
+    for pause_s in [0, 1, 2] {
+        tokio::time::sleep(std::time::Duration::from_secs(pause_s)).await;
+        match injector.restore_all().await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
         }
     }
+    Err(last.expect("three attempts"))
 }
 
 /// Bring the stack up. `cancel` (the run's interrupt) stops the waits; what was applied
