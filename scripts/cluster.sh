@@ -59,6 +59,14 @@ ensure_kubectl() {
 k() { "$KUBECTL_BIN" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # ---------------------------------------------------------------- processes
+# Whether process $1 runs. Not `kill -0`, which succeeds on a zombie: where PID 1 does
+# not reap orphans (this project's VMs), a component that died stays one for good.
+running() {
+    local state
+    state="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # The cluster's processes: those started from the cache's bin directory or from the
 # cluster's bin/ (kwokctl's symlinks to it), matched by exact path prefix, not by a
 # program name, plus any recorded in kwokctl's pid files.
@@ -71,7 +79,7 @@ cluster_pids() {
             for f in "$CLUSTER_DIR"/pids/*.pid; do
                 [ -f "$f" ] || continue
                 p="$(tr -dc 0-9 <"$f")"
-                [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+                [ -n "$p" ] && running "$p" && echo "$p"
             done
         fi
     } | sort -un
@@ -92,8 +100,17 @@ dead_components() {
     for f in "$CLUSTER_DIR"/pids/*.pid; do
         [ -f "$f" ] || continue
         p="$(tr -dc 0-9 <"$f")"
-        { [ -n "$p" ] && kill -0 "$p" 2>/dev/null; } || basename "$f" .pid
+        { [ -n "$p" ] && running "$p"; } || basename "$f" .pid
     done
+}
+
+# `kwokctl start cluster` starts the components whose pid file names no running
+# process, by `kill -0`, so a zombie counts as running: drop the dead ones' pid files
+# first, then start them.
+start_dead_components() {
+    local c
+    for c in $(dead_components); do rm -f "$CLUSTER_DIR/pids/$c.pid"; done
+    "$KWOKCTL" start cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
 }
 
 # kwokctl starts every component at once; one that asked the API server for its
@@ -105,7 +122,7 @@ revive_components() {
         dead="$(dead_components | tr '\n' ' ')"
         [ -n "${dead// }" ] || return 0
         info "not running: $dead(started before the API server listened); starting again"
-        "$KWOKCTL" start cluster --name "$CLUSTER_NAME" >&2 2>/dev/null || true
+        start_dead_components
         sleep 3
     done
     dead="$(dead_components | tr '\n' ' ')"
@@ -280,6 +297,15 @@ do_up() {
     ensure_kubectl
 
     if cluster_exists; then
+        # A component that crashed or was stopped (a test stops kube-apiserver) is
+        # started again with the cluster's state kept; only a cluster that is still
+        # unhealthy after that is recreated.
+        if ! healthy && [ -n "$(dead_components)" ]; then
+            step "cluster '$CLUSTER_NAME': not running: $(dead_components | tr '\n' ' ')- starting them (kwokctl start cluster)"
+            start_dead_components
+            wait_for 60 "API server ready" bash -c '[ "$("$0" --kubeconfig "$1" get --raw /readyz --request-timeout=5s)" = ok ]' "$KUBECTL_BIN" "$KUBECONFIG_PATH" || true
+            healthy || sleep 5
+        fi
         if healthy; then
             step "cluster '$CLUSTER_NAME' is already up and healthy"
             rearm_volumes

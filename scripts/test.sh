@@ -51,7 +51,8 @@ cargo clippy --locked --all-targets -- -D warnings
 # about 20-30 minutes on 2 cores). One cluster for the whole suite, stopped on every
 # exit path; under CI a missing cluster fails the cluster tests instead of skipping them.
 echo "== test cluster (scripts/cluster.sh up)"
-trap 'scripts/cluster.sh down >&2 || true' EXIT
+# The outage test's own cluster too, should the test process die before its Drop.
+trap 'scripts/cluster.sh down >&2 || true; SLO_CHECK_CLUSTER_NAME=slo-check-outage scripts/cluster.sh down >&2 || true' EXIT
 scripts/cluster-build.sh
 SLO_CHECK_TEST_KUBECONFIG="$(scripts/cluster.sh up | tail -n 1)"
 export SLO_CHECK_TEST_KUBECONFIG

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::cluster::{ClusterStack, eventually, finish};
+use crate::support::cluster::{ClusterStack, OwnCluster, eventually, finish};
 use crate::support::common::{self, fault_scenario, signal};
 
 const VS: &str = "mcp-agent-vs";
@@ -221,17 +221,20 @@ struct FaultRun {
 
 impl FaultRun {
     async fn new(what: &str, for_s: u32, fault_end_s: u32) -> Option<FaultRun> {
-        let s = ClusterStack::new(what)?;
+        Some(FaultRun::on(ClusterStack::new(what)?, for_s, fault_end_s).await)
+    }
+
+    async fn on(s: ClusterStack, for_s: u32, fault_end_s: u32) -> FaultRun {
         let (code, _, stderr) = s.run(&["stack", "up"]).await;
         assert_eq!(code, Some(0), "{stderr}");
         let server = common::Server::http(|_req| async { common::respond(200, "ok") });
         let scenario = s.dir.path().join("fault.yaml");
         std::fs::write(&scenario, fault_scenario(for_s, fault_end_s)).unwrap();
-        Some(FaultRun {
+        FaultRun {
             s,
             server,
             scenario: scenario.display().to_string(),
-        })
+        }
     }
 
     fn command(&self, extra: &[&str]) -> tokio::process::Command {
@@ -381,6 +384,58 @@ async fn after_a_sigkill_stack_clean_restores_the_real_route() {
         stdout.contains("HOLDS A FAULT LEFT BY slo-check"),
         "{stdout}"
     );
+    let (code, _, stderr) = f.s.run(&["stack", "clean"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    f.assert_restored(&original);
+}
+
+/// kube-apiserver killed inside a fault window, on a cluster of the test's own. Back
+/// before the revert's patience (`fault_timeline::REVERT_PATIENCE`, 60 s) runs out:
+/// the revert is retried until it lands, and said to be late. Down for longer: exit 3,
+/// naming `stack clean`, which restores the route once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_outage_in_the_fault_window_is_waited_out_or_named() {
+    let Some(own) = OwnCluster::up("slo-check-outage") else {
+        return;
+    };
+
+    // The fault ends at 5 s; the server is gone from ~1.5 s to ~10 s.
+    let f = FaultRun::on(ClusterStack::on(own.cluster, "outage"), 20, 5).await;
+    let (original, child, _) = f.start_in_the_fault_window().await;
+    own.kill("kube-apiserver");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let revived = own.revive();
+    assert!(revived.contains("not running: kube-apiserver"), "{revived}");
+    let (code, _, stderr) = finish(child).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("fault `aborts` could not be reverted")
+            && stderr.contains("retrying for up to 1m"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fault `aborts` was reverted") && stderr.contains("late, at attempt"),
+        "{stderr}"
+    );
+    f.assert_restored(&original);
+
+    // Down for good (past the patience): the run says what is left and how to undo it.
+    let f = FaultRun::on(ClusterStack::on(own.cluster, "outage-long"), 6, 3).await;
+    let (original, child, _) = f.start_in_the_fault_window().await;
+    own.kill("kube-apiserver");
+    let (code, _, stderr) = finish(child).await;
+    assert_eq!(code, Some(3), "{stderr}");
+    // Given up once, at the window's end, not again when the schedule stops.
+    assert_eq!(
+        stderr
+            .matches("fault `aborts` could not be reverted within 1m")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let clean = format!("slo-check stack clean --namespace {}", f.s.ns.name);
+    assert!(stderr.contains(&clean), "{stderr}");
+    own.revive();
     let (code, _, stderr) = f.s.run(&["stack", "clean"]).await;
     assert_eq!(code, Some(0), "{stderr}");
     f.assert_restored(&original);

@@ -120,8 +120,9 @@ pub async fn execute_plan(
     control.stop_starts.cancel();
     let timeline = faults.await.unwrap_or_default();
     for line in &timeline.log {
-        // A fault that could not be applied or reverted is shown even with --quiet.
-        if !opts.quiet || line.starts_with("error:") {
+        // A fault that could not be applied or reverted, or was reverted late, is shown
+        // even with --quiet.
+        if !opts.quiet || line.starts_with("error:") || line.starts_with("warning:") {
             eprintln!("{line}");
         }
     }

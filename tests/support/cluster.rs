@@ -163,8 +163,13 @@ pub struct ClusterStack {
 }
 
 impl ClusterStack {
+    /// On the shared cluster (`None`: skipped, see `get`).
     pub fn new(what: &str) -> Option<ClusterStack> {
-        let cluster = get()?;
+        Some(ClusterStack::on(get()?, what))
+    }
+
+    /// On `cluster`: the shared one or an `OwnCluster`'s.
+    pub fn on(cluster: &'static Cluster, what: &str) -> ClusterStack {
         cluster.rearm_volumes();
         let ns = Namespace::new(cluster, what);
         let copy = StackCopy::bare();
@@ -178,12 +183,12 @@ impl ClusterStack {
             text.push_str(&format!("namespace: {}\n", ns.name));
             std::fs::write(&path, text).expect("write the overlay");
         }
-        Some(ClusterStack {
+        ClusterStack {
             cluster,
             ns,
             copy,
             dir: tempfile::tempdir().expect("temp dir"),
-        })
+        }
     }
 
     pub fn stack(&self) -> &Path {
@@ -248,5 +253,86 @@ pub async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() 
             "timed out after {limit:?}: {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `scripts/cluster.sh VERB` for the cluster called `name`: (success, stdout, stderr).
+fn cluster_script(name: &str, verb: &str) -> (bool, String, String) {
+    let out =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh"))
+            .arg(verb)
+            .env("SLO_CHECK_CLUSTER_NAME", name)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/cluster.sh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `scripts/cluster.sh down` for a cluster when dropped, on every path.
+struct DownOnDrop(&'static str);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let (ok, _, stderr) = cluster_script(self.0, "down");
+        if !ok {
+            eprintln!("scripts/cluster.sh down ({}) failed: {stderr}", self.0);
+        }
+    }
+}
+
+/// A second cluster, for a test that stops its components (the shared one stays up for
+/// the others): `scripts/cluster.sh up` under its own name, `down` when dropped.
+/// Started only where the shared cluster is; scripts/test.sh also stops it on exit.
+pub struct OwnCluster {
+    pub cluster: &'static Cluster,
+    name: &'static str,
+    _down: DownOnDrop,
+}
+
+impl OwnCluster {
+    pub fn up(name: &'static str) -> Option<OwnCluster> {
+        let shared = get()?;
+        let down = DownOnDrop(name);
+        let (ok, stdout, stderr) = cluster_script(name, "up");
+        assert!(
+            ok,
+            "scripts/cluster.sh up for the cluster {name} failed: {stderr}"
+        );
+        let kubeconfig = PathBuf::from(stdout.lines().last().expect("up prints the kubeconfig"));
+        let cluster = Box::leak(Box::new(Cluster {
+            kubeconfig,
+            kubectl: shared.kubectl.clone(),
+        }));
+        Some(OwnCluster {
+            cluster,
+            name,
+            _down: down,
+        })
+    }
+
+    /// SIGKILL one component (`kube-apiserver`, ...), as a crash would: by the pid
+    /// file kwokctl keeps beside the kubeconfig.
+    pub fn kill(&self, component: &str) {
+        let dir = self
+            .cluster
+            .kubeconfig
+            .parent()
+            .expect("the cluster's directory");
+        let pid_file = dir.join("pids").join(format!("{component}.pid"));
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", pid_file.display()));
+        super::common::signal(pid.trim().parse().expect("a pid"), "-KILL");
+    }
+
+    /// Start what is not running again, the cluster's state kept (`scripts/cluster.sh
+    /// up` on a cluster that exists); its stderr.
+    pub fn revive(&self) -> String {
+        let (ok, _, stderr) = cluster_script(self.name, "up");
+        assert!(ok, "scripts/cluster.sh up ({}) failed: {stderr}", self.name);
+        stderr
     }
 }
