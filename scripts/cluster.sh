@@ -29,7 +29,7 @@ export KWOK_WORKDIR="${SLO_CHECK_CACHE:-$HOME/.cache/slo-check}/cluster-state"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 KWOKCTL="$SLO_CHECK_CLUSTER_BIN/kwokctl"
-NODE_COUNT=3
+NODE_COUNT=4
 
 step_name=""
 step() { step_name="$1"; echo "== cluster: $1" >&2; }
@@ -74,8 +74,12 @@ cluster_pids() {
     {
         pgrep -f "^$SLO_CHECK_CLUSTER_BIN/" 2>/dev/null || true
         pgrep -f "^$CLUSTER_DIR/bin/" 2>/dev/null || true
+        local f p
+        if [ -f "$CLUSTER_DIR/process-node.pid" ]; then
+            p="$(tr -dc 0-9 <"$CLUSTER_DIR/process-node.pid")"
+            [ -n "$p" ] && running "$p" && echo "$p"
+        fi
         if [ -d "$CLUSTER_DIR/pids" ]; then
-            local f p
             for f in "$CLUSTER_DIR"/pids/*.pid; do
                 [ -f "$f" ] || continue
                 p="$(tr -dc 0-9 <"$f")"
@@ -156,9 +160,64 @@ wait_for() {
     info "$what after $(($(date +%s) - t0)) s"
 }
 
+# ---------------------------------------------------------------- process node
+# The controller that runs the process node's pods as processes (examples/process-node/,
+# built here by cargo); its pid beside kwokctl's, not among them (kwokctl would not know it).
+PROCESS_NODE_PID="$CLUSTER_DIR/process-node.pid"
+PROCESS_NODE_LOG="$CLUSTER_DIR/logs/process-node.log"
+
+process_node_running() {
+    [ -f "$PROCESS_NODE_PID" ] && running "$(tr -dc 0-9 <"$PROCESS_NODE_PID")"
+}
+
+start_process_node() {
+    local exe
+    process_node_running && return 0
+    if [ "${SLO_CHECK_PROCESS_NODE:-1}" = 0 ]; then
+        info "SLO_CHECK_PROCESS_NODE=0: no process-node controller (pods on kwok-process-node-0 stay Pending)"
+        return 0
+    fi
+    [ "$(id -u)" = 0 ] || fail "the process node makes network namespaces and needs root: run as root (CI does)."
+    command -v ip >/dev/null || fail "\`ip\` is missing: apt-get install iproute2."
+    command -v redis-server >/dev/null || fail "redis-server is missing (the process node runs redis:* images with it): apt-get install redis-server."
+    info "building the process-node controller and slo-check (cargo build --release)"
+    (cd "$repo" && cargo build --release --quiet --example process-node --bin slo-check) >&2 \
+        || fail "cargo could not build examples/process-node (above)."
+    exe="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
+    mkdir -p "$CLUSTER_DIR/process-node" "$(dirname "$PROCESS_NODE_LOG")"
+    setsid "$exe/examples/process-node" --kubeconfig "$KUBECONFIG_PATH" --state "$CLUSTER_DIR/process-node" \
+        --image "slo-check:dev=$exe/slo-check" --image "redis:*=-" \
+        </dev/null >>"$PROCESS_NODE_LOG" 2>&1 &
+    echo $! >"$PROCESS_NODE_PID"
+    sleep 1
+    process_node_running || { rm -f "$PROCESS_NODE_PID"; fail "the process-node controller exited at once: see $PROCESS_NODE_LOG."; }
+    info "process-node controller running (pid $(cat "$PROCESS_NODE_PID"), log $PROCESS_NODE_LOG)"
+}
+
+# SIGTERM: it stops its pods (grace periods cut to 10 s in all) and removes the network
+# namespaces; whatever is left after 20 s is killed and removed here.
+stop_process_node() {
+    local p i
+    # Only a cluster that started the machine's controller owns the namespaces.
+    [ -f "$PROCESS_NODE_PID" ] || return 0
+    p="$(tr -dc 0-9 <"$PROCESS_NODE_PID")"
+    if [ -n "$p" ] && running "$p"; then
+        kill "$p" 2>/dev/null || true
+        for i in $(seq 1 40); do running "$p" || break; sleep 0.5; done
+        running "$p" && kill -9 "$p" 2>/dev/null || true
+    fi
+    rm -f "$PROCESS_NODE_PID"
+    for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^slck-/ {print $1}'); do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    ip link del slck0 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- down
 do_down() {
     local pids p i
+    stop_process_node
     if [ -x "$KWOKCTL" ] && cluster_exists; then
         step "deleting cluster '$CLUSTER_NAME' (kwokctl delete cluster)"
         # --kubeconfig: the file it removes the cluster's context from; never ~/.kube/config.
@@ -230,13 +289,25 @@ EOF
 kwok_default_objects() {
     local kwok="$SLO_CHECK_CLUSTER_CACHE/go/mod/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize"
     local f
+    local kept="$KWOK_WORKDIR/$CLUSTER_NAME.pod-stages"
+    mkdir -p "$kept"
     for f in stage/node/fast/node-initialize.yaml \
         stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
         stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml \
         metrics/resource/metrics-resource.yaml metrics/usage/usage-from-annotation.yaml; do
         [ -f "$kwok/$f" ] || fail "missing $kwok/$f: remove $SLO_CHECK_CLUSTER_CACHE/go/mod/sigs.k8s.io/kwok@$KWOK_VERSION and re-run (it is re-downloaded)."
-        echo "$kwok/$f"
+        case "$f" in
+            stage/pod/*)
+                # Kept off the process node, whose pods' status process-stages.yaml writes.
+                grep -q "^    matchExpressions:$" "$kwok/$f" || fail "$kwok/$f has no selector to extend (KWOK's layout changed?)."
+                sed "/^    matchExpressions:$/a\\    - key: '.spec.nodeName'\\n      operator: 'NotIn'\\n      values:\\n      - 'kwok-process-node-0'" \
+                    "$kwok/$f" >"$kept/$(basename "$f")"
+                echo "$kept/$(basename "$f")"
+                ;;
+            *) echo "$kwok/$f" ;;
+        esac
     done
+    echo "$here/cluster/process-stages.yaml"
 }
 
 # Istio's CRDs: all of them from ../shared/schemas (upstream's crd-all.gen.yaml) when
@@ -309,6 +380,7 @@ do_up() {
         if healthy; then
             step "cluster '$CLUSTER_NAME' is already up and healthy"
             rearm_volumes
+            start_process_node
             echo "$KUBECONFIG_PATH"
             return 0
         fi
@@ -366,7 +438,7 @@ do_up() {
     apply_files "${kwokobjs[@]}" || fail "KWOK's CRDs refused its default objects (above)."
 
     step "creating $NODE_COUNT KWOK nodes (scripts/cluster/nodes.yaml), StorageClass, PersistentVolumes, namespaces"
-    apply_files "$here/cluster/nodes.yaml" "$here/cluster/storage.yaml" "$here/cluster/namespaces.yaml" \
+    apply_files "$here/cluster/nodes.yaml" "$here/cluster/process-node.yaml" "$here/cluster/storage.yaml" "$here/cluster/namespaces.yaml" \
         || fail "the API server refused a node, volume or namespace (above)."
 
     step "waiting for $NODE_COUNT nodes Ready (at most 120 s)"
@@ -392,6 +464,9 @@ do_up() {
     fi
     info "$(awk '{print $4}' <<<"$l" | sort -u | tr '\n' ' ')"
     [ "$bad" = 0 ] || fail "a component listens beyond loopback (above)."
+
+    step "starting the process node's controller (pods on kwok-process-node-0 run as processes)"
+    start_process_node
 
     up_done=1
     info "up in $(($(date +%s) - t0)) s"

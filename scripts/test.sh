@@ -26,6 +26,12 @@ if ! command -v redis-server >/dev/null; then
 fi
 export SLO_CHECK_REQUIRE_REDIS=1
 
+# iproute2's `ip` for the test cluster's process node (a network namespace per pod).
+if ! command -v ip >/dev/null; then
+    echo "== installing Debian's iproute2 (the process node's network namespaces)"
+    apt-get update && apt-get install -y --no-install-recommends iproute2
+fi
+
 # kubectl renders stack/ (`kubectl kustomize`) for tests/stack.rs, which must not skip
 # here. Debian bookworm's kubernetes-client is kubectl 1.20 (kustomize v2.0.3, too old for
 # today's kustomizations), so where no kubectl is on PATH, install the official binary

@@ -21,6 +21,7 @@ mod local_platform;
 mod malformed_corpus;
 mod misbehaving;
 mod poisson;
+mod process_node;
 mod prometheus;
 mod prometheus_rules;
 mod reports;

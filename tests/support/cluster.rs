@@ -262,6 +262,8 @@ fn cluster_script(name: &str, verb: &str) -> (bool, String, String) {
         std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh"))
             .arg(verb)
             .env("SLO_CHECK_CLUSTER_NAME", name)
+            // The shared cluster has the machine's one process node.
+            .env("SLO_CHECK_PROCESS_NODE", "0")
             .stdin(Stdio::null())
             .output()
             .expect("run scripts/cluster.sh");
