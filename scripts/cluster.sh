@@ -11,11 +11,13 @@
 #
 # Real: etcd, kube-apiserver (admission, RBAC, watch), kube-controller-manager,
 # kube-scheduler, metrics-server. Simulated by KWOK: three nodes (one with 4
-# nvidia.com/gpu) and the pods on them. See docs/cluster.md.
+# nvidia.com/gpu) and the pods on them, and the process node, whose pods run as local
+# processes (examples/process-node/; needs root). See docs/cluster.md.
 #
 # Environment: SLO_CHECK_CACHE (default ~/.cache/slo-check): binaries under cluster/,
 # the cluster's state (etcd data, certificates, logs) under cluster-state/.
-# SLO_CHECK_CLUSTER_NAME (default slo-check).
+# SLO_CHECK_CLUSTER_NAME (default slo-check). SLO_CHECK_PROCESS_NODE=0: no process-node
+# controller (one per machine; the outage test's second cluster goes without).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 here="$repo/scripts"
