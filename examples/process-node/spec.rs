@@ -284,3 +284,36 @@ pub fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
     out.push_str(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_the_kubelet() {
+        let env = BTreeMap::from([
+            ("PASSWORD".to_string(), "s3cret".to_string()),
+            ("EMPTY".to_string(), String::new()),
+        ]);
+        assert_eq!(
+            expand("redis://:$(PASSWORD)@redis:6379/0", &env),
+            "redis://:s3cret@redis:6379/0"
+        );
+        // Undefined names and malformed references stay as written; `$$` escapes.
+        assert_eq!(expand("$(UNSET) $(PASSWORD", &env), "$(UNSET) $(PASSWORD");
+        assert_eq!(expand("$$(PASSWORD) $(EMPTY)x $", &env), "$(PASSWORD) x $");
+    }
+
+    #[test]
+    fn the_image_table_matches_exact_names_and_prefixes() {
+        let t = ImageTable(vec![
+            ("slo-check:dev".into(), "/bin/slo-check".into()),
+            ("redis:*".into(), "-".into()),
+        ]);
+        assert_eq!(t.lookup("slo-check:dev"), Some("/bin/slo-check"));
+        assert_eq!(t.lookup("slo-check:v2"), None);
+        assert_eq!(t.lookup("redis:7.4-bookworm"), Some("-"));
+        assert_eq!(t.lookup("nginx:1"), None);
+        assert_eq!(t.names(), "slo-check:dev, redis:*");
+    }
+}
