@@ -196,7 +196,7 @@ start_process_node() {
     info "process-node controller running (pid $(cat "$PROCESS_NODE_PID"), log $PROCESS_NODE_LOG)"
 }
 
-# SIGTERM: it stops its pods (grace periods cut to 10 s in all) and removes the network
+# SIGTERM: it stops its pods (waiting at most 10 s for each) and removes the network
 # namespaces; whatever is left after 20 s is killed and removed here.
 stop_process_node() {
     local p i

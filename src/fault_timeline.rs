@@ -150,7 +150,9 @@ async fn bounded(
 async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) -> bool {
     let first = Instant::now();
     let mut pause = Duration::from_millis(200);
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let e = match bounded(injector.revert(f)).await {
             Ok(()) => {
                 if attempt > 1 {
@@ -183,7 +185,6 @@ async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) 
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_BACKOFF);
     }
-    unreachable!("the loop returns")
 }
 
 #[cfg(test)]
@@ -291,12 +292,17 @@ mod tests {
         assert!(fake.active.lock().unwrap().is_empty());
     }
 
+    /// An injector whose first `n` reverts fail.
+    fn failing_reverts(n: u32) -> Arc<Fake> {
+        Arc::new(Fake {
+            revert_failures: AtomicU32::new(n),
+            ..Fake::default()
+        })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_flaky_revert_is_retried() {
-        let fake = Arc::new(Fake {
-            revert_failures: AtomicU32::new(2),
-            ..Fake::default()
-        });
+        let fake = failing_reverts(2);
         let out = run(fake.clone(), &[("a", 0, 1000)], 100).await;
         assert!(fake.active.lock().unwrap().is_empty());
         assert_eq!(out.left_active(), 0);
@@ -310,10 +316,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_outage_shorter_than_the_patience_is_waited_out() {
         // A restarting API server refuses eight reverts: 0.2+0.4+0.8+1.6+3.2+5+5+5 s.
-        let fake = Arc::new(Fake {
-            revert_failures: AtomicU32::new(8),
-            ..Fake::default()
-        });
+        let fake = failing_reverts(8);
         let out = run(fake.clone(), &[("a", 0, 1000)], 100).await;
         assert!(fake.active.lock().unwrap().is_empty());
         assert_eq!(out.left_active(), 0);
@@ -348,10 +351,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_revert_that_ran_out_of_patience_is_not_retried_at_the_stop() {
-        let fake = Arc::new(Fake {
-            revert_failures: AtomicU32::new(u32::MAX),
-            ..Fake::default()
-        });
+        let fake = failing_reverts(u32::MAX);
         let started = Instant::now();
         let out = run(fake.clone(), &[("a", 0, 100)], 200_000).await;
         assert_eq!(out.left_active(), 1);

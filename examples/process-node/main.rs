@@ -198,11 +198,11 @@ async fn reconcile(
     }
     // Pods gone from the API (deleted past their stage): stop what is left.
     running.retain(|uid, r| {
-        let keep = seen.contains(uid) || !r.done.is_finished();
-        if !seen.contains(uid) {
-            r.stop.cancel();
+        if seen.contains(uid) {
+            return true;
         }
-        keep
+        r.stop.cancel();
+        !r.done.is_finished()
     });
     write_all_hosts(client, running, &pods).await;
 }
