@@ -11,6 +11,7 @@
 
 mod net;
 mod run;
+mod shim;
 mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,7 +46,7 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--kubeconfig" => kubeconfig = Some(PathBuf::from(value()?)),
-            "--state" => state = Some(PathBuf::from(value()?)),
+            "--state" => state = Some(std::path::absolute(value()?)?),
             "--node" => node = value()?,
             "--image" => {
                 let v = value()?;
@@ -84,8 +85,22 @@ struct Running {
     done: tokio::task::JoinHandle<()>,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--pod-exec") {
+        // Inside a pod's namespaces, on the way to its program (see shim.rs).
+        let e = shim::exec(&argv[1..]);
+        eprintln!("process-node --pod-exec: {e:#}");
+        std::process::exit(127);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(controller())
+}
+
+async fn controller() -> anyhow::Result<()> {
     let args = parse_args()?;
     let kc = Kubeconfig::read_from(&args.kubeconfig)
         .with_context(|| format!("read {}", args.kubeconfig.display()))?;
@@ -297,7 +312,7 @@ async fn pod_life(client: Client, args: Arc<Args>, pod: Pod, slot: u8, stop: Can
         let name = name.clone();
         move |m: String| eprintln!("process-node: {name}: {m}")
     };
-    let prepared = match spec::resolve(&client, &pod, &args.images).await {
+    let prepared = match spec::resolve(&client, &pod, &args.images, &args.state).await {
         Ok(spec) => net::pod_up(slot)
             .map(|()| spec)
             .map_err(|e| e.context("network namespace")),
@@ -401,6 +416,8 @@ async fn pod_life(client: Client, args: Arc<Args>, pod: Pod, slot: u8, stop: Can
     }
     let _ = runner.await;
     net::pod_down(slot);
+    // Its emptyDir volumes go with it (claims stay, as a PersistentVolume does).
+    let _ = std::fs::remove_dir_all(spec::pod_dir(&args.state, &pod.uid().unwrap_or_default()));
     annotate(&client, &pod, json!({"slo-check.io/stopped": "true"})).await;
     say("stopped".into());
 }

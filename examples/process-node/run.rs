@@ -99,9 +99,19 @@ fn copy_output(
 
 impl Process {
     fn spawn(&self, log: &Arc<Mutex<tokio::fs::File>>) -> std::io::Result<Child> {
+        // `ip netns exec` joins the pod's network namespace and a private mount
+        // namespace (with the pod's /etc/hosts); this binary's shim then mounts the
+        // volumes, takes the pod's user and becomes the program.
+        let shim = std::env::current_exe()?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &net::netns(self.slot), &self.spec.program])
-            .args(&self.spec.args)
+        cmd.args(["netns", "exec", &net::netns(self.slot)])
+            .arg(shim)
+            .args(crate::shim::args(
+                &self.spec.binds,
+                self.spec.user.as_ref(),
+                &self.spec.program,
+                &self.spec.args,
+            ))
             .env_clear()
             .envs(&self.spec.env)
             .current_dir("/")

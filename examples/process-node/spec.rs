@@ -1,13 +1,19 @@
 //! What a pod's container becomes as a process: the executable (from the image
 //! table), its arguments and its environment (`env`, `envFrom` and `valueFrom`
-//! resolved through the API, `$(VAR)` expanded as the kubelet does), and its probes.
+//! resolved through the API, `$(VAR)` expanded as the kubelet does), its probes, its
+//! volumes (directories of the node's state, bind-mounted by the shim) and its user.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, bail};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Probe, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Pod, PodSecurityContext, Probe, Secret, SecurityContext,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Api, Client};
+
+pub use crate::shim::{Bind, User};
 
 /// Images the node can run, each to a local executable: `name=PATH` where `name` ends
 /// in `*` for a prefix (`redis:*`), and PATH `-` means "the container's command, found
@@ -63,13 +69,19 @@ pub struct ProcessSpec {
     pub liveness: Option<ProbeSpec>,
     pub pre_stop_sleep_s: u64,
     pub grace_s: u64,
+    /// The pod's volumes, as node directories mounted at the container's mount paths.
+    pub binds: Vec<Bind>,
+    /// The user the pod's securityContext asks for (`None`: root, as an image's default).
+    pub user: Option<User>,
 }
 
 /// The pod's first container as a process (the stack's pods have one each).
+/// `state` is the node's state directory, which holds the volumes' directories.
 pub async fn resolve(
     client: &Client,
     pod: &Pod,
     images: &ImageTable,
+    state: &Path,
 ) -> anyhow::Result<ProcessSpec> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let spec = pod.spec.as_ref().context("the pod has no spec")?;
@@ -112,6 +124,11 @@ pub async fn resolve(
     let probe = |p: &Option<Probe>| -> anyhow::Result<Option<ProbeSpec>> {
         p.as_ref().map(|p| probe(p, &ports)).transpose()
     };
+    let user = user(spec.security_context.as_ref(), c.security_context.as_ref())?;
+    let binds = volumes(pod, c, state)?;
+    for b in &binds {
+        make_volume_dir(Path::new(&b.source), user.as_ref())?;
+    }
     Ok(ProcessSpec {
         container: c.name.clone(),
         program,
@@ -128,7 +145,128 @@ pub async fn resolve(
         grace_s: spec
             .termination_grace_period_seconds
             .map_or(30, |s| u64::try_from(s).unwrap_or(0)),
+        binds,
+        user,
     })
+}
+
+/// The pod's own directory in the node's state (its emptyDir volumes live there).
+pub fn pod_dir(state: &Path, pod_uid: &str) -> std::path::PathBuf {
+    state.join("pods").join(pod_uid)
+}
+
+/// Each of the container's volume mounts as a node directory: an `emptyDir` in the
+/// pod's own directory (gone with the pod), a `persistentVolumeClaim` in one per claim
+/// (kept across pods, as a StatefulSet's volume is). Other volume types are refused.
+fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let declared = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let mut binds = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        if m.sub_path.as_ref().is_some_and(|p| !p.is_empty())
+            || m.sub_path_expr.as_ref().is_some_and(|p| !p.is_empty())
+        {
+            bail!(
+                "volume mount `{}` has a subPath: the process node mounts whole volumes only",
+                m.name
+            );
+        }
+        let Some(v) = declared.iter().find(|v| v.name == m.name) else {
+            bail!("volume mount `{}` names no volume of the pod", m.name);
+        };
+        let source = if v.empty_dir.is_some() {
+            pod_dir(state, &uid).join("volumes").join(&v.name)
+        } else if let Some(claim) = &v.persistent_volume_claim {
+            state.join("claims").join(&ns).join(&claim.claim_name)
+        } else {
+            bail!(
+                "volume `{}`: the process node mounts emptyDir and persistentVolumeClaim volumes only",
+                v.name
+            );
+        };
+        binds.push(Bind {
+            source: source.display().to_string(),
+            target: m.mount_path.clone(),
+        });
+    }
+    Ok(binds)
+}
+
+/// The user from the container's securityContext, else the pod's: `runAsUser`,
+/// `runAsGroup` (default 0, as for an image user without a group), and `fsGroup` plus
+/// `supplementalGroups` as groups. `runAsNonRoot` without a `runAsUser` cannot be
+/// checked (there is no image to read the user from) and is refused, as is uid 0
+/// with `runAsNonRoot`.
+fn user(
+    pod: Option<&PodSecurityContext>,
+    container: Option<&SecurityContext>,
+) -> anyhow::Result<Option<User>> {
+    let id = |v: Option<i64>, what: &str| -> anyhow::Result<Option<u32>> {
+        v.map(|n| u32::try_from(n).with_context(|| format!("{what} {n} is not a uid/gid")))
+            .transpose()
+    };
+    let uid = id(
+        container
+            .and_then(|c| c.run_as_user)
+            .or(pod.and_then(|p| p.run_as_user)),
+        "runAsUser",
+    )?;
+    let gid = id(
+        container
+            .and_then(|c| c.run_as_group)
+            .or(pod.and_then(|p| p.run_as_group)),
+        "runAsGroup",
+    )?;
+    let non_root = container
+        .and_then(|c| c.run_as_non_root)
+        .or(pod.and_then(|p| p.run_as_non_root))
+        .unwrap_or(false);
+    let Some(uid) = uid else {
+        if non_root {
+            bail!(
+                "runAsNonRoot without runAsUser: the process node has no image to take the user from; set runAsUser"
+            );
+        }
+        return Ok(None);
+    };
+    if non_root && uid == 0 {
+        bail!("runAsNonRoot with runAsUser 0");
+    }
+    let mut groups = Vec::new();
+    if let Some(fs) = id(pod.and_then(|p| p.fs_group), "fsGroup")? {
+        groups.push(fs);
+    }
+    for g in pod
+        .and_then(|p| p.supplemental_groups.clone())
+        .unwrap_or_default()
+    {
+        groups.extend(id(Some(g), "supplementalGroups")?);
+    }
+    Ok(Some(User {
+        uid,
+        gid: gid.unwrap_or(0),
+        groups,
+    }))
+}
+
+/// Make a volume's directory, owned by the pod's user and its fsGroup (the first of
+/// its groups) as the kubelet makes a volume writable for it.
+fn make_volume_dir(dir: &Path, user: Option<&User>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("make {}", dir.display()))?;
+    if let Some(u) = user {
+        let group = u.groups.first().copied().unwrap_or(u.gid);
+        std::os::unix::fs::chown(dir, Some(u.uid), Some(group))
+            .with_context(|| format!("chown {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2775))
+            .with_context(|| format!("chmod {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn port(p: &IntOrString, named: &BTreeMap<String, u16>) -> anyhow::Result<u16> {
@@ -288,6 +426,90 @@ pub fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_saphyr::from_str(yaml).expect("a pod")
+    }
+
+    #[test]
+    fn the_user_comes_from_the_container_then_the_pod() {
+        let p = pod(r#"
+metadata: {name: r, namespace: ns, uid: u1}
+spec:
+  securityContext: {runAsUser: 999, runAsGroup: 998, fsGroup: 997, supplementalGroups: [5], runAsNonRoot: true}
+  containers: [{name: c, securityContext: {runAsUser: 1000}}]
+"#);
+        let spec = p.spec.as_ref().unwrap();
+        let u = user(
+            spec.security_context.as_ref(),
+            spec.containers[0].security_context.as_ref(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            u,
+            User {
+                uid: 1000,
+                gid: 998,
+                groups: vec![997, 5]
+            }
+        );
+        assert_eq!(user(None, None).unwrap(), None);
+        let non_root_unknown =
+            pod("spec: {securityContext: {runAsNonRoot: true}, containers: [{name: c}]}");
+        let spec = non_root_unknown.spec.as_ref().unwrap();
+        let e = user(spec.security_context.as_ref(), None).unwrap_err();
+        assert!(format!("{e}").contains("set runAsUser"), "{e}");
+        let root = pod(
+            "spec: {securityContext: {runAsNonRoot: true, runAsUser: 0}, containers: [{name: c}]}",
+        );
+        let spec = root.spec.as_ref().unwrap();
+        assert!(user(spec.security_context.as_ref(), None).is_err());
+    }
+
+    #[test]
+    fn volumes_are_node_directories_by_kind() {
+        let p = pod(r#"
+metadata: {name: redis-0, namespace: ns, uid: u1}
+spec:
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data-redis-0}}
+  - {name: tmp, emptyDir: {}}
+  - {name: cfg, configMap: {name: x}}
+  containers:
+  - name: c
+    volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp/x}]
+  - name: d
+    volumeMounts: [{name: cfg, mountPath: /etc/x}]
+  - name: e
+    volumeMounts: [{name: data, mountPath: /d, subPath: a}]
+  - name: f
+    volumeMounts: [{name: nope, mountPath: /d}]
+"#);
+        let state = Path::new("/state");
+        let cs = &p.spec.as_ref().unwrap().containers;
+        assert_eq!(
+            volumes(&p, &cs[0], state).unwrap(),
+            vec![
+                Bind {
+                    source: "/state/claims/ns/data-redis-0".into(),
+                    target: "/data".into()
+                },
+                Bind {
+                    source: "/state/pods/u1/volumes/tmp".into(),
+                    target: "/tmp/x".into()
+                },
+            ]
+        );
+        for (c, says) in [
+            (&cs[1], "emptyDir and persistentVolumeClaim"),
+            (&cs[2], "subPath"),
+            (&cs[3], "names no volume"),
+        ] {
+            let e = volumes(&p, c, state).unwrap_err();
+            assert!(format!("{e}").contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn expansion_follows_the_kubelet() {
