@@ -148,7 +148,7 @@ pub async fn discover(
         }
     }
     if settings.forward_ingress
-        && let Err(e) = ingress_pod(client, settings).await
+        && let Err(e) = ingress_pods(client, settings).await
     {
         problems.push(e);
     }
@@ -194,8 +194,9 @@ fn missing_group(api_version: &str) -> String {
     }
 }
 
-/// A running, ready pod of the ingress gateway, to port-forward.
-pub async fn ingress_pod(client: &Client, settings: &KubeSettings) -> Result<String, String> {
+/// The names of every running, ready pod the ingress selects, sorted; an error names
+/// what to install or pass when there is none.
+pub async fn ingress_pods(client: &Client, settings: &KubeSettings) -> Result<Vec<String>, String> {
     let ingress = &settings.ingress;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ingress.namespace);
     let list = timed(pods.list(&ListParams::default().labels(&ingress.selector)))
@@ -206,16 +207,20 @@ pub async fn ingress_pod(client: &Client, settings: &KubeSettings) -> Result<Str
                 ingress.namespace, ingress.selector
             )
         })?;
-    list.items
+    let mut ready: Vec<String> = list
+        .items
         .iter()
-        .find(|p| is_ready(p))
-        .and_then(|p| p.metadata.name.clone())
-        .ok_or_else(|| {
-            format!(
-                "no running, ready pod labelled {} in namespace {} to port-forward to: install Istio with an ingress gateway (`istioctl install --set profile=demo -y`), or name yours with --ingress NS/LABEL=VALUE:PORT, or reach the service yourself and pass --target-url",
-                ingress.selector, ingress.namespace
-            )
-        })
+        .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    ready.sort();
+    if ready.is_empty() {
+        return Err(format!(
+            "no running, ready pod labelled {} in namespace {} to port-forward to: install Istio with an ingress gateway (`istioctl install --set profile=demo -y`), or name yours with --ingress NS/LABEL=VALUE:PORT, or reach the service yourself and pass --target-url",
+            ingress.selector, ingress.namespace
+        ));
+    }
+    Ok(ready)
 }
 
 fn is_ready(pod: &Pod) -> bool {

@@ -1,8 +1,12 @@
 //! A local port-forward to the Istio ingress gateway: a loopback listener whose every
 //! connection is carried to a ready gateway pod through the API server's port-forward
-//! (WebSocket) endpoint, so traffic takes the VirtualService's routes and faults.
+//! (WebSocket) endpoint, so traffic takes the VirtualService's routes and faults. With
+//! several ready pods, new connections take them in turn (the set is listed again every
+//! `REFRESH`), as a Service would spread them; a connection stays on its pod.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client};
@@ -10,10 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use super::catalog::ingress_pod;
+use super::catalog::ingress_pods;
 use super::settings::KubeSettings;
 use crate::errors::error_chain;
 use crate::platform::PlatformError;
+
+/// How often the ready pods are listed again.
+const REFRESH: Duration = Duration::from_secs(2);
 
 /// A running forward; connections stop when `stop` is called.
 pub struct PortForward {
@@ -29,9 +36,10 @@ impl PortForward {
         settings: &KubeSettings,
     ) -> Result<PortForward, PlatformError> {
         let ingress = settings.ingress.clone();
-        let pod = ingress_pod(client, settings)
+        let ready = ingress_pods(client, settings)
             .await
             .map_err(PlatformError::Infra)?;
+        let pod = ready[0].clone();
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ingress.namespace);
         // One forward now, so that a refusal (RBAC on pods/portforward, a dying pod) is
         // reported before the load starts rather than as connection failures.
@@ -57,18 +65,30 @@ impl PortForward {
             .local_addr()
             .map_err(|e| PlatformError::Infra(format!("port-forward listener: {e}")))?;
         let stop = CancellationToken::new();
-        let description = format!(
-            "http://{addr} (port-forward to {}/{pod}:{})",
-            ingress.namespace, ingress.port
-        );
+        let description = if ready.len() == 1 {
+            format!(
+                "http://{addr} (port-forward to {}/{pod}:{})",
+                ingress.namespace, ingress.port
+            )
+        } else {
+            format!(
+                "http://{addr} (port-forward to the {} ready pods labelled {} in {}, port {}, a connection to each in turn)",
+                ready.len(),
+                ingress.selector,
+                ingress.namespace,
+                ingress.port
+            )
+        };
         settings.say(&format!("kube: {description}"));
-        let shared = Forwarding {
+        let shared = std::sync::Arc::new(Forwarding {
             pods,
             client: client.clone(),
             settings: settings.clone(),
-            pod: RwLock::new(pod),
-        };
-        tokio::spawn(accept(listener, std::sync::Arc::new(shared), stop.clone()));
+            ready: RwLock::new(ready),
+            next: AtomicUsize::new(0),
+        });
+        tokio::spawn(refresh(shared.clone(), stop.clone()));
+        tokio::spawn(accept(listener, shared, stop.clone()));
         Ok(PortForward {
             addr,
             description,
@@ -99,15 +119,33 @@ struct Forwarding {
     pods: Api<Pod>,
     client: Client,
     settings: KubeSettings,
-    /// The pod forwarded to; replaced when forwards to it start failing.
-    pod: RwLock<String>,
+    /// The ready pods, as last listed; kept when a listing fails.
+    ready: RwLock<Vec<String>>,
+    /// Which of them the next connection goes to.
+    next: AtomicUsize,
 }
 
 impl Forwarding {
-    /// Carry one connection; on a failed forward, pick a ready pod again and retry once.
+    async fn pick(&self) -> Option<String> {
+        let ready = self.ready.read().await;
+        if ready.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % ready.len();
+        Some(ready[i].clone())
+    }
+
+    async fn relist(&self) {
+        if let Ok(fresh) = ingress_pods(&self.client, &self.settings).await {
+            *self.ready.write().await = fresh;
+        }
+    }
+
+    /// Carry one connection; on a failed forward, list the ready pods again and retry
+    /// once on the next one.
     async fn carry(&self, mut conn: TcpStream) {
         for attempt in 0..2 {
-            let pod = self.pod.read().await.clone();
+            let Some(pod) = self.pick().await else { return };
             let port = self.settings.ingress.port;
             match self.pods.portforward(&pod, &[port]).await {
                 Ok(mut pf) => {
@@ -119,13 +157,19 @@ impl Forwarding {
                     let _ = pf.join().await;
                     return;
                 }
-                Err(_) if attempt == 0 => {
-                    if let Ok(fresh) = ingress_pod(&self.client, &self.settings).await {
-                        *self.pod.write().await = fresh;
-                    }
-                }
+                Err(_) if attempt == 0 => self.relist().await,
                 Err(_) => return, // the client sees the connection close: a connect failure
             }
+        }
+    }
+}
+
+/// List the ready pods every `REFRESH` until `stop`.
+async fn refresh(shared: std::sync::Arc<Forwarding>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(REFRESH) => shared.relist().await,
         }
     }
 }
