@@ -66,7 +66,17 @@ pub struct ReplicaSample {
     pub ready: u32,
 }
 
+/// Which clock the autoscaler behind a replica timeline runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoscalerClock {
+    /// Scenario time: its periods are multiplied by `--time-scale` (the embedded one).
+    Scenario,
+    /// Real time whatever `--time-scale` says (a cluster's HPA controller).
+    Real,
+}
+
 /// Reports the replica timeline observed so far.
 pub trait ReplicaObserver: Send + Sync {
     fn timeline(&self) -> Vec<ReplicaSample>;
+    fn clock(&self) -> AutoscalerClock;
 }

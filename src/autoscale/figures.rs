@@ -31,6 +31,10 @@ pub struct HpaFigures {
     /// above the ready count at the marker; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_peak_s: Option<f64>,
+    /// The durations are real seconds, not scenario seconds: the autoscaler (a
+    /// cluster's HPA controller) runs in real time whatever the time scale.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real_time: bool,
 }
 
 impl HpaFigures {
@@ -43,6 +47,7 @@ impl HpaFigures {
             scale_up_s: scale(self.scale_up_s),
             peak_replicas: self.peak_replicas,
             time_to_peak_s: scale(self.time_to_peak_s),
+            real_time: false,
         }
     }
 }
@@ -59,6 +64,7 @@ pub fn hpa_metrics(samples: &[ReplicaSample], marker: Instant) -> HpaFigures {
             scale_up_s: None,
             peak_replicas,
             time_to_peak_s: None,
+            real_time: false,
         };
     };
     let at_marker = samples
@@ -81,6 +87,7 @@ pub fn hpa_metrics(samples: &[ReplicaSample], marker: Instant) -> HpaFigures {
         scale_up_s,
         peak_replicas,
         time_to_peak_s,
+        real_time: false,
     }
 }
 
@@ -175,7 +182,8 @@ mod tests {
                 decision_s: None,
                 scale_up_s: None,
                 peak_replicas: 5,
-                time_to_peak_s: None
+                time_to_peak_s: None,
+                real_time: false,
             }
         );
         let m = hpa_metrics(&[], t0);

@@ -275,6 +275,9 @@ fn replica_caption(r: &RunReport) -> String {
             h.peak_replicas
         );
     }
+    if let Some(note) = r.hpa_clock_note() {
+        let _ = write!(s, " Note: {note}.");
+    }
     s
 }
 

@@ -68,6 +68,9 @@ pub fn render(r: &RunReport) -> String {
         baseline_section(&mut out, b);
     }
     load_section(&mut out, r);
+    if let Some(note) = r.hpa_clock_note() {
+        let _ = writeln!(out, "\n**Autoscaling**: {note}.");
+    }
     latency_section(&mut out, r);
     out.push_str(&crate::prom::report::markdown(&r.cross_check));
     let _ = writeln!(

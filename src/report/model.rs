@@ -446,6 +446,18 @@ pub struct Delta {
 }
 
 impl RunReport {
+    /// Said beside the HPA figures when they are real seconds of a run at another time
+    /// scale: the schedule was compressed, the cluster's HPA controller was not.
+    pub fn hpa_clock_note(&self) -> Option<String> {
+        let h = self.hpa.as_ref()?;
+        (h.real_time && (self.time_scale - 1.0).abs() > f64::EPSILON).then(|| {
+            format!(
+                "the hpa.* figures are real seconds: the cluster's HPA controller runs in real time, not at time scale {}",
+                self.time_scale
+            )
+        })
+    }
+
     /// Regressions found against the baseline (0 without one).
     pub fn regressions(&self) -> usize {
         self.baseline.as_ref().map_or(0, |b| b.regressions)

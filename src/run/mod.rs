@@ -17,6 +17,7 @@ use crate::report::model::{PlatformInfo, ReplicaPoint, RunMeta};
 use crate::report::{self, RunReport};
 use crate::slo;
 use crate::stats::record::FailureKind;
+use crate::target::AutoscalerClock;
 use crate::target::Target;
 
 /// One run, checked: all the run needs to know.
@@ -143,9 +144,18 @@ fn replica_report(
         })
         .collect();
     let marker = first_rate_increase(&plan.scenario.load.stages, plan.time_scale);
-    let hpa = marker.map(|m| HpaFigures {
-        marker_s: Some(m.as_secs_f64()),
-        ..hpa_metrics(&samples, zero + m).in_scenario_time(plan.time_scale)
+    let hpa = marker.map(|m| {
+        let figures = hpa_metrics(&samples, zero + m);
+        HpaFigures {
+            marker_s: Some(m.as_secs_f64()),
+            ..match observer.clock() {
+                AutoscalerClock::Scenario => figures.in_scenario_time(plan.time_scale),
+                AutoscalerClock::Real => HpaFigures {
+                    real_time: true,
+                    ..figures
+                },
+            }
+        }
     });
     (points, hpa)
 }

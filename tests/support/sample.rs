@@ -337,6 +337,7 @@ pub fn spike() -> RunReport {
             scale_up_s: Some(22.0),
             peak_replicas: 8,
             time_to_peak_s: None,
+            real_time: false,
         }),
         faults: vec![FaultReport {
             name: "aborts".into(),

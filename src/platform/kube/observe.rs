@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::KubeSettings;
-use crate::target::{ReplicaObserver, ReplicaSample};
+use crate::target::{AutoscalerClock, ReplicaObserver, ReplicaSample};
 
 /// The latest counts and every change so far.
 #[derive(Debug, Default)]
@@ -110,6 +110,10 @@ impl ReplicaObserver for Observer {
             .unwrap_or_else(|p| p.into_inner())
             .samples
             .clone()
+    }
+
+    fn clock(&self) -> AutoscalerClock {
+        AutoscalerClock::Real
     }
 }
 

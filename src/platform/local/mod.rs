@@ -32,7 +32,7 @@ use super::PlatformError;
 use crate::autoscale::hpa::Autoscaler;
 use crate::autoscale::manifest::HpaSpec;
 use crate::scenario::LocalPlatform;
-use crate::target::{ReplicaObserver, ReplicaSample, Target};
+use crate::target::{AutoscalerClock, ReplicaObserver, ReplicaSample, Target};
 
 pub use self::fault_filter::LocalFaults;
 pub use self::mesh_metrics::{DESTINATION_WORKLOAD, ISTIO_DURATION_BUCKETS_MS};
@@ -263,6 +263,10 @@ impl crate::target::ScrapeTargets for LocalScrape {
 impl ReplicaObserver for LocalPlatformHandle {
     fn timeline(&self) -> Vec<ReplicaSample> {
         self.replicas.pool.timeline()
+    }
+
+    fn clock(&self) -> AutoscalerClock {
+        self.replicas.pool.clock()
     }
 }
 

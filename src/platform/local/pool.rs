@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::replica_log::Timeline;
 use crate::agent::AgentHandle;
-use crate::target::{ReplicaObserver, ReplicaSample};
+use crate::target::{AutoscalerClock, ReplicaObserver, ReplicaSample};
 
 /// Where a replica is in its life. Draining replicas no longer count as current (as a
 /// terminating pod does not) but still answer for their own workflows.
@@ -283,6 +283,10 @@ impl Pool {
 impl ReplicaObserver for Pool {
     fn timeline(&self) -> Vec<ReplicaSample> {
         lock(&self.timeline).to_vec()
+    }
+
+    fn clock(&self) -> AutoscalerClock {
+        AutoscalerClock::Scenario
     }
 }
 
