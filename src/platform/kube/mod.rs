@@ -107,6 +107,11 @@ pub async fn up(
     cancel: CancellationToken,
 ) -> Result<KubePlatformHandle, PlatformError> {
     let objects = render::render(&settings)?;
+    if settings.forward_ingress
+        && let Some(w) = bypassed_gateway(&objects, &settings)
+    {
+        eprintln!("warning: {w}");
+    }
     let client = connect::client(&settings).await?;
     let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
     access::check(
@@ -187,6 +192,43 @@ pub async fn up(
     })
 }
 
+/// Traffic that enters at pods no Gateway of the stack selects skips the mesh's edge:
+/// the VirtualService's routes and faults do not apply to it. Said, naming both.
+fn bypassed_gateway(objects: &[serde_json::Value], settings: &KubeSettings) -> Option<String> {
+    let (label, value) = settings.ingress.selector.split_once('=')?;
+    let gateways: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == "Gateway"
+                && o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("networking.istio.io/"))
+        })
+        .collect();
+    if gateways.is_empty()
+        || gateways
+            .iter()
+            .any(|g| g["spec"]["selector"][label].as_str() == Some(value))
+    {
+        return None;
+    }
+    let names: Vec<&str> = gateways
+        .iter()
+        .filter_map(|g| g["metadata"]["name"].as_str())
+        .collect();
+    Some(format!(
+        "--ingress {}/{}: no Gateway of the stack ({}) selects these pods, so traffic skips the mesh's gateway: the VirtualService's routes{} do not apply to it",
+        settings.ingress.namespace,
+        settings.ingress.selector,
+        names.join(", "),
+        if settings.wants_faults {
+            " and the scenario's faults"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// `up` failed after applying: take the stack down again unless `--keep`.
 async fn abandon(client: &Client, settings: &KubeSettings, applied: &Applied) {
     if settings.keep {
@@ -194,5 +236,50 @@ async fn abandon(client: &Client, settings: &KubeSettings, applied: &Applied) {
     }
     if let Err(e) = stack::delete(client, settings, applied).await {
         eprintln!("error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::PlatformRefs;
+
+    fn settings(ingress: &str) -> KubeSettings {
+        let request = KubeRequest {
+            ingress: Some(ingress.into()),
+            ..KubeRequest::default()
+        };
+        KubeSettings::resolve(&request, &PlatformRefs::default(), true).unwrap()
+    }
+
+    #[test]
+    fn an_ingress_no_gateway_selects_is_named_with_what_it_skips() {
+        let gateway = serde_json::json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "mcp-gateway"},
+            "spec": {"selector": {"istio": "ingressgateway"}},
+        });
+        let objects = vec![gateway];
+        let through = settings("istio-system/istio=ingressgateway:8080");
+        assert_eq!(bypassed_gateway(&objects, &through), None);
+        let direct = settings("mcp-agents/app.kubernetes.io/name=mcp-agent:8080");
+        let said = bypassed_gateway(&objects, &direct).expect("a warning");
+        assert!(
+            said.starts_with("--ingress mcp-agents/app.kubernetes.io/name=mcp-agent:")
+                && said.contains("(mcp-gateway)")
+                && said.contains("routes do not apply"),
+            "{said}"
+        );
+        let faults = KubeSettings {
+            wants_faults: true,
+            ..direct
+        };
+        assert!(
+            bypassed_gateway(&objects, &faults)
+                .unwrap()
+                .contains("the scenario's faults do not apply")
+        );
+        // No Gateway in the stack at all: nothing to skip.
+        assert_eq!(bypassed_gateway(&[], &faults), None);
     }
 }
