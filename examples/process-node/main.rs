@@ -28,6 +28,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 const MANAGER: &str = "slo-check-process-node";
+/// Where the image table's executables are copied at start (see `ImageTable::snapshot`).
+const IMAGES: &str = "/run/slo-check-process-node/images";
 
 struct Args {
     kubeconfig: PathBuf,
@@ -101,7 +103,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn controller() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let mut args = parse_args()?;
     let kc = Kubeconfig::read_from(&args.kubeconfig)
         .with_context(|| format!("read {}", args.kubeconfig.display()))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
@@ -109,6 +111,7 @@ async fn controller() -> anyhow::Result<()> {
     std::fs::create_dir_all(args.state.join("logs"))?;
     // One process node per machine: the bridge and namespace names are global.
     let _lock = machine_lock()?;
+    args.images = args.images.snapshot(std::path::Path::new(IMAGES))?;
     net::teardown_all();
     net::bridge_up()?;
     eprintln!(
@@ -158,6 +161,7 @@ async fn controller() -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(10), r.done).await;
     }
     net::teardown_all();
+    let _ = std::fs::remove_dir_all(IMAGES);
     Ok(())
 }
 

@@ -32,6 +32,34 @@ impl ImageTable {
         })
     }
 
+    /// The table with every executable copied into `dir` (mode 0755, as an image's
+    /// files are fixed when it is built): pods run these copies, so a rebuild while the
+    /// node runs changes nothing under them, and a pod's non-root user can execute one
+    /// even when the original lies under a directory it cannot enter (a home).
+    pub fn snapshot(&self, dir: &std::path::Path) -> anyhow::Result<ImageTable> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).with_context(|| format!("make {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        let mut out = Vec::new();
+        for (i, (pattern, exe)) in self.0.iter().enumerate() {
+            if exe == "-" {
+                out.push((pattern.clone(), exe.clone()));
+                continue;
+            }
+            let name = std::path::Path::new(exe)
+                .file_name()
+                .with_context(|| format!("image `{pattern}`: {exe} names no file"))?;
+            let copy = dir.join(format!("{i}-{}", name.to_string_lossy()));
+            let tmp = copy.with_extension("tmp");
+            std::fs::copy(exe, &tmp)
+                .with_context(|| format!("image `{pattern}`: copy {exe} to {}", tmp.display()))?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&tmp, &copy)?;
+            out.push((pattern.clone(), copy.display().to_string()));
+        }
+        Ok(ImageTable(out))
+    }
+
     pub fn names(&self) -> String {
         self.0
             .iter()
