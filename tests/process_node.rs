@@ -239,3 +239,138 @@ async fn pods_on_the_process_node_are_processes_behind_their_service() {
         assert_eq!(http_status(&format!("{ip}:8080"), "/health"), Some(200));
     }
 }
+
+/// The main job, `slo-check --scenario spike --platform kube`, on the test cluster: the
+/// stack (tests/overlays/process) with the agent and Redis as processes, traffic through
+/// the real API server's port-forward to the agent pods (no Istio gateway here yet), and
+/// the real HPA controller scaling the Deployment on the agents' real CPU usage as
+/// metrics-server reports it. At half time scale; the controller keeps its real periods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
+    let Some(s) = cluster::ClusterStack::new("spike") else {
+        return;
+    };
+    let ns = s.ns.name.clone();
+    let out = s.dir.path().join("out");
+    let ingress = format!("{ns}/app.kubernetes.io/name=mcp-agent:8080");
+    let child = s
+        .command(&[
+            "run",
+            "--scenario",
+            "spike",
+            "--platform",
+            "kube",
+            "--overlay",
+            "process",
+            "--ingress",
+            &ingress,
+            "--allow-faults",
+            "--time-scale",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .arg("--scenarios-dir")
+        .arg(crate::support::stack::root().join("scenarios"))
+        .spawn()
+        .expect("spawn slo-check");
+
+    // The controller's own record of what it did, read while the namespace exists.
+    let c = s.cluster;
+    let watching = ns.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = done.clone();
+    let rescales = tokio::task::spawn_blocking(move || {
+        let mut seen: Vec<String> = Vec::new();
+        while !running.load(std::sync::atomic::Ordering::Relaxed) {
+            let events = c.kubectl(&[
+                "-n",
+                &watching,
+                "get",
+                "events",
+                "--field-selector",
+                "reason=SuccessfulRescale",
+                "-o",
+                "json",
+            ]);
+            if let Ok(v) = serde_json::from_slice::<Value>(&events.stdout) {
+                for e in v["items"].as_array().into_iter().flatten() {
+                    let line = format!(
+                        "{}: {}",
+                        e["source"]["component"].as_str().unwrap_or_default(),
+                        e["message"].as_str().unwrap_or_default()
+                    );
+                    if !seen.contains(&line) {
+                        seen.push(line);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        seen
+    });
+    // Deploy, 97.5 s of load at half time scale, tear down.
+    let out_of = tokio::time::timeout(Duration::from_secs(420), child.wait_with_output())
+        .await
+        .expect("slo-check finishes within 7 minutes")
+        .expect("slo-check runs");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rescales = rescales.await.unwrap();
+    let (code, stdout, stderr) = (
+        out_of.status.code(),
+        String::from_utf8_lossy(&out_of.stdout).into_owned(),
+        String::from_utf8_lossy(&out_of.stderr).into_owned(),
+    );
+    // A verdict (pass 0 or fail 1), not an infrastructure failure.
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "exit {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // Traffic enters at the agent pods, which no Gateway selects: said.
+    assert!(
+        stderr.contains("skips the mesh's gateway"),
+        "stderr:\n{stderr}"
+    );
+
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["platform"]["kind"], "kube");
+    assert_eq!(run["platform"]["emulated"], false);
+    assert!(
+        run["counts"]["succeeded"].as_u64().unwrap() > 1000,
+        "{}",
+        run["counts"]
+    );
+
+    // The real controller scaled out on CPU: its events say so, and the replica timeline
+    // (watched from the HPA and the Deployment) shows the new pods Ready.
+    assert!(
+        rescales
+            .iter()
+            .any(|r| r.starts_with("horizontal-pod-autoscaler: New size:")
+                && r.contains("cpu resource utilization (percentage of request) above target")),
+        "no CPU rescale by the HPA controller: {rescales:?}\nstderr:\n{stderr}"
+    );
+    let hpa = &run["hpa"];
+    assert_eq!(hpa["real_time"], true, "{hpa}");
+    let decision = hpa["decision_s"].as_f64().expect("a scale-up decision");
+    let ready = hpa["scale_up_s"].as_f64().expect("more replicas ready");
+    assert!(decision > 0.0 && ready >= decision, "{hpa}");
+    assert!(hpa["peak_replicas"].as_u64().unwrap() >= 3, "{hpa}");
+    let replicas = run["replicas"].as_array().unwrap();
+    assert!(
+        replicas.iter().any(|p| p["desired"].as_u64() > Some(2)),
+        "{replicas:?}"
+    );
+    let report = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        report.contains("the hpa.* figures are real seconds"),
+        "{report}"
+    );
+
+    // Torn down: the namespace slo-check made goes, and with it every agent process.
+    eventually("the namespace is gone", Duration::from_secs(120), || {
+        (!c.exists(&["namespace", &ns])).then_some(())
+    })
+    .await;
+}

@@ -80,6 +80,49 @@ fn every_rendered_object_is_valid_against_the_real_api() {
     }
 }
 
+/// The tests' overlay (tests/overlays/process) is valid too, and changes only where the
+/// agent and Redis run and how much CPU the agent asks for and burns.
+#[test]
+fn the_tests_process_overlay_is_valid_and_puts_agent_and_redis_on_the_process_node() {
+    let Some(kubectl) = kubectl() else { return };
+    let copy = StackCopy::with_secrets();
+    crate::support::stack::copy_tree(
+        &crate::support::stack::root().join("tests/overlays/process"),
+        &copy.stack.join("overlays/process"),
+    );
+    let objects = copy.render(&kubectl, "process");
+    let kind = copy.render(&kubectl, "kind");
+    assert_eq!(objects.len(), kind.len());
+    for obj in &objects {
+        if let Err(errors) = validate(obj) {
+            panic!("{}: {}", describe(obj), errors.join("; "));
+        }
+    }
+    for (k, name) in [("Deployment", "mcp-agent"), ("StatefulSet", "redis")] {
+        let o = objects
+            .iter()
+            .find(|o| o["kind"] == k && o["metadata"]["name"] == name)
+            .expect("rendered");
+        let pod = &o["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["nodeSelector"]["slo-check.io/process-node"], "true",
+            "{k}"
+        );
+        assert_eq!(pod["tolerations"][0]["key"], "slo-check.io/process", "{k}");
+    }
+    let config = objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("mcp-agent-config"))
+        })
+        .expect("the agent's ConfigMap");
+    assert_eq!(config["data"]["AGENT_CPU_PER_WORKFLOW"], "1ms");
+    assert_eq!(config["data"]["AGENT_CPU_MODE"], "burn");
+}
+
 #[test]
 fn the_stack_holds_every_object_of_the_platform() {
     let Some(overlays) = rendered() else { return };

@@ -81,7 +81,11 @@ pub fn pod_up(slot: u8) -> anyhow::Result<()> {
         "default",
         "via",
         &GATEWAY.to_string(),
-    ])
+    ])?;
+    // Before the process starts: `ip netns exec` mounts /etc/netns/<ns>/hosts over
+    // /etc/hosts only if it exists then. The controller fills in the Services on its
+    // next pass, in place, which the running process sees.
+    write_hosts(slot, "127.0.0.1 localhost\n::1 localhost\n")
 }
 
 /// Remove the pod's namespace and veth (no error if they are gone).

@@ -185,7 +185,8 @@ pub fn pod_dir(state: &Path, pod_uid: &str) -> std::path::PathBuf {
 
 /// Each of the container's volume mounts as a node directory: an `emptyDir` in the
 /// pod's own directory (gone with the pod), a `persistentVolumeClaim` in one per claim
-/// (kept across pods, as a StatefulSet's volume is). Other volume types are refused.
+/// (kept across pods, as a StatefulSet's volume is). The service account's projected
+/// token is left out; other volume types are refused.
 fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -207,6 +208,17 @@ fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> 
         let Some(v) = declared.iter().find(|v| v.name == m.name) else {
             bail!("volume mount `{}` names no volume of the pod", m.name);
         };
+        let token = v.projected.as_ref().is_some_and(|p| {
+            p.sources
+                .iter()
+                .flatten()
+                .any(|s| s.service_account_token.is_some())
+        });
+        if token {
+            // The API token the admission plugin adds (kube-api-access-*): no process
+            // here talks to the API server, so it is not written.
+            continue;
+        }
         let source = if v.empty_dir.is_some() {
             pod_dir(state, &uid).join("volumes").join(&v.name)
         } else if let Some(claim) = &v.persistent_volume_claim {
@@ -504,9 +516,10 @@ spec:
   - {name: data, persistentVolumeClaim: {claimName: data-redis-0}}
   - {name: tmp, emptyDir: {}}
   - {name: cfg, configMap: {name: x}}
+  - {name: kube-api-access-x, projected: {sources: [{serviceAccountToken: {path: token}}]}}
   containers:
   - name: c
-    volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp/x}]
+    volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp/x}, {name: kube-api-access-x, mountPath: /var/run/secrets/kubernetes.io/serviceaccount}]
   - name: d
     volumeMounts: [{name: cfg, mountPath: /etc/x}]
   - name: e

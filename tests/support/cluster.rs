@@ -173,7 +173,12 @@ impl ClusterStack {
         cluster.rearm_volumes();
         let ns = Namespace::new(cluster, what);
         let copy = StackCopy::bare();
-        for overlay in ["kind", "gpu"] {
+        // The tests' own overlay (tests/overlays/process): the stack on the process node.
+        super::stack::copy_tree(
+            &super::stack::root().join("tests/overlays/process"),
+            &copy.stack.join("overlays/process"),
+        );
+        for overlay in ["kind", "gpu", "process"] {
             let path = copy
                 .stack
                 .join("overlays")

@@ -148,11 +148,25 @@ pub async fn discover(
         }
     }
     if settings.forward_ingress
+        && !stack_provides_ingress(objects, settings)
         && let Err(e) = ingress_pods(client, settings).await
     {
         problems.push(e);
     }
     Ok((catalog, problems))
+}
+
+/// Whether the ingress's pods come with the stack itself (a workload in its namespace
+/// whose pod template carries the ingress label): they cannot exist before it is
+/// applied, and the port-forward looks for them once it has rolled out.
+fn stack_provides_ingress(objects: &[Value], settings: &KubeSettings) -> bool {
+    let Some((label, value)) = settings.ingress.selector.split_once('=') else {
+        return false;
+    };
+    settings.ingress.namespace == settings.namespace
+        && objects
+            .iter()
+            .any(|o| o["spec"]["template"]["metadata"]["labels"][label].as_str() == Some(value))
 }
 
 /// The API answers at all, with credentials it accepts.

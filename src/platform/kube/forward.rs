@@ -65,20 +65,13 @@ impl PortForward {
             .local_addr()
             .map_err(|e| PlatformError::Infra(format!("port-forward listener: {e}")))?;
         let stop = CancellationToken::new();
-        let description = if ready.len() == 1 {
-            format!(
-                "http://{addr} (port-forward to {}/{pod}:{})",
-                ingress.namespace, ingress.port
-            )
-        } else {
-            format!(
-                "http://{addr} (port-forward to the {} ready pods labelled {} in {}, port {}, a connection to each in turn)",
-                ready.len(),
-                ingress.selector,
-                ingress.namespace,
-                ingress.port
-            )
-        };
+        let description = format!(
+            "http://{addr} (port-forward to the ready pods labelled {} in {}, port {}, each new connection to the next; ready now: {})",
+            ingress.selector,
+            ingress.namespace,
+            ingress.port,
+            ready.join(", ")
+        );
         settings.say(&format!("kube: {description}"));
         let shared = std::sync::Arc::new(Forwarding {
             pods,

@@ -70,8 +70,12 @@ impl Observer {
             settings.refs.hpa.clone(),
             o.clone(),
             move |s, hpa: HorizontalPodAutoscaler| {
-                if let Some(status) = hpa.status {
-                    s.desired = Some(status.desired_replicas.max(0) as u32);
+                // 0 until the controller's first pass (an HPA never asks for 0 pods:
+                // minReplicas is at least 1).
+                if let Some(status) = hpa.status
+                    && status.desired_replicas > 0
+                {
+                    s.desired = Some(status.desired_replicas as u32);
                 }
             },
         ));
