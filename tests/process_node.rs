@@ -264,7 +264,6 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
             "process",
             "--ingress",
             &ingress,
-            "--allow-faults",
             "--time-scale",
             "0.5",
             "--out",
@@ -341,6 +340,8 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         "{}",
         run["counts"]
     );
+    // No Envoy meets this traffic, so the fault is not patched in, and the report says so.
+    assert_eq!(run["faults"][0]["injected"], false, "{}", run["faults"]);
 
     // The real controller scaled out on CPU: its events say so, and the replica timeline
     // (watched from the HPA and the Deployment) shows the new pods Ready.

@@ -103,14 +103,20 @@ async fn restore(injector: &vs_faults::VirtualServiceFaults) -> anyhow::Result<(
 /// Bring the stack up. `cancel` (the run's interrupt) stops the waits; what was applied
 /// by then is deleted again (unless `--keep`).
 pub async fn up(
-    settings: KubeSettings,
+    mut settings: KubeSettings,
     cancel: CancellationToken,
 ) -> Result<KubePlatformHandle, PlatformError> {
     let objects = render::render(&settings)?;
-    if settings.forward_ingress
-        && let Some(w) = bypassed_gateway(&objects, &settings)
-    {
+    let bypass = settings
+        .forward_ingress
+        .then(|| bypassed_gateway(&objects, &settings))
+        .flatten();
+    if let Some(w) = &bypass {
         eprintln!("warning: {w}");
+        // A fault our traffic cannot meet would only reach others' traffic through
+        // the gateway: the VirtualService is left alone, and the reports say
+        // "not injected".
+        settings.wants_faults = false;
     }
     let client = connect::client(&settings).await?;
     let catalog = catalog::check_prerequisites(&client, &settings, &objects).await?;
@@ -165,13 +171,18 @@ pub async fn up(
     let target = Target {
         base_url: base_url.clone(),
         description: format!(
-            "Kubernetes {} (namespace {}, overlay {}), reached at {}",
+            "Kubernetes {} (namespace {}, overlay {}), reached at {}{}",
             settings.cluster_name(),
             settings.namespace,
             settings.overlay,
             match &forward {
                 Some(f) => f.description(),
                 None => base_url.clone(),
+            },
+            if bypass.is_some() {
+                "; past the mesh's gateway, so no fault is injected"
+            } else {
+                ""
             }
         ),
         emulated: false,
@@ -217,12 +228,12 @@ fn bypassed_gateway(objects: &[serde_json::Value], settings: &KubeSettings) -> O
         .filter_map(|g| g["metadata"]["name"].as_str())
         .collect();
     Some(format!(
-        "--ingress {}/{}: no Gateway of the stack ({}) selects these pods, so traffic skips the mesh's gateway: the VirtualService's routes{} do not apply to it",
+        "--ingress {}/{}: no Gateway of the stack ({}) selects these pods, so traffic skips the mesh's gateway: the VirtualService's routes do not apply to it{}",
         settings.ingress.namespace,
         settings.ingress.selector,
         names.join(", "),
         if settings.wants_faults {
-            " and the scenario's faults"
+            ", and the scenario's faults are not injected (the VirtualService is left as it is)"
         } else {
             ""
         }
@@ -277,7 +288,7 @@ mod tests {
         assert!(
             bypassed_gateway(&objects, &faults)
                 .unwrap()
-                .contains("the scenario's faults do not apply")
+                .contains("the scenario's faults are not injected")
         );
         // No Gateway in the stack at all: nothing to skip.
         assert_eq!(bypassed_gateway(&[], &faults), None);
