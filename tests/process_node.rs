@@ -375,3 +375,162 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
     })
     .await;
 }
+
+/// The pids of the processes in the network namespace of the pod at `ip` (198.18.0.N
+/// is `slck-N`, made by the process node).
+fn pids_of_pod(ip: &str) -> Vec<i32> {
+    let slot = ip.rsplit('.').next().expect("an IPv4 address");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", &format!("slck-{slot}")])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn signal(pids: &[i32], sig: libc::c_int) {
+    for pid in pids {
+        // SAFETY: kill(2) on a pid read from the pod's own network namespace.
+        unsafe {
+            libc::kill(*pid, sig);
+        }
+    }
+}
+
+const STEADY_ON_THE_CLUSTER: &str = r#"name: steady-on-the-cluster
+description: A steady 20 workflows/s on the process node while an agent is SIGKILLed and Redis is frozen.
+platform: { deployment: mcp-agent, hpa: mcp-agent-hpa, service: mcp-agent-service, virtual_service: mcp-agent-vs }
+workflow:
+  - name: submit
+    request: { method: POST, path: /api/v1/workflows, json: { task: summarize } }
+    expect: { status: [200, 202] }
+    capture: { id: /id }
+  - name: await
+    request: { method: GET, path: "/api/v1/workflows/${id}" }
+    poll: { until: { pointer: /status, equals: completed }, every: 250ms, timeout: 30s }
+load:
+  arrival: poisson
+  seed: 42
+  stages:
+    - { for: 60s, rate: 20 }
+  request_timeout: 5s
+slos:
+  - { name: failures, metric: failure_rate, max: 50% }
+"#;
+
+/// Real failures on the process node: an agent's process SIGKILLed mid-run is restarted
+/// in its pod, as the kubelet restarts a container (`restartCount` 1), and the pod is
+/// not Ready until its probe passes again; Redis frozen (SIGSTOP) for 10 s makes every
+/// agent answer /ready 503, so ready replicas fall to 0 and workflows fail, by kind,
+/// until it runs again. The run completes and its replica timeline shows both dips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_and_a_frozen_redis_show_in_the_replicas_and_the_failures() {
+    let Some(s) = cluster::ClusterStack::new("failures") else {
+        return;
+    };
+    let ns = s.ns.name.clone();
+    let out = s.dir.path().join("out");
+    let scenario = s.dir.path().join("steady-on-the-cluster.yaml");
+    std::fs::write(&scenario, STEADY_ON_THE_CLUSTER).unwrap();
+    let ingress = format!("{ns}/app.kubernetes.io/name=mcp-agent:8080");
+    let child = s
+        .command(&[
+            "run",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--platform",
+            "kube",
+            "--overlay",
+            "process",
+            "--ingress",
+            &ingress,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("spawn slo-check");
+    let c = s.cluster;
+    // Once the load runs (two agents Ready), kill one agent, then freeze Redis.
+    let pods = eventually("2 agents Ready", Duration::from_secs(120), || {
+        let pods: Vec<(String, String)> = ready_pods(c, &ns)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("mcp-agent-"))
+            .collect();
+        (pods.len() == 2).then_some(pods)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (victim, victim_ip) = &pods[0];
+    let agent = pids_of_pod(victim_ip);
+    assert!(!agent.is_empty(), "no process for {victim} at {victim_ip}");
+    signal(&agent, libc::SIGKILL);
+    eventually(
+        "the killed agent restarted",
+        Duration::from_secs(30),
+        || {
+            let pod = s.get(&["pod", victim]);
+            (pod["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(1))
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let redis_ip = s.get(&["pod", "redis-0"])["status"]["podIP"]
+        .as_str()
+        .expect("Redis has an address")
+        .to_string();
+    let redis = pids_of_pod(&redis_ip);
+    assert!(!redis.is_empty(), "no Redis process at {redis_ip}");
+    signal(&redis, libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    signal(&redis, libc::SIGCONT);
+
+    let out_of = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("slo-check finishes within 5 minutes")
+        .expect("slo-check runs");
+    let stderr = String::from_utf8_lossy(&out_of.stderr);
+    assert!(
+        matches!(out_of.status.code(), Some(0) | Some(1)),
+        "exit {:?}\nstderr:\n{stderr}",
+        out_of.status.code()
+    );
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let counts = &run["counts"];
+    let failed = counts["failed"].as_u64().unwrap();
+    assert!(
+        failed > 0,
+        "Redis frozen for 10 s and no workflow failed: {counts}"
+    );
+    let by_kind: u64 = counts["failures_by_kind"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(by_kind, failed, "{counts}");
+    assert!(counts["succeeded"].as_u64().unwrap() > 500, "{counts}");
+    // The replica timeline: 2 ready, a dip (the killed agent), 0 (Redis frozen), 2 again.
+    let ready: Vec<u64> = run["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["t_s"].as_f64() > Some(0.0))
+        .filter_map(|p| p["ready"].as_u64())
+        .collect();
+    println!("ready replicas over the run: {ready:?}; counts: {counts}");
+    let first_two = ready.iter().position(|r| *r == 2).expect("2 ready");
+    let zero = ready[first_two..]
+        .iter()
+        .position(|r| *r == 0)
+        .map(|i| i + first_two)
+        .unwrap_or_else(|| panic!("ready never fell to 0 with Redis frozen: {ready:?}"));
+    assert!(
+        ready[first_two..zero].contains(&1),
+        "the killed agent's dip is missing: {ready:?}"
+    );
+    assert_eq!(ready.last(), Some(&2), "not back to 2 ready: {ready:?}");
+}
