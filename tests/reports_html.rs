@@ -177,6 +177,25 @@ fn every_chart_is_svg_and_holds_its_series() {
     }
 }
 
+/// A fault window whose fault the platform did not inject is drawn, labelled so.
+#[test]
+fn a_fault_that_was_not_injected_is_labelled_so_in_the_charts() {
+    let mut r = sample::spike();
+    let charts = Charts::render(&r).unwrap();
+    let label = |charts: &Charts| -> Vec<String> {
+        let svg = &charts.replicas.as_ref().expect("a replica chart").svg;
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        texts(&doc)
+            .into_iter()
+            .filter(|t| t.starts_with("fault: "))
+            .collect()
+    };
+    assert_eq!(label(&charts), vec!["fault: aborts"]);
+    r.faults[0].injected = false;
+    let charts = Charts::render(&r).unwrap();
+    assert_eq!(label(&charts), vec!["fault: aborts (not injected)"]);
+}
+
 #[test]
 fn replicas_chart_is_left_out_without_a_replica_observer() {
     let mut r = sample::spike();

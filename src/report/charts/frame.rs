@@ -206,7 +206,13 @@ pub fn shade_faults(
         let (px, py) = chart.backend_coord(&(f.from_s, y_max));
         let area = chart.plotting_area().strip_coord_spec();
         let (bx, by) = area.get_base_pixel();
-        let label = format!("fault: {}", f.name);
+        // A window whose fault the platform did not inject is still drawn (it is in
+        // the schedule), and says so.
+        let label = if f.injected {
+            format!("fault: {}", f.name)
+        } else {
+            format!("fault: {} (not injected)", f.name)
+        };
         let style = font(12.0).color(&palette::FAULT_TEXT);
         area.draw(&Text::new(
             label,
