@@ -240,6 +240,39 @@ async fn pods_on_the_process_node_are_processes_behind_their_service() {
     }
 }
 
+/// `slo-check run --scenario SCENARIO --platform kube` with the stack on the process node
+/// (tests/overlays/process), traffic port-forwarded to the agent pods, reports in
+/// `<test dir>/out`, plus `extra` (not started).
+fn run_on_process_node(
+    s: &cluster::ClusterStack,
+    scenario: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let ingress = format!("{}/app.kubernetes.io/name=mcp-agent:8080", s.ns.name);
+    let out = s.dir.path().join("out");
+    let mut args = vec![
+        "run",
+        "--scenario",
+        scenario,
+        "--platform",
+        "kube",
+        "--overlay",
+        "process",
+        "--ingress",
+        &ingress,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    s.command(&args)
+}
+
+/// The run.json that `run_on_process_node` wrote.
+fn run_json(s: &cluster::ClusterStack) -> Value {
+    let path = s.dir.path().join("out/run.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 /// The main job, `slo-check --scenario spike --platform kube`, on the test cluster: the
 /// stack (tests/overlays/process) with the agent and Redis as processes, traffic through
 /// the real API server's port-forward to the agent pods (no Istio gateway here yet), and
@@ -251,28 +284,19 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         return;
     };
     let ns = s.ns.name.clone();
-    let out = s.dir.path().join("out");
-    let ingress = format!("{ns}/app.kubernetes.io/name=mcp-agent:8080");
-    let child = s
-        .command(&[
-            "run",
-            "--scenario",
-            "spike",
-            "--platform",
-            "kube",
-            "--overlay",
-            "process",
-            "--ingress",
-            &ingress,
+    let scenarios = crate::support::stack::root().join("scenarios");
+    let child = run_on_process_node(
+        &s,
+        "spike",
+        &[
             "--time-scale",
             "0.5",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .arg("--scenarios-dir")
-        .arg(crate::support::stack::root().join("scenarios"))
-        .spawn()
-        .expect("spawn slo-check");
+            "--scenarios-dir",
+            scenarios.to_str().unwrap(),
+        ],
+    )
+    .spawn()
+    .expect("spawn slo-check");
 
     // The controller's own record of what it did, read while the namespace exists.
     let c = s.cluster;
@@ -309,17 +333,9 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         seen
     });
     // Deploy, 97.5 s of load at half time scale, tear down.
-    let out_of = tokio::time::timeout(Duration::from_secs(420), child.wait_with_output())
-        .await
-        .expect("slo-check finishes within 7 minutes")
-        .expect("slo-check runs");
+    let (code, stdout, stderr) = cluster::finish_within(child, Duration::from_secs(420)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let rescales = rescales.await.unwrap();
-    let (code, stdout, stderr) = (
-        out_of.status.code(),
-        String::from_utf8_lossy(&out_of.stdout).into_owned(),
-        String::from_utf8_lossy(&out_of.stderr).into_owned(),
-    );
     // A verdict (pass 0 or fail 1), not an infrastructure failure.
     assert!(
         matches!(code, Some(0) | Some(1)),
@@ -331,8 +347,7 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         "stderr:\n{stderr}"
     );
 
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&s);
     assert_eq!(run["platform"]["kind"], "kube");
     assert_eq!(run["platform"]["emulated"], false);
     assert!(
@@ -363,7 +378,7 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         replicas.iter().any(|p| p["desired"].as_u64() > Some(2)),
         "{replicas:?}"
     );
-    let report = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let report = std::fs::read_to_string(s.dir.path().join("out/summary.md")).unwrap();
     assert!(
         report.contains("the hpa.* figures are real seconds"),
         "{report}"
@@ -431,24 +446,9 @@ async fn a_killed_agent_and_a_frozen_redis_show_in_the_replicas_and_the_failures
         return;
     };
     let ns = s.ns.name.clone();
-    let out = s.dir.path().join("out");
     let scenario = s.dir.path().join("steady-on-the-cluster.yaml");
     std::fs::write(&scenario, STEADY_ON_THE_CLUSTER).unwrap();
-    let ingress = format!("{ns}/app.kubernetes.io/name=mcp-agent:8080");
-    let child = s
-        .command(&[
-            "run",
-            "--scenario",
-            scenario.to_str().unwrap(),
-            "--platform",
-            "kube",
-            "--overlay",
-            "process",
-            "--ingress",
-            &ingress,
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let child = run_on_process_node(&s, scenario.to_str().unwrap(), &[])
         .spawn()
         .expect("spawn slo-check");
     let c = s.cluster;
@@ -487,18 +487,12 @@ async fn a_killed_agent_and_a_frozen_redis_show_in_the_replicas_and_the_failures
     tokio::time::sleep(Duration::from_secs(10)).await;
     signal(&redis, libc::SIGCONT);
 
-    let out_of = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("slo-check finishes within 5 minutes")
-        .expect("slo-check runs");
-    let stderr = String::from_utf8_lossy(&out_of.stderr);
+    let (code, _, stderr) = cluster::finish_within(child, Duration::from_secs(300)).await;
     assert!(
-        matches!(out_of.status.code(), Some(0) | Some(1)),
-        "exit {:?}\nstderr:\n{stderr}",
-        out_of.status.code()
+        matches!(code, Some(0) | Some(1)),
+        "exit {code:?}\nstderr:\n{stderr}"
     );
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&s);
     let counts = &run["counts"];
     let failed = counts["failed"].as_u64().unwrap();
     assert!(

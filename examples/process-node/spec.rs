@@ -36,7 +36,7 @@ impl ImageTable {
     /// files are fixed when it is built): pods run these copies, so a rebuild while the
     /// node runs changes nothing under them, and a pod's non-root user can execute one
     /// even when the original lies under a directory it cannot enter (a home).
-    pub fn snapshot(&self, dir: &std::path::Path) -> anyhow::Result<ImageTable> {
+    pub fn snapshot(&self, dir: &Path) -> anyhow::Result<ImageTable> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dir).with_context(|| format!("make {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
@@ -46,7 +46,7 @@ impl ImageTable {
                 out.push((pattern.clone(), exe.clone()));
                 continue;
             }
-            let name = std::path::Path::new(exe)
+            let name = Path::new(exe)
                 .file_name()
                 .with_context(|| format!("image `{pattern}`: {exe} names no file"))?;
             let copy = dir.join(format!("{i}-{}", name.to_string_lossy()));
@@ -193,7 +193,7 @@ fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> 
     let declared = pod
         .spec
         .as_ref()
-        .and_then(|s| s.volumes.clone())
+        .and_then(|s| s.volumes.as_deref())
         .unwrap_or_default();
     let mut binds = Vec::new();
     for m in c.volume_mounts.iter().flatten() {

@@ -235,9 +235,17 @@ impl ClusterStack {
 
 /// Wait for a child with the hard deadline: (exit code, stdout, stderr).
 pub async fn finish(child: tokio::process::Child) -> (Option<i32>, String, String) {
-    let out = tokio::time::timeout(CHILD_TIMEOUT, child.wait_with_output())
+    finish_within(child, CHILD_TIMEOUT).await
+}
+
+/// Wait for a child for at most `limit`: (exit code, stdout, stderr).
+pub async fn finish_within(
+    child: tokio::process::Child,
+    limit: Duration,
+) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
-        .expect("slo-check finishes within its deadline")
+        .unwrap_or_else(|_| panic!("slo-check finishes within {limit:?}"))
         .expect("slo-check runs");
     (
         out.status.code(),

@@ -160,7 +160,7 @@ pub async fn discover(
 /// whose pod template carries the ingress label): they cannot exist before it is
 /// applied, and the port-forward looks for them once it has rolled out.
 fn stack_provides_ingress(objects: &[Value], settings: &KubeSettings) -> bool {
-    let Some((label, value)) = settings.ingress.selector.split_once('=') else {
+    let Some((label, value)) = settings.ingress.label() else {
         return false;
     };
     settings.ingress.namespace == settings.namespace

@@ -206,7 +206,7 @@ pub async fn up(
 /// Traffic that enters at pods no Gateway of the stack selects skips the mesh's edge:
 /// the VirtualService's routes and faults do not apply to it. Said, naming both.
 fn bypassed_gateway(objects: &[serde_json::Value], settings: &KubeSettings) -> Option<String> {
-    let (label, value) = settings.ingress.selector.split_once('=')?;
+    let (label, value) = settings.ingress.label()?;
     let gateways: Vec<&serde_json::Value> = objects
         .iter()
         .filter(|o| {

@@ -27,6 +27,11 @@ impl Default for Ingress {
 }
 
 impl Ingress {
+    /// The selector's label and value (`None` only for a hand-built selector without `=`).
+    pub fn label(&self) -> Option<(&str, &str)> {
+        self.selector.split_once('=')
+    }
+
     /// Parses `NAMESPACE/LABEL=VALUE:PORT`.
     pub fn parse(text: &str) -> Result<Ingress, String> {
         let bad = |why: &str| {
