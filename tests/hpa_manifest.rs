@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use slo_check::autoscale::hpa::{Autoscaler, DecisionReason, sync_period};
+use slo_check::autoscale::hpa::{Autoscaler, DecisionReason, PodSample, sync_period};
 use slo_check::autoscale::manifest::{
     HpaSpec, ManifestError, ScalingPolicy, ScalingRules, SelectPolicy, load_hpa, parse_hpa,
 };
@@ -88,7 +88,11 @@ fn spike_timeline_scales_2_2_6_10_10() {
     for step in 0..5u32 {
         let now = sync_period() * step;
         let utilisation = if now < s(30) { 0.3 } else { 3.0 };
-        let d = hpa.reconcile(now, current, &vec![utilisation; current as usize]);
+        let d = hpa.reconcile(
+            now,
+            current,
+            &PodSample::all_ready(&vec![utilisation; current as usize]),
+        );
         current = d.desired_replicas;
         seen.push((current, d.raw_recommendation, d.reason));
     }
@@ -112,17 +116,17 @@ fn spike_timeline_scales_2_2_6_10_10() {
 fn after_the_spike_scale_down_waits_out_the_300s_window() {
     let mut hpa = Autoscaler::new(load_hpa(&stack_hpa()).unwrap());
     for t in (0..=105).step_by(15) {
-        hpa.reconcile(s(t), 10, &[3.0; 10]);
+        hpa.reconcile(s(t), 10, &[PodSample::Ready(3.0); 10]);
     }
     for t in (120..405).step_by(15) {
-        let d = hpa.reconcile(s(t), 10, &[0.3; 10]);
+        let d = hpa.reconcile(s(t), 10, &[PodSample::Ready(0.3); 10]);
         assert_eq!(
             (d.desired_replicas, d.reason),
             (10, DecisionReason::LimitedByStabilisation),
             "t={t}"
         );
     }
-    let d = hpa.reconcile(s(405), 10, &[0.3; 10]);
+    let d = hpa.reconcile(s(405), 10, &[PodSample::Ready(0.3); 10]);
     assert_eq!(
         (d.desired_replicas, d.reason),
         (5, DecisionReason::ScaleDown)

@@ -285,6 +285,7 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
     };
     let ns = s.ns.name.clone();
     let scenarios = crate::support::stack::root().join("scenarios");
+    let cpu = crate::support::cpu::CpuLedger::start();
     let child = run_on_process_node(
         &s,
         "spike",
@@ -336,6 +337,7 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
     let (code, stdout, stderr) = cluster::finish_within(child, Duration::from_secs(420)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let rescales = rescales.await.unwrap();
+    eprintln!("{}", cpu.table());
     // A verdict (pass 0 or fail 1), not an infrastructure failure.
     assert!(
         matches!(code, Some(0) | Some(1)),

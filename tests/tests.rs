@@ -13,6 +13,7 @@ mod coordinated_omission;
 mod embedded_spike;
 mod failures;
 mod hpa_manifest;
+mod hpa_parity;
 mod interrupts;
 mod invalid;
 mod kube_double;

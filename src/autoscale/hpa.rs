@@ -8,7 +8,7 @@
 //!    metric read (the controller's `Current number of replicas above
 //!    Spec.MaxReplicas` path); zero replicas means scaling is disabled.
 //! 2. Utilisation: each ready replica's usage is a whole number of
-//!    millicores of a 1000 m request, and the total is turned into a whole
+//!    millicores of a 1000 m request, rounded up, and the total is turned into a whole
 //!    percent by integer division (`GetResourceUtilizationRatio`). The ratio
 //!    to the target is kept if within the 0.1 tolerance
 //!    (`(1 − 0.1) ≤ ratio ≤ (1 + 0.1)`), else the raw recommendation is
@@ -21,10 +21,17 @@
 //!    (current minus the scale events inside the period); `selectPolicy`
 //!    picks among them; the result is clamped to `[min, max]`.
 //!
-//! Simplifications, all because the emulator knows each replica exactly:
-//! only ready replicas are passed in, so the controller's treatment of
-//! unready pods (counted as 0 % when scaling up) and of pods without metrics
-//! is not modelled. When the manifest has no `behavior`, the controller
+//! Pods are passed in as the controller groups them (`groupPods`), each a
+//! [`PodSample`]: ready with a CPU sample, ready without one yet (a new pod
+//! metrics-server has not sampled twice), or unready (starting, not Ready, or
+//! sampled before one metric window had passed since it turned Ready). As in
+//! `calcPlainMetricReplicas`, the utilisation is that of the sampled pods; if
+//! pods are missing or unready, the ratio is computed again with missing pods
+//! at 100 % of their request on a scale-down and 0 % on a scale-up, and
+//! unready pods at 0 % on a scale-up, and the count stays where it is if that
+//! second ratio is within tolerance or points the other way.
+//!
+//! Simplification: when the manifest has no `behavior`, the controller
 //! takes a legacy path (scale up at most max(2 × current, 4) per sync, the
 //! 300 s downscale window); this module instead applies the API's default
 //! `behavior`, which allows the same at a 15 s sync period.
@@ -48,6 +55,25 @@ const MAX_UTILISATION: f64 = 1000.0;
 /// How often the controller reconciles: [`SYNC_PERIOD`].
 pub const fn sync_period() -> Duration {
     SYNC_PERIOD
+}
+
+/// One pod at a sync, as the controller groups it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PodSample {
+    /// Ready, with a CPU sample: usage as a fraction of its request (0.7 = 70 %).
+    Ready(f64),
+    /// Running, but the metrics API has no sample for it yet.
+    Missing,
+    /// Starting or not Ready, or sampled before one metric window had passed
+    /// since it turned Ready: its sample, if any, is not used.
+    Unready,
+}
+
+impl PodSample {
+    /// Every pod ready, with these utilisations.
+    pub fn all_ready(utilisations: &[f64]) -> Vec<PodSample> {
+        utilisations.iter().map(|u| PodSample::Ready(*u)).collect()
+    }
 }
 
 /// The outcome of one sync.
@@ -79,6 +105,9 @@ pub enum DecisionReason {
     NoMetrics,
     /// The usage ratio is within the tolerance of 1.
     WithinTolerance,
+    /// Pods without a usable sample, counted at their fallback usage, make the
+    /// change too small or point it the other way: the count stays.
+    HeldByUnsampledPods,
     /// Outside the tolerance, but the recommendation equals the current count.
     NoChange,
     /// Scale up to the recommendation, unlimited.
@@ -137,15 +166,14 @@ impl Autoscaler {
     }
 
     /// One controller sync at `now` (time since start) for a target with
-    /// `current_replicas`, of which the ready ones report
-    /// `ready_utilisations` as fractions of their CPU request (0.7 = 70 %).
+    /// `current_replicas`, whose pods the metrics pipeline shows as `pods`.
     /// A change is recorded as a scale event, as the controller records a
     /// successful scale; the caller is expected to apply it.
     pub fn reconcile(
         &mut self,
         now: Duration,
         current_replicas: u32,
-        ready_utilisations: &[f64],
+        pods: &[PodSample],
     ) -> Decision {
         let (min, max) = (self.spec.min_replicas, self.spec.max_replicas);
         let decision = if current_replicas == 0 {
@@ -155,12 +183,10 @@ impl Autoscaler {
         } else if current_replicas < min {
             fixed(min, None, DecisionReason::BelowMin)
         } else {
-            match utilisation_percent(ready_utilisations) {
+            let target = self.spec.target_cpu_utilisation_percent;
+            match metric_recommendation(current_replicas, pods, target) {
                 None => fixed(current_replicas, None, DecisionReason::NoMetrics),
-                Some(percent) => {
-                    let ready = ready_utilisations.len() as u32;
-                    self.recommend(now, current_replicas, ready, percent)
-                }
+                Some(metric) => self.recommend(now, current_replicas, metric),
             }
         };
         if decision.desired_replicas != current_replicas && current_replicas != 0 {
@@ -169,23 +195,15 @@ impl Autoscaler {
         decision
     }
 
-    fn recommend(&mut self, now: Duration, current: u32, ready: u32, percent: u32) -> Decision {
-        let ratio = f64::from(percent) / f64::from(self.spec.target_cpu_utilisation_percent);
-        // Same comparisons as upstream `Tolerances.isWithin`: (1 − t) ≤ r ≤ (1 + t).
-        let within = ((1.0 - TOLERANCE)..=(1.0 + TOLERANCE)).contains(&ratio);
-        let raw = if within {
-            current
-        } else {
-            // Saturating: an absurd ratio still ends at maxReplicas.
-            (ratio * f64::from(ready)).ceil() as u32
-        };
+    fn recommend(&mut self, now: Duration, current: u32, metric: Metric) -> Decision {
+        let Metric { raw, percent, held } = metric;
         let stabilised = self.stabilise(now, current, raw);
         let (desired, limit) = self.limit_rate(now, current, stabilised);
-        let reason = match limit {
-            Some(limit) => limit,
-            None if stabilised != raw => DecisionReason::LimitedByStabilisation,
-            None if within => DecisionReason::WithinTolerance,
-            None => match desired.cmp(&current) {
+        let reason = match (limit, held) {
+            (Some(limit), _) => limit,
+            (None, _) if stabilised != raw => DecisionReason::LimitedByStabilisation,
+            (None, Some(held)) => held,
+            (None, None) => match desired.cmp(&current) {
                 Ordering::Greater => DecisionReason::ScaleUp,
                 Ordering::Less => DecisionReason::ScaleDown,
                 Ordering::Equal => DecisionReason::NoChange,
@@ -372,27 +390,104 @@ fn changes_within(events: &[ScaleEvent], period: Duration, now: Duration) -> i64
         .sum()
 }
 
-/// Mean utilisation in whole percent, computed as the metrics pipeline does:
-/// usage in whole millicores per replica, then `total × 100 / requests`
-/// with integer division. `None` without any replica. Negative or NaN
-/// utilisations count as 0.
-fn utilisation_percent(ready_utilisations: &[f64]) -> Option<u32> {
-    if ready_utilisations.is_empty() {
+/// The metric's side of one sync: the raw recommendation, the sampled pods'
+/// utilisation, and whether the count stays for want of a large enough change.
+#[derive(Debug, Clone, Copy)]
+struct Metric {
+    raw: u32,
+    percent: u32,
+    held: Option<DecisionReason>,
+}
+
+/// `calcPlainMetricReplicas` for a CPU utilisation target: `None` when no pod
+/// has a usable sample (the controller then leaves the count alone).
+fn metric_recommendation(current: u32, pods: &[PodSample], target_percent: u32) -> Option<Metric> {
+    let mut used: Vec<u64> = pods
+        .iter()
+        .filter_map(|p| match p {
+            PodSample::Ready(u) => Some(millicores(*u)),
+            _ => None,
+        })
+        .collect();
+    if used.is_empty() {
         return None;
     }
-    let used_millicores: u64 = ready_utilisations
-        .iter()
-        .map(|u| {
-            let u = if u.is_nan() {
-                0.0
-            } else {
-                u.clamp(0.0, MAX_UTILISATION)
-            };
-            (u * REQUEST_MILLICORES as f64).round() as u64
-        })
-        .sum();
-    let requested = REQUEST_MILLICORES * ready_utilisations.len() as u64;
-    Some(u32::try_from(used_millicores * 100 / requested).unwrap_or(u32::MAX))
+    let ready = used.len() as u32;
+    let count = |kind: PodSample| pods.iter().filter(|p| **p == kind).count();
+    let (missing, unready) = (count(PodSample::Missing), count(PodSample::Unready));
+    let target = f64::from(target_percent);
+    let percent = utilisation_percent(&used);
+    let ratio = f64::from(percent) / target;
+    let keep = |reason| Metric {
+        raw: current,
+        percent,
+        held: Some(reason),
+    };
+    let scale_up_with_unready = unready > 0 && ratio > 1.0;
+    if !scale_up_with_unready && missing == 0 {
+        if within_tolerance(ratio) {
+            return Some(keep(DecisionReason::WithinTolerance));
+        }
+        return Some(Metric {
+            raw: ceil_count(ratio * f64::from(ready)),
+            percent,
+            held: None,
+        });
+    }
+    // Missing pods at 100 % of their request (or the target, if higher) on a
+    // scale-down and at 0 % on a scale-up; unready ones at 0 % on a scale-up.
+    if ratio < 1.0 {
+        let fallback = REQUEST_MILLICORES * u64::from(target_percent.max(100)) / 100;
+        used.extend(std::iter::repeat_n(fallback, missing));
+    } else if ratio > 1.0 {
+        used.extend(std::iter::repeat_n(0, missing));
+    }
+    if scale_up_with_unready {
+        used.extend(std::iter::repeat_n(0, unready));
+    }
+    let new_ratio = f64::from(utilisation_percent(&used)) / target;
+    let flips = (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0);
+    let raw = ceil_count(new_ratio * used.len() as f64);
+    let reverses = (new_ratio < 1.0 && raw > current) || (new_ratio > 1.0 && raw < current);
+    if within_tolerance(new_ratio) || flips || reverses {
+        return Some(keep(DecisionReason::HeldByUnsampledPods));
+    }
+    Some(Metric {
+        raw,
+        percent,
+        held: None,
+    })
+}
+
+/// Same comparisons as upstream `Tolerances.isWithin`: (1 − t) ≤ r ≤ (1 + t).
+fn within_tolerance(ratio: f64) -> bool {
+    ((1.0 - TOLERANCE)..=(1.0 + TOLERANCE)).contains(&ratio)
+}
+
+/// `ceil`, saturating: an absurd ratio still ends at maxReplicas.
+fn ceil_count(replicas: f64) -> u32 {
+    replicas.ceil() as u32
+}
+
+/// A utilisation as whole millicores of the request, rounded up, as the
+/// controller reads usage (`Quantity.MilliValue`, a ceiling). Negative or NaN
+/// utilisations count as 0.
+fn millicores(utilisation: f64) -> u64 {
+    let u = if utilisation.is_nan() {
+        0.0
+    } else {
+        utilisation.clamp(0.0, MAX_UTILISATION)
+    };
+    // Less a trace, so that 0.779 (779.000…01 in binary) stays 779 m.
+    (u * REQUEST_MILLICORES as f64 - 1e-6).ceil().max(0.0) as u64
+}
+
+/// Mean utilisation in whole percent, as `GetResourceUtilizationRatio` computes
+/// it: `total × 100 / requests` with integer division, one request per pod.
+fn utilisation_percent(used_millicores: &[u64]) -> u32 {
+    let requested = REQUEST_MILLICORES * used_millicores.len().max(1) as u64;
+    let total: u64 = used_millicores.iter().sum();
+    u32::try_from(total * 100 / requested).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ pub mod agent;
 pub mod cluster;
 /// The real `slo-check` binary with quiet defaults, and loopback test servers.
 pub mod common;
+/// CPU per component of the machine during a cluster test, from /proc.
+pub mod cpu;
 /// An in-process Kubernetes API-server double for the real kube client.
 pub mod kube_double;
 /// A real Prometheus (and promtool) started per test on a free loopback port.

@@ -31,8 +31,8 @@ fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
-fn all(replicas: u32, utilisation: f64) -> Vec<f64> {
-    vec![utilisation; replicas as usize]
+fn all(replicas: u32, utilisation: f64) -> Vec<PodSample> {
+    PodSample::all_ready(&vec![utilisation; replicas as usize])
 }
 
 /// (desired, raw, reason) of one fresh sync at t=0.
@@ -61,21 +61,78 @@ fn tolerance_band_is_inclusive_at_both_edges() {
 fn utilisation_is_truncated_to_whole_percent_before_tolerance() {
     // 0.779 is 779 m → 77 % → ratio 1.1 → within, although 0.779/0.7 > 1.1.
     assert_eq!(once(spec(1, 10), 2, 0.779), (2, 2, WithinTolerance));
-    assert_eq!(utilisation_percent(&[0.2994, 0.5]), Some(39));
-    assert_eq!(utilisation_percent(&[f64::NAN, -1.0, 1.0]), Some(33));
-    assert_eq!(utilisation_percent(&[]), None);
+    // 0.2994 is 300 m, rounded up as Quantity.MilliValue; (300 + 489) × 100 / 2000 = 39.
+    assert_eq!(
+        utilisation_percent(&[millicores(0.2994), millicores(0.4881)]),
+        39
+    );
+    assert_eq!([millicores(0.779), millicores(0.0011)], [779, 2]);
+    assert_eq!(
+        [millicores(f64::NAN), millicores(-1.0), millicores(1.0)],
+        [0, 0, 1000]
+    );
 }
 
 #[test]
 fn scale_up_is_ceil_of_ratio_times_ready_replicas() {
     // 100/70 × 3 = 4.29 → 5; policies allow 7.
     assert_eq!(once(spec(1, 10), 3, 1.0), (5, 5, ScaleUp));
-    // Only ready replicas count: 5 replicas, 2 ready at 140 % → ceil(2 × 2) = 4.
-    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 5, &[1.4, 1.4]);
+}
+
+use PodSample::{Missing, Ready, Unready};
+
+#[test]
+fn unready_pods_count_as_idle_on_a_scale_up_and_can_hold_the_count() {
+    // 5 pods, 2 ready at 140 %: ratio 2 calls for a scale-up, so the 3 unready ones
+    // count at 0 %: 2800 m of 5000 m = 56 %, ratio 0.8, the other way: 5 stays
+    // (a replay of ready pods alone would have said ceil(2 × 2) = 4).
+    let pods = [Ready(1.4), Ready(1.4), Unready, Unready, Unready];
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 5, &pods);
     assert_eq!(
         (d.desired_replicas, d.reason, d.utilisation_percent),
-        (4, ScaleDown, Some(140))
+        (5, HeldByUnsampledPods, Some(140))
     );
+    // 2 ready at 300 %, 4 unready: 6000 m of 6000 m = 100 %, ratio 1.43 → ceil(8.57) = 9.
+    let pods = [Ready(3.0), Ready(3.0), Unready, Unready, Unready, Unready];
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 6, &pods);
+    assert_eq!((d.desired_replicas, d.raw_recommendation), (9, 9));
+    // Scaling down, unready pods are left out: 2 at 14 % → ceil(0.2 × 2) = 1.
+    let pods = [Ready(0.14), Ready(0.14), Unready];
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 3, &pods);
+    assert_eq!(d.raw_recommendation, 1);
+}
+
+#[test]
+fn pods_without_a_sample_count_as_busy_on_a_scale_down_and_idle_on_a_scale_up() {
+    // 9 pods, 6 sampled at 8 %, 3 without a sample: scaling down, those count at 100 %:
+    // (6 × 80 + 3 × 1000) × 100 / 9000 = 38 %, ratio 0.54 → ceil(4.89) = 5, not 2.
+    let mut pods = vec![Ready(0.08); 6];
+    pods.extend([Missing; 3]);
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 9, &pods);
+    assert_eq!((d.raw_recommendation, d.utilisation_percent), (5, Some(8)));
+    // 6 pods, 2 sampled at 100 %, 4 without: scaling up, those count at 0 %: 33 %,
+    // the other way, so 6 stays.
+    let mut pods = vec![Ready(1.0); 2];
+    pods.extend([Missing; 4]);
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 6, &pods);
+    assert_eq!((d.desired_replicas, d.reason), (6, HeldByUnsampledPods));
+    // 4 sampled at 300 %, 2 without: 12000 m of 6000 m = 200 %, ratio 2.86 → 18 → 10.
+    let mut pods = vec![Ready(3.0); 4];
+    pods.extend([Missing; 2]);
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 6, &pods);
+    assert_eq!((d.raw_recommendation, d.desired_replicas), (18, 10));
+    // Within tolerance once the missing pods count: 5 at 60 % and 1 without a sample,
+    // scaling down: (3000 + 1000) × 100 / 6000 = 66 %, ratio 0.94: 6 stays.
+    let mut pods = vec![Ready(0.6); 5];
+    pods.push(Missing);
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 6, &pods);
+    assert_eq!((d.desired_replicas, d.reason), (6, HeldByUnsampledPods));
+}
+
+#[test]
+fn pods_with_no_sample_at_all_give_no_metric() {
+    let d = Autoscaler::new(spec(1, 10)).reconcile(s(0), 3, &[Missing, Unready, Missing]);
+    assert_eq!((d.desired_replicas, d.reason), (3, NoMetrics));
 }
 
 #[test]

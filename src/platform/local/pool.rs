@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::replica_log::Timeline;
 use crate::agent::AgentHandle;
+use crate::autoscale::hpa::PodSample;
 use crate::target::{AutoscalerClock, ReplicaObserver, ReplicaSample};
 
 /// Where a replica is in its life. Draining replicas no longer count as current (as a
@@ -67,6 +69,8 @@ impl Drop for InFlight {
 struct Entry {
     replica: Arc<Replica>,
     phase: Phase,
+    /// When it turned Ready within the run (`None`: ready from the start, or not yet).
+    ready_since: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -155,7 +159,11 @@ impl Pool {
     /// Adds a replica without a timeline sample: the initial rollout is recorded once,
     /// when complete.
     pub fn add_unrecorded(&self, replica: Arc<Replica>, phase: Phase) {
-        lock(&self.inner).entries.push(Entry { replica, phase });
+        lock(&self.inner).entries.push(Entry {
+            replica,
+            phase,
+            ready_since: None,
+        });
     }
 
     /// Moves replica `id` from `from` to `to`; false (and no change) if it is not in `from`.
@@ -169,6 +177,9 @@ impl Pool {
             {
                 Some(e) => {
                     e.phase = to;
+                    if to == Phase::Ready {
+                        e.ready_since = Some(Instant::now());
+                    }
                     true
                 }
                 None => false,
@@ -209,22 +220,38 @@ impl Pool {
         lock(&self.inner).desired = desired;
     }
 
-    /// Replicas that count as current (starting or ready), and the CPU utilisations of
-    /// the ready ones: the autoscaler's inputs.
-    pub fn hpa_inputs(&self) -> (u32, Vec<f64>) {
+    /// Replicas that count as current: starting or ready.
+    pub fn current(&self) -> u32 {
         let inner = lock(&self.inner);
-        let current = inner
+        inner
             .entries
             .iter()
             .filter(|e| e.phase != Phase::Draining)
-            .count() as u32;
-        let utilisations = inner
+            .count() as u32
+    }
+
+    /// Replicas that count as current (starting or ready), and each one as the HPA
+    /// controller would see it through metrics-server: starting ones unready; ready
+    /// ones without a sample until they have been ready for `metric_window` (a new
+    /// pod's first CPU rate needs two scrapes one resolution apart); then their CPU
+    /// utilisation. The autoscaler's inputs.
+    pub fn hpa_inputs(&self, metric_window: Duration) -> (u32, Vec<PodSample>) {
+        let inner = lock(&self.inner);
+        let samples: Vec<PodSample> = inner
             .entries
             .iter()
-            .filter(|e| e.phase == Phase::Ready)
-            .filter_map(|e| e.replica.with_agent(|a| a.cpu_utilisation()))
+            .filter(|e| e.phase != Phase::Draining)
+            .filter_map(|e| match e.phase {
+                Phase::Ready if e.ready_since.is_some_and(|t| t.elapsed() < metric_window) => {
+                    Some(PodSample::Missing)
+                }
+                Phase::Ready => e
+                    .replica
+                    .with_agent(|a| PodSample::Ready(a.cpu_utilisation())),
+                _ => Some(PodSample::Unready),
+            })
             .collect();
-        (current, utilisations)
+        (samples.len() as u32, samples)
     }
 
     /// Up to `n` replicas to scale down, least useful first: starting ones (newest
@@ -373,7 +400,7 @@ mod tests {
         pool.add(detached(3), Phase::Starting);
         let ids: Vec<u64> = pool.choose_victims(2).iter().map(|r| r.id).collect();
         assert_eq!(ids, [3, 2]);
-        assert_eq!(pool.hpa_inputs().0, 2);
+        assert_eq!(pool.current(), 2);
         let last = pool.timeline().last().copied().unwrap();
         assert_eq!((last.current, last.ready), (2, 2));
     }

@@ -53,6 +53,13 @@ pub(super) struct Replicas {
 }
 
 impl Replicas {
+    /// The agents' CPU utilisation window (real time): also how long a new replica
+    /// is ready before the autoscaler sees its CPU, as metrics-server's resolution
+    /// delays a new pod's first sample.
+    pub fn metric_window(&self) -> Duration {
+        self.template.utilisation_window
+    }
+
     pub fn new(template: AgentConfig, startup_delay: Duration, seed: u64) -> Self {
         Self {
             pool: Arc::new(Pool::default()),
@@ -119,7 +126,7 @@ impl Replicas {
     /// useful ones. A replica that cannot start is retried by the next call.
     pub async fn scale_to(self: &Arc<Self>, desired: u32) -> Result<(), PlatformError> {
         self.pool.set_desired(desired);
-        let (current, _) = self.pool.hpa_inputs();
+        let current = self.pool.current();
         if desired > current {
             for _ in current..desired {
                 self.start(Start::ScaleUp).await?;
