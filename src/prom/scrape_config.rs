@@ -163,32 +163,39 @@ fn monitor(
         .unwrap_or(default_namespace);
     let name = o["metadata"]["name"].as_str().unwrap_or_default();
     let id = format!("{namespace}/{name}");
-    let err = |field: &str, why: String| Untranslatable {
+    jobs(&o["spec"], namespace, &id, options).map_err(|(field, why)| Untranslatable {
         monitor: id.clone(),
-        field: field.to_string(),
+        field,
         why,
-    };
-    let spec = &o["spec"];
-    unsupported(spec, "spec", SPEC_FIELDS).map_err(|(f, w)| err(&f, w))?;
-    let namespaces =
-        namespace_selector(&spec["namespaceSelector"], namespace).map_err(|(f, w)| err(&f, w))?;
-    let selector = selector(&spec["selector"]).map_err(|(f, w)| err(&f, w))?;
-    let job_label = optional_str(spec, "jobLabel").map_err(|(f, w)| err(&f, w))?;
-    let service_labels = label_list(spec, "targetLabels").map_err(|(f, w)| err(&f, w))?;
-    let pod_labels = label_list(spec, "podTargetLabels").map_err(|(f, w)| err(&f, w))?;
+    })
+}
+
+/// The jobs of the ServiceMonitor `id` in `namespace`, from its `spec`.
+fn jobs(
+    spec: &Value,
+    namespace: &str,
+    id: &str,
+    options: &Options,
+) -> Result<Vec<ScrapeConfig>, FieldError> {
+    unsupported(spec, "spec", SPEC_FIELDS)?;
+    let namespaces = namespace_selector(&spec["namespaceSelector"], namespace)?;
+    let selector = selector(&spec["selector"])?;
+    let job_label = optional_str(spec, "jobLabel")?;
+    let service_labels = label_list(spec, "targetLabels")?;
+    let pod_labels = label_list(spec, "podTargetLabels")?;
     let endpoints = spec["endpoints"]
         .as_array()
         .filter(|e| !e.is_empty())
         .ok_or_else(|| {
-            err(
-                "spec.endpoints",
-                "a ServiceMonitor needs at least one endpoint".into(),
+            (
+                "spec.endpoints".to_string(),
+                "a ServiceMonitor needs at least one endpoint".to_string(),
             )
         })?;
     let mut jobs = Vec::new();
     for (i, endpoint) in endpoints.iter().enumerate() {
         let at = format!("spec.endpoints[{i}]");
-        let e = endpoint_settings(endpoint, &at, options).map_err(|(f, w)| err(&f, w))?;
+        let e = endpoint_settings(endpoint, &at, options)?;
         let mut relabel_configs = selector.clone();
         relabel_configs.extend(e.port_keep(options.role));
         relabel_configs.extend(target_labels(options.role, &service_labels, &pod_labels));
