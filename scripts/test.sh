@@ -60,6 +60,10 @@ echo "== test cluster (scripts/cluster.sh up)"
 # The outage test's own cluster too, should the test process die before its Drop.
 trap 'scripts/cluster.sh down >&2 || true; SLO_CHECK_CLUSTER_NAME=slo-check-outage scripts/cluster.sh down >&2 || true' EXIT
 scripts/cluster-build.sh
+# Upstream Prometheus for the tests that discover pods through kubernetes_sd_configs
+# (Debian's package has no Kubernetes discovery), built from its Go module on first use.
+SLO_CHECK_PROMETHEUS_SD_BIN="$(scripts/prometheus-build.sh | tail -n 1)"
+export SLO_CHECK_PROMETHEUS_SD_BIN
 SLO_CHECK_TEST_KUBECONFIG="$(scripts/cluster.sh up | tail -n 1)"
 export SLO_CHECK_TEST_KUBECONFIG
 export SLO_CHECK_REQUIRE_CLUSTER=1

@@ -58,6 +58,32 @@ pub enum StackAction {
     Clean(KubeArgs),
     /// Print the Role and ClusterRole (YAML) with exactly the permissions slo-check needs.
     Permissions(KubeArgs),
+    /// Print a Prometheus `scrape_configs:` (YAML) that scrapes what the stack's ServiceMonitors select, through kubernetes_sd_configs, as prometheus-operator would; for a Prometheus without the operator.
+    ScrapeConfig(ScrapeConfigArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScrapeConfigArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The kubeconfig Prometheus authenticates to the API server with (its current context is used) [default: the one slo-check uses: $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How Prometheus discovers each Service's endpoints.
+    #[arg(long, value_enum, default_value_t = SdRole::Endpointslice)]
+    pub role: SdRole,
+    /// Scrape every endpoint this often instead of its ServiceMonitor's interval (a longer scrapeTimeout is lowered to it), e.g. 1s for a test.
+    #[arg(long, value_name = "DURATION")]
+    pub scrape_interval: Option<String>,
+}
+
+/// Prometheus's kubernetes_sd_configs role for a ServiceMonitor's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SdRole {
+    /// discovery.k8s.io/v1 EndpointSlices.
+    Endpointslice,
+    /// v1 Endpoints (deprecated in Kubernetes 1.33).
+    Endpoints,
 }
 
 /// Comparison with an earlier run.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::cluster::{self, Namespace, eventually};
+use crate::support::prom::{PromServer, http_get, kubernetes_sd_binary, short_rules};
 
 /// `GET PATH` on `addr` (HTTP/1.1, `Connection: close`): the status code, or `None`
 /// when nothing answers within 3 s.
@@ -248,6 +249,16 @@ fn run_on_process_node(
     scenario: &str,
     extra: &[&str],
 ) -> tokio::process::Command {
+    run_on_overlay(s, "process", scenario, extra)
+}
+
+/// `run_on_process_node` with another overlay of the stack copy (one built on `process`).
+fn run_on_overlay(
+    s: &cluster::ClusterStack,
+    overlay: &str,
+    scenario: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
     let ingress = format!("{}/app.kubernetes.io/name=mcp-agent:8080", s.ns.name);
     let out = s.dir.path().join("out");
     let mut args = vec![
@@ -257,7 +268,7 @@ fn run_on_process_node(
         "--platform",
         "kube",
         "--overlay",
-        "process",
+        overlay,
         "--ingress",
         &ingress,
         "--out",
@@ -529,4 +540,216 @@ async fn a_killed_agent_and_a_frozen_redis_show_in_the_replicas_and_the_failures
         "the killed agent's dip is missing: {ready:?}"
     );
     assert_eq!(ready.last(), Some(&2), "not back to 2 ready: {ready:?}");
+}
+
+/// A scenario for `the_stacks_prometheus_rules_slos_and_cross_check_run_on_the_cluster`:
+/// submits and one status read (both compared with the agent's own histogram), a PromQL
+/// SLO on the agent's server-side p95 and an alert SLO on the seeds' rule for failing
+/// workflows, which the test's overlay makes the agents fail.
+const PROM_ON_THE_CLUSTER: &str = r#"name: prom-on-the-cluster
+description: 10 workflows/s on the process node, scraped by a Prometheus that discovers the pods through the API server.
+platform: { deployment: mcp-agent, hpa: mcp-agent-hpa, service: mcp-agent-service, virtual_service: mcp-agent-vs }
+prometheus: { settle: 5s }
+workflow:
+  - name: submit
+    request: { method: POST, path: /api/v1/workflows, json: { task: summarize } }
+    expect: { status: [202] }
+    capture: { id: /id }
+  - name: status
+    request: { method: GET, path: "/api/v1/workflows/${id}" }
+    expect: { status: [200] }
+load:
+  arrival: constant
+  stages:
+    - { for: 40s, rate: 10 }
+  request_timeout: 5s
+slos:
+  - { name: server submit p95, max: 1,
+      promql: 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{endpoint="/api/v1/workflows",method="POST"}${window})))' }
+  - { name: failing workflows alert, alert: HighWorkflowFailureRate, fires_within: 30s }
+"#;
+
+/// The stack on the process node with a share of its workflows failing: a further
+/// test-only overlay over tests/overlays/process (the user's stack/ is not touched).
+fn failing_overlay(s: &cluster::ClusterStack) -> &'static str {
+    let dir = s.stack().join("overlays/prom-failing");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../process]\nnamespace: {}\nconfigMapGenerator:\n  - name: mcp-agent-config\n    behavior: merge\n    literals: [AGENT_FAIL_RATIO=0.3]\n",
+            s.ns.name
+        ),
+    )
+    .unwrap();
+    "prom-failing"
+}
+
+/// Prometheus's active targets in namespace `ns` once at least `n` are up: (scrape
+/// URL, labels).
+fn up_targets(prom: &PromServer, ns: &str, n: usize) -> Option<Vec<(String, Value)>> {
+    let (_, body) = http_get(prom.addr, "/api/v1/targets?state=active")?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    let targets: Vec<&Value> = v["data"]["activeTargets"]
+        .as_array()?
+        .iter()
+        .filter(|t| t["labels"]["namespace"] == ns)
+        .collect();
+    (targets.len() >= n && targets.iter().all(|t| t["health"] == "up")).then(|| {
+        targets
+            .iter()
+            .map(|t| {
+                (
+                    t["scrapeUrl"].as_str().unwrap_or_default().to_string(),
+                    t["labels"].clone(),
+                )
+            })
+            .collect()
+    })
+}
+
+/// The seeds' Prometheus setup on a cluster run: `slo-check stack scrape-config` turns the
+/// stack's ServiceMonitor into `kubernetes_sd_configs` jobs against the real API server;
+/// Debian's Prometheus, with those jobs (1 s scrapes) and the seeds' rules (short
+/// windows), discovers and scrapes the agent pods on the process node, and nothing else
+/// in the namespace; the run's PromQL SLO, its alert SLO (the agents fail 30 % of
+/// workflows, so `HighWorkflowFailureRate` fires) and the client/server cross-check are
+/// evaluated against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stacks_prometheus_rules_slos_and_cross_check_run_on_the_cluster() {
+    let Some(s) = cluster::ClusterStack::new("prom") else {
+        return;
+    };
+    let Some(prometheus) = kubernetes_sd_binary("prometheus") else {
+        return;
+    };
+    let ns = s.ns.name.clone();
+    let overlay = failing_overlay(&s);
+    let (code, config, stderr) = s
+        .run(&[
+            "stack",
+            "scrape-config",
+            "--overlay",
+            overlay,
+            "--scrape-interval",
+            "1s",
+        ])
+        .await;
+    assert_eq!(code, Some(0), "stack scrape-config: {stderr}");
+    let kubeconfig = s.cluster.kubeconfig.display().to_string();
+    assert!(
+        config.contains(&format!("kubeconfig_file: {kubeconfig} (from KUBECONFIG)"))
+            && config.contains("role: endpointslice")
+            && config.contains("scrape_interval: 1s"),
+        "{config}"
+    );
+    let rules = short_rules(s.dir.path());
+    let prom = PromServer::with_scrape_configs(&prometheus, &config, Some(&rules));
+
+    let scenario = s.dir.path().join("prom-on-the-cluster.yaml");
+    std::fs::write(&scenario, PROM_ON_THE_CLUSTER).unwrap();
+    let child = run_on_overlay(
+        &s,
+        overlay,
+        scenario.to_str().unwrap(),
+        &["--prometheus", &prom.url],
+    )
+    .spawn()
+    .expect("spawn slo-check");
+
+    // Discovered through the API server's EndpointSlices and scraped at the pods' own
+    // addresses: the two agents, with the operator's target labels; Redis's Service,
+    // which the ServiceMonitor does not select, is not a target.
+    // (Prometheus scrapes an endpoint before it is Ready, as the operator's jobs do: wait
+    // for both.)
+    let (targets, agents) = eventually(
+        "Prometheus scrapes the agent pods, and both are Ready",
+        Duration::from_secs(120),
+        || {
+            let targets = up_targets(&prom, &ns, 2)?;
+            let agents: Vec<(String, String)> = ready_pods(s.cluster, &ns)
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("mcp-agent-"))
+                .collect();
+            (agents.len() >= 2).then_some((targets, agents))
+        },
+    )
+    .await;
+    println!("targets: {targets:?}; agent pods: {agents:?}");
+    assert_eq!(targets.len(), agents.len(), "{targets:?} vs {agents:?}");
+    for (url, labels) in &targets {
+        let (pod, ip) = agents
+            .iter()
+            .find(|(pod, _)| labels["pod"] == pod.as_str())
+            .unwrap_or_else(|| panic!("{labels} is no agent pod of {agents:?}"));
+        assert!(ip.starts_with("198.18.0."), "{pod} at {ip}");
+        assert_eq!(url, &format!("http://{ip}:8080/metrics"), "{labels}");
+        for (label, value) in [
+            ("service", "mcp-agent-service"),
+            ("job", "mcp-agent-service"),
+            ("container", "agent"),
+            ("endpoint", "http"),
+        ] {
+            assert_eq!(labels[label], value, "{labels}");
+        }
+    }
+
+    // What the agents counted, as Prometheus scraped it: the test's own look, for the
+    // messages below.
+    let (code, stdout, stderr) = cluster::finish_within(child, Duration::from_secs(300)).await;
+    let counted = http_get(
+        prom.addr,
+        "/api/v1/query?query=sum%20by%20(status)%20(max_over_time(workflow_executions_total%5B10m%5D))",
+    )
+    .map(|(_, body)| body)
+    .unwrap_or_default();
+    println!("workflows the agents counted: {counted}");
+    let run = run_json(&s);
+    let summary = std::fs::read_to_string(s.dir.path().join("out/summary.md")).unwrap();
+    println!("{summary}");
+    assert_eq!(
+        code,
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nPrometheus:\n{}",
+        prom.log()
+    );
+    let slo = |name: &str| {
+        run["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no SLO {name}"))
+    };
+    let p95 = slo("server submit p95");
+    assert_eq!(p95["status"], "pass", "{p95:#}");
+    let observed = p95["observed"].as_f64().unwrap();
+    assert!(observed > 0.0 && observed < 1.0, "{p95:#}");
+    let alert = slo("failing workflows alert");
+    assert_eq!(alert["status"], "pass", "{alert:#}");
+    let fired = alert["alert"]["fired_after_s"].as_f64().expect("fired");
+    assert!((0.0..=30.0).contains(&fired), "{alert:#}");
+    assert_eq!(alert["alert"]["already_firing"], false, "{alert:#}");
+    // The agents failed workflows the client never saw fail (it reads each once, while
+    // it runs), and no request failed: the server's 5xx count agrees with the client.
+    assert!(
+        run["counts"]["succeeded"].as_u64().unwrap() > 300,
+        "{}",
+        run["counts"]
+    );
+    let cc = run["cross_check"].as_array().expect("cross_check rows");
+    let row = |what: &str, source: &str| {
+        cc.iter()
+            .find(|c| c["what"] == what && c["server_source"] == source)
+            .unwrap_or_else(|| panic!("no cross-check row {what} ({source}) in {cc:#?}"))
+    };
+    let failures = row("failure rate", "agent");
+    assert_eq!(failures["status"], "agree", "{failures:#}");
+    assert_eq!(failures["server"].as_f64(), Some(0.0), "{failures:#}");
+    for step in ["step submit p95", "step status p95"] {
+        let r = row(step, "agent");
+        assert!(r["server"].as_f64().unwrap_or_default() > 0.0, "{r:#}");
+        assert_eq!(r["status"], "agree", "{r:#}");
+    }
 }

@@ -674,3 +674,114 @@ fn the_dockerfile_builds_the_agent_image_as_non_root() {
     assert!(text.contains(r#"CMD ["agent", "--listen", "0.0.0.0:8080", "--allow-non-loopback"]"#));
     assert!(root().join(".dockerignore").is_file());
 }
+
+/// `slo-check stack scrape-config ARGS --stack <copy>` with KUBECONFIG=`kubeconfig`:
+/// (exit code, stdout, stderr). Renders only; no cluster is reached.
+fn scrape_config(
+    copy: &StackCopy,
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("slo-check"))
+        .args(["stack", "scrape-config", "--stack"])
+        .arg(&copy.stack)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("run slo-check stack scrape-config");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_stacks_service_monitor_becomes_scrape_jobs_that_promtool_accepts() {
+    if kubectl().is_none() {
+        return;
+    }
+    let Some(promtool) = crate::support::prom::kubernetes_sd_binary("promtool") else {
+        return;
+    };
+    let copy = StackCopy::bare();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\ncontexts: [{name: test, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\nusers: [{name: u, user: {token: t}}]\n",
+    )
+    .unwrap();
+    let (code, config, stderr) = scrape_config(&copy, &kubeconfig, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        config.contains(&format!(
+            "kubeconfig_file: {} (from KUBECONFIG); Prometheus uses its current context, test.",
+            kubeconfig.display()
+        )),
+        "{config}"
+    );
+    let jobs: Value = serde_saphyr::from_str(&config).unwrap();
+    let job = &jobs["scrape_configs"][0];
+    assert_eq!(job["job_name"], "serviceMonitor/mcp-agents/mcp-agent/0");
+    assert_eq!(job["honor_labels"], true, "{job:#}");
+    assert_eq!(
+        (
+            &job["scrape_interval"],
+            &job["scrape_timeout"],
+            &job["metrics_path"]
+        ),
+        (&json!("15s"), &json!("10s"), &json!("/metrics"))
+    );
+    let sd = &job["kubernetes_sd_configs"][0];
+    assert_eq!(sd["namespaces"]["names"], json!(["mcp-agents"]));
+    assert_eq!(sd["kubeconfig_file"], kubeconfig.display().to_string());
+    assert_eq!(
+        job["relabel_configs"][0],
+        json!({"action": "keep", "regex": "(mcp-agent);true", "source_labels": [
+            "__meta_kubernetes_service_label_app_kubernetes_io_name",
+            "__meta_kubernetes_service_labelpresent_app_kubernetes_io_name"]})
+    );
+    // Prometheus's own config checker accepts it as prometheus.yml's scrape_configs
+    // (upstream's: Debian's has no kubernetes_sd_configs).
+    let prometheus_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prometheus_yml,
+        format!("global: {{scrape_interval: 15s}}\n{config}"),
+    )
+    .unwrap();
+    let check = std::process::Command::new(promtool)
+        .args(["check", "config"])
+        .arg(&prometheus_yml)
+        .output()
+        .expect("run promtool");
+    assert!(
+        check.status.success(),
+        "promtool check config:\n{}{}\n{config}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // Another context than the file's current one cannot be given to Prometheus.
+    let (code, _, stderr) = scrape_config(&copy, &kubeconfig, &["--context", "prod"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--context prod") && stderr.contains("is test"),
+        "{stderr}"
+    );
+
+    // A ServiceMonitor field it cannot translate: the overlay, the monitor and the field.
+    let overlay = copy.stack.join("overlays/relabelled");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "resources: [../kind]\npatches:\n  - target: {kind: ServiceMonitor, name: mcp-agent}\n    patch: '[{\"op\": \"add\", \"path\": \"/spec/endpoints/0/relabelings\", \"value\": []}]'\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = scrape_config(&copy, &kubeconfig, &["--overlay", "relabelled"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("overlays/relabelled: ServiceMonitor mcp-agents/mcp-agent: spec.endpoints[0].relabelings: not translated"),
+        "{stderr}"
+    );
+}

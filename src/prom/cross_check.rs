@@ -319,15 +319,9 @@ pub fn bucket_width(bounds: &[f64], v: f64) -> f64 {
     }
 }
 
+/// `s` as an RE2 literal inside a PromQL string (whose own escapes double the backslashes).
 fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push_str("\\\\");
-        }
-        out.push(c);
-    }
-    out
+    super::scrape_config::re2_literal(s).replace('\\', "\\\\")
 }
 
 #[cfg(test)]

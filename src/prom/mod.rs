@@ -1,6 +1,6 @@
 //! Prometheus: PromQL SLOs, alert-verification SLOs and the client/server cross-check,
-//! queried at the end of a run; and the file-based service-discovery file through
-//! which a Prometheus learns what to scrape.
+//! queried at the end of a run; and what a Prometheus scrapes: the file-based
+//! service-discovery file of a run, or the stack's ServiceMonitors as scrape jobs.
 //!
 //! Flow (called from `run`): `prepare` writes the `file_sd` file and waits, bounded,
 //! until Prometheus scrapes those targets; after the load, `evaluate` waits `settle`
@@ -9,13 +9,15 @@
 //!
 //! Files: `source` (the query seam and the real client), `clock` (plan time → wall
 //! time, `${window}`), `promql` (PromQL SLOs), `alerts` (`ALERTS` timing), `cross_check`,
-//! `sd` (file_sd), `report` (summary.md section).
+//! `sd` (file_sd), `report` (summary.md section); `scrape_config` (ServiceMonitors as
+//! a plain `scrape_configs:`, for `slo-check stack scrape-config`).
 
 pub mod alerts;
 pub mod clock;
 pub mod cross_check;
 pub mod promql;
 pub mod report;
+pub mod scrape_config;
 pub mod sd;
 pub mod source;
 

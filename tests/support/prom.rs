@@ -1,7 +1,8 @@
 //! A real Prometheus for tests: Debian's `/usr/bin/prometheus` started on a free
-//! loopback port with a generated config (1s scrape and evaluation intervals, file_sd
-//! pointing at a file the test or the run writes, the stack's rules with short windows),
-//! ready when `/-/ready` answers 200, killed on drop.
+//! loopback port with a generated config (1s scrape and evaluation intervals; file_sd
+//! pointing at a file the test or the run writes, or scrape jobs the test gives, such as
+//! `slo-check stack scrape-config`'s; the stack's rules with short windows), ready when
+//! `/-/ready` answers 200, killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,6 +21,47 @@ pub fn prometheus_binary() -> PathBuf {
         "Prometheus is not installed (/usr/bin/prometheus is missing): run scripts/test.sh, which installs Debian's `prometheus` package (CI does)"
     );
     path
+}
+
+/// Upstream's `prometheus` or `promtool` (`name`), built with Kubernetes service
+/// discovery by scripts/prometheus-build.sh: Debian's package has none. `None` (with the
+/// reason printed) when it is not built and `SLO_CHECK_REQUIRE_CLUSTER` is unset;
+/// scripts/test.sh builds it and sets that, so CI never skips.
+pub fn kubernetes_sd_binary(name: &str) -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/prometheus-build.sh");
+    let bin = match std::env::var_os("SLO_CHECK_PROMETHEUS_SD_BIN") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            // The version is the script's, so the two cannot drift apart.
+            let text = std::fs::read_to_string(&script).expect("scripts/prometheus-build.sh");
+            let version = text
+                .lines()
+                .find_map(|l| l.strip_prefix("PROMETHEUS_VERSION="))
+                .and_then(|v| v.split_whitespace().next())
+                .expect("PROMETHEUS_VERSION= in scripts/prometheus-build.sh");
+            let cache = std::env::var_os("SLO_CHECK_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/slo-check")
+                });
+            cache.join("prometheus").join(version).join("bin")
+        }
+    };
+    let path = bin.join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    let why = format!(
+        "{} is missing: Debian's Prometheus has no kubernetes_sd_configs; build upstream's with {}",
+        path.display(),
+        script.display()
+    );
+    assert!(
+        std::env::var_os("SLO_CHECK_REQUIRE_CLUSTER").is_none(),
+        "{why}"
+    );
+    eprintln!("skipped: {why}");
+    None
 }
 
 /// `promtool`, or a panic saying how to install it.
@@ -63,7 +105,24 @@ impl PromServer {
     /// Starts Prometheus scraping the file_sd file `sd_file` every second and loading
     /// `rules` (if any), and waits until it is ready.
     pub fn start(sd_file: &Path, rules: Option<&Path>) -> PromServer {
-        let bin = prometheus_binary();
+        PromServer::with_scrape_configs(
+            &prometheus_binary(),
+            &format!(
+                "scrape_configs:\n  - job_name: slo-check\n    file_sd_configs:\n      - files: [\"{}\"]\n        refresh_interval: 1s\n",
+                sd_file.display()
+            ),
+            rules,
+        )
+    }
+
+    /// Starts the Prometheus `bin` with `scrape_configs` (a YAML document holding the
+    /// `scrape_configs:` key, e.g. `slo-check stack scrape-config`'s output), 1s scrape
+    /// and evaluation intervals and `rules` (if any), and waits until it is ready.
+    pub fn with_scrape_configs(
+        bin: &Path,
+        scrape_configs: &str,
+        rules: Option<&Path>,
+    ) -> PromServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -71,8 +130,7 @@ impl PromServer {
             .map(|r| format!("rule_files: [\"{}\"]\n", r.display()))
             .unwrap_or_default();
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: slo-check\n    file_sd_configs:\n      - files: [\"{}\"]\n        refresh_interval: 1s\n",
-            sd_file.display()
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rule_files}{scrape_configs}"
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();

@@ -53,3 +53,69 @@ fn explain(settings: &KubeSettings, error: &str) -> String {
         settings.cluster_name()
     )
 }
+
+/// The kubeconfig a tool that takes one file (Prometheus's `kubeconfig_file`) should
+/// read to reach the cluster slo-check reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigFile {
+    /// Absolute.
+    pub path: std::path::PathBuf,
+    /// Where the path came from: `--kubeconfig`, `KUBECONFIG` or `~/.kube/config`.
+    pub source: &'static str,
+    /// Its current context, the one such a tool uses (`None`: the file is not readable here).
+    pub current_context: Option<String>,
+}
+
+/// `flag`, else the kubeconfig slo-check itself reads ($KUBECONFIG when it names one
+/// file, else ~/.kube/config). A `context` other than the file's current one is refused:
+/// a one-file reader has no way to pick another.
+pub fn kubeconfig_file(
+    flag: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<KubeconfigFile, PlatformError> {
+    let usage = PlatformError::Usage;
+    let (path, source) = match (flag, std::env::var_os("KUBECONFIG")) {
+        (Some(p), _) => (p.to_path_buf(), "--kubeconfig"),
+        (None, Some(list)) if !list.is_empty() => {
+            let files: Vec<_> = std::env::split_paths(&list)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
+            match files.as_slice() {
+                [one] => (one.clone(), "KUBECONFIG"),
+                _ => {
+                    return Err(usage(format!(
+                        "KUBECONFIG lists {} files and Prometheus's kubeconfig_file takes one: give --kubeconfig PATH (e.g. a file written by `kubectl config view --flatten --minify`)",
+                        files.len()
+                    )));
+                }
+            }
+        }
+        (None, _) => {
+            let home = std::env::var_os("HOME").ok_or_else(|| {
+                usage("neither KUBECONFIG nor HOME is set: give --kubeconfig PATH".into())
+            })?;
+            (
+                std::path::Path::new(&home).join(".kube/config"),
+                "~/.kube/config",
+            )
+        }
+    };
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let current_context = Kubeconfig::read_from(&path)
+        .ok()
+        .and_then(|k| k.current_context);
+    if let Some(wanted) = context
+        && current_context.as_deref() != Some(wanted)
+    {
+        return Err(usage(format!(
+            "--context {wanted}: Prometheus's kubeconfig_file always uses the file's current context, and that of {} (from {source}) is {}; give --kubeconfig a file whose current context is {wanted} (`kubectl config view --flatten --minify --context {wanted} > FILE`)",
+            path.display(),
+            current_context.as_deref().unwrap_or("unreadable")
+        )));
+    }
+    Ok(KubeconfigFile {
+        path,
+        source,
+        current_context,
+    })
+}
