@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 const MANAGER: &str = "slo-check-process-node";
 /// Where the image table's executables are copied at start (see `ImageTable::snapshot`).
 const IMAGES: &str = "/run/slo-check-process-node/images";
+/// Where the controller keeps the copy of itself that pods start through.
+const SHIM_DIR: &str = "/run/slo-check-process-node";
 
 struct Args {
     kubeconfig: PathBuf,
@@ -112,6 +114,7 @@ async fn controller() -> anyhow::Result<()> {
     // One process node per machine: the bridge and namespace names are global.
     let _lock = machine_lock()?;
     args.images = args.images.snapshot(std::path::Path::new(IMAGES))?;
+    shim::snapshot_self(std::path::Path::new(SHIM_DIR))?;
     net::teardown_all();
     net::bridge_up()?;
     eprintln!(

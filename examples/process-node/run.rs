@@ -102,7 +102,7 @@ impl Process {
         // `ip netns exec` joins the pod's network namespace and a private mount
         // namespace (with the pod's /etc/hosts); this binary's shim then mounts the
         // volumes, takes the pod's user and becomes the program.
-        let shim = std::env::current_exe()?;
+        let shim = crate::shim::path()?;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &net::netns(self.slot)])
             .arg(shim)

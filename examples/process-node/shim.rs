@@ -7,9 +7,38 @@
 
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
+
+/// The copy of this executable that pods are started through.
+static SHIM: OnceLock<PathBuf> = OnceLock::new();
+
+/// Copies this executable into `dir` and starts pods through the copy from now on, so
+/// that a rebuild of the controller (cargo replaces the file) cannot break the pods it
+/// starts later: a replaced executable's `/proc/self/exe` names a deleted file.
+pub fn snapshot_self(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::env::current_exe().context("this executable's path")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("make {}", dir.display()))?;
+    let copy = dir.join("process-node-shim");
+    let tmp = copy.with_extension("tmp");
+    std::fs::copy(&exe, &tmp)
+        .with_context(|| format!("copy {} to {}", exe.display(), tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, &copy)?;
+    let _ = SHIM.set(copy);
+    Ok(())
+}
+
+/// What `ip netns exec` runs: the snapshot, or this executable before there is one.
+pub fn path() -> std::io::Result<PathBuf> {
+    match SHIM.get() {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe(),
+    }
+}
 
 /// A pod's volume: the node's directory `source`, mounted at `target` in the pod.
 #[derive(Clone, Debug, PartialEq)]
