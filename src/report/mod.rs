@@ -24,6 +24,26 @@ pub fn default_dir(scenario: &str, prefix: &str, started_at: &str) -> PathBuf {
         .join(format!("{prefix}{}", started_at.replace(':', "")))
 }
 
+/// Whether reports can be written into `dir`, checked before any load is spent on a
+/// run: the directory is made (it would be anyway) and a probe file is written and
+/// removed. The error names the directory and what the system said.
+pub fn check_writable(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(".slo-check-write-probe");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot write reports into {}: {e}", dir.display()))
+}
+
+/// Where reports go when their directory cannot be written at the end of a run:
+/// `<temp dir>/slo-check-reports/<scenario>/<started_at>`.
+pub fn fallback_dir(scenario: &str, started_at: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join("slo-check-reports")
+        .join(scenario)
+        .join(started_at.replace(':', ""))
+}
+
 /// Write every report file into `dir`; returns the paths written.
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir)

@@ -2,7 +2,7 @@
 //! → Prometheus → SLO verdict → `RunReport` → reports, with the platform taken down on
 //! every path. What the exit code depends on comes back as an `Ending`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
@@ -44,6 +44,24 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     // Signals are watched from before the platform comes up until the run ends: an
     // interrupt during `up` still takes the platform down; one after the load marks the
     // run interrupted.
+    // An unwritable report location is found before the load, not after it.
+    let out = match &cfg.out {
+        Some(dir) => dir.clone(),
+        None => report::default_dir(&cfg.plan.scenario.name, "", "-")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    if let Err(e) = report::check_writable(&out) {
+        let what = if cfg.out.is_some() {
+            "--out"
+        } else {
+            "the default report directory"
+        };
+        return Err(Failure::usage(format!(
+            "{what}: {e}; give --out a directory you can write to"
+        )));
+    }
     let (control, interrupted, watcher) = signals::watch_interrupts(cfg.grace);
     if let Some(warning) = crate::prom::unanswered(&cfg.prometheus).await {
         eprintln!("warning: {warning}");
@@ -173,7 +191,29 @@ fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target
         problems: Vec::new(),
         interrupted: report.interrupted,
     };
-    let written = report::write_all(report, &dir);
+    let mut written = report::write_all(report, &dir);
+    let mut dir = dir;
+    if let Err(e) = &written {
+        // Never lose what the load measured: write it elsewhere, say where, exit 3.
+        let fallback = report::fallback_dir(&report.scenario, started_at);
+        let again = report::write_all(report, &fallback);
+        let problem = match &again {
+            Ok(_) => format!(
+                "{e}; the reports were written to {} instead",
+                fallback.display()
+            ),
+            Err(e2) => format!(
+                "{e}; writing them to {} failed too: {e2}",
+                fallback.display()
+            ),
+        };
+        eprintln!("error: {problem}");
+        ending.problems.push(problem);
+        if again.is_ok() {
+            dir = fallback;
+        }
+        written = again;
+    }
     if cfg.json {
         println!(
             "{}",
@@ -193,9 +233,6 @@ fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target
         eprintln!("warning: {e}");
     }
     ending.problems.extend(unreachable(report, target));
-    if let Err(e) = written {
-        ending.problems.push(e);
-    }
     ending
 }
 
