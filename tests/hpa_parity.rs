@@ -295,10 +295,9 @@ fn visible_at(scrapes_s: &[f64], t: f64) -> f64 {
         .unwrap_or_else(|| panic!("no scrape after {t} s: {scrapes_s:?}"))
 }
 
-/// Checks the agreement the module's header states; the message shows both timelines.
-fn assert_agree(trace: &Trace) {
-    let spec = spec_of(&trace.hpa);
-    let (emulated, _) = emulate(&spec, trace);
+/// Checks the agreement the module's header states between the trace's real scales and
+/// the emulator's; the message shows both timelines.
+fn assert_agree(trace: &Trace, spec: &HpaSpec, emulated: &[Scale]) {
     let real = &trace.real;
     let both = format!(
         "real: {real:?}\nemulated: {emulated:?}\nscrapes: {:?}\npods: {:?}",
@@ -309,7 +308,7 @@ fn assert_agree(trace: &Trace) {
     let same_sync = 1.0;
 
     let first_up = |s: &[Scale]| *s.first().unwrap_or_else(|| panic!("no scale-up\n{both}"));
-    let (r, e) = (first_up(real), first_up(&emulated));
+    let (r, e) = (first_up(real), first_up(emulated));
     assert!(
         r.replicas > spec.min_replicas,
         "the first real scale is up\n{both}"
@@ -326,7 +325,7 @@ fn assert_agree(trace: &Trace) {
     );
 
     let peak = |s: &[Scale]| s.iter().map(|s| s.replicas).max().unwrap_or_default();
-    assert_eq!(peak(real), peak(&emulated), "the same peak\n{both}");
+    assert_eq!(peak(real), peak(emulated), "the same peak\n{both}");
     assert!(
         peak(real) < spec.max_replicas,
         "a peak the demand set, not maxReplicas\n{both}"
@@ -343,7 +342,7 @@ fn assert_agree(trace: &Trace) {
     };
     for (who, s) in [
         ("real", first_down(real)),
-        ("emulated", first_down(&emulated)),
+        ("emulated", first_down(emulated)),
     ] {
         assert!(
             s.at_s >= earliest,
@@ -354,7 +353,7 @@ fn assert_agree(trace: &Trace) {
 
     // Every scale, up and down (rate limits included), at the same sync to the same count.
     assert_eq!(real.len(), emulated.len(), "as many scales\n{both}");
-    for (r, e) in real.iter().zip(&emulated) {
+    for (r, e) in real.iter().zip(emulated) {
         assert!(
             r.replicas == e.replicas && (r.at_s - e.at_s).abs() <= same_sync,
             "real scaled to {} at {:.1} s, the emulator to {} at {:.1} s\n{both}",
@@ -379,7 +378,9 @@ fn the_emulator_agrees_with_a_recorded_run_of_the_real_hpa_controller() {
     let path = crate::support::stack::root().join(TRACE);
     let trace: Trace = serde_json::from_str(&std::fs::read_to_string(&path).expect(TRACE))
         .expect("the trace parses");
-    assert_agree(&trace);
+    let spec = spec_of(&trace.hpa);
+    let (emulated, _) = emulate(&spec, &trace);
+    assert_agree(&trace, &spec, &emulated);
 }
 
 /// A whole run on the test cluster: the real controller and the emulator on one series.
@@ -510,13 +511,13 @@ async fn the_embedded_autoscaler_agrees_with_the_real_hpa_controller() {
     .unwrap();
     let spec = spec_of(&trace.hpa);
     let (emulated, timeline) = emulate(&spec, &trace);
-    std::fs::write(out.join("hpa-parity.svg"), chart(&trace, &timeline)).unwrap();
+    std::fs::write(out.join("hpa-parity.svg"), chart(&trace, &spec, &timeline)).unwrap();
     eprintln!(
         "hpa parity (trace and chart in {}):\n  real:     {:?}\n  emulated: {emulated:?}",
         out.display(),
         trace.real
     );
-    assert_agree(&trace);
+    assert_agree(&trace, &spec, &emulated);
 }
 
 async fn client(kubeconfig: &Path) -> kube::Client {
@@ -542,9 +543,8 @@ async fn live_pods(pods: &Api<Pod>, selector: &ListParams) -> Vec<Pod> {
 
 /// The side-by-side chart: the real controller's desired replicas (polled), the
 /// emulator's, and the replicas the demand needs at the target utilisation.
-fn chart(trace: &Trace, emulated: &[(f64, u32)]) -> String {
+fn chart(trace: &Trace, spec: &HpaSpec, emulated: &[(f64, u32)]) -> String {
     use plotters::prelude::*;
-    let spec = spec_of(&trace.hpa);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();

@@ -19,9 +19,12 @@ pub use model::RunReport;
 /// The default report directory: `reports/<scenario>/<prefix><UTC time>/`, the time
 /// without colons so any filesystem takes it (`prefix` is `capacity-` for a search).
 pub fn default_dir(scenario: &str, prefix: &str, started_at: &str) -> PathBuf {
-    Path::new("reports")
-        .join(scenario)
-        .join(format!("{prefix}{}", started_at.replace(':', "")))
+    scenario_dir(scenario).join(format!("{prefix}{}", started_at.replace(':', "")))
+}
+
+/// Where a scenario's runs go by default: `reports/<scenario>`.
+pub fn scenario_dir(scenario: &str) -> PathBuf {
+    Path::new("reports").join(scenario)
 }
 
 /// Whether reports can be written into `dir`, checked before any load is spent on a
@@ -35,13 +38,37 @@ pub fn check_writable(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot write reports into {}: {e}", dir.display()))
 }
 
-/// Where reports go when their directory cannot be written at the end of a run:
-/// `<temp dir>/slo-check-reports/<scenario>/<started_at>`.
-pub fn fallback_dir(scenario: &str, started_at: &str) -> PathBuf {
-    std::env::temp_dir()
+/// Writes every report into `dir`, or, should that fail, into
+/// `<temp dir>/slo-check-reports/<scenario>/<started_at>` so that what the load measured
+/// is never lost. The directory written, if any, and the problem to report (exit 3).
+pub fn write_or_fall_back(
+    report: &RunReport,
+    dir: &Path,
+    started_at: &str,
+) -> (Option<PathBuf>, Option<String>) {
+    let Err(e) = write_all(report, dir) else {
+        return (Some(dir.to_path_buf()), None);
+    };
+    let fallback = std::env::temp_dir()
         .join("slo-check-reports")
-        .join(scenario)
-        .join(started_at.replace(':', ""))
+        .join(&report.scenario)
+        .join(started_at.replace(':', ""));
+    match write_all(report, &fallback) {
+        Ok(_) => {
+            let problem = format!(
+                "{e}; the reports were written to {} instead",
+                fallback.display()
+            );
+            (Some(fallback), Some(problem))
+        }
+        Err(e2) => {
+            let problem = format!(
+                "{e}; writing them to {} failed too: {e2}",
+                fallback.display()
+            );
+            (None, Some(problem))
+        }
+    }
 }
 
 /// Write every report file into `dir`; returns the paths written.

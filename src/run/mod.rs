@@ -2,7 +2,7 @@
 //! → Prometheus → SLO verdict → `RunReport` → reports, with the platform taken down on
 //! every path. What the exit code depends on comes back as an `Ending`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
@@ -41,16 +41,10 @@ pub struct RunConfig {
 /// Run `cfg`: the platform comes up (a failure to bring it up is the `Err`), the load
 /// runs, the reports are written and the platform goes down again.
 pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
-    // Signals are watched from before the platform comes up until the run ends: an
-    // interrupt during `up` still takes the platform down; one after the load marks the
-    // run interrupted.
     // An unwritable report location is found before the load, not after it.
     let out = match &cfg.out {
         Some(dir) => dir.clone(),
-        None => report::default_dir(&cfg.plan.scenario.name, "", "-")
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
+        None => report::scenario_dir(&cfg.plan.scenario.name),
     };
     if let Err(e) = report::check_writable(&out) {
         let what = if cfg.out.is_some() {
@@ -62,6 +56,9 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
             "{what}: {e}; give --out a directory you can write to"
         )));
     }
+    // Signals are watched from before the platform comes up until the run ends: an
+    // interrupt during `up` still takes the platform down; one after the load marks the
+    // run interrupted.
     let (control, interrupted, watcher) = signals::watch_interrupts(cfg.grace);
     if let Some(warning) = crate::prom::unanswered(&cfg.prometheus).await {
         eprintln!("warning: {warning}");
@@ -191,29 +188,8 @@ fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target
         problems: Vec::new(),
         interrupted: report.interrupted,
     };
-    let mut written = report::write_all(report, &dir);
-    let mut dir = dir;
-    if let Err(e) = &written {
-        // Never lose what the load measured: write it elsewhere, say where, exit 3.
-        let fallback = report::fallback_dir(&report.scenario, started_at);
-        let again = report::write_all(report, &fallback);
-        let problem = match &again {
-            Ok(_) => format!(
-                "{e}; the reports were written to {} instead",
-                fallback.display()
-            ),
-            Err(e2) => format!(
-                "{e}; writing them to {} failed too: {e2}",
-                fallback.display()
-            ),
-        };
-        eprintln!("error: {problem}");
-        ending.problems.push(problem);
-        if again.is_ok() {
-            dir = fallback;
-        }
-        written = again;
-    }
+    let (written, problem) = report::write_or_fall_back(report, &dir, started_at);
+    ending.problems.extend(problem);
     if cfg.json {
         println!(
             "{}",
@@ -221,8 +197,7 @@ fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target
         );
     }
     if !cfg.quiet {
-        let table =
-            report::terminal::verdict_table(report, written.as_ref().ok().map(|_| dir.as_path()));
+        let table = report::terminal::verdict_table(report, written.as_deref());
         if cfg.json {
             eprint!("{table}")
         } else {

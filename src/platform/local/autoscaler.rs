@@ -1,7 +1,7 @@
 //! The embedded HPA controller loop: every `SYNC_PERIOD × time_scale` of real time, read
-//! the replicas as metrics-server would show them (`Pool::hpa_inputs`), reconcile in scenario time (elapsed / time_scale,
-//! so stabilisation windows and policy periods shrink with the time scale too), scale,
-//! and record a timeline sample.
+//! the replicas as metrics-server would show them (`Pool::hpa_inputs`), reconcile in
+//! scenario time (elapsed / time_scale, so stabilisation windows and policy periods
+//! shrink with the time scale too), scale, and record a timeline sample.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,8 @@ pub(super) async fn run(replicas: Arc<Replicas>, mut autoscaler: Autoscaler, tim
             _ = ticks.tick() => {}
         }
         let now = started.elapsed().div_f64(time_scale);
-        let (current, pods) = replicas.pool.hpa_inputs(replicas.metric_window());
-        let decision = autoscaler.reconcile(now, current, &pods);
+        let pods = replicas.pool.hpa_inputs(replicas.metric_window());
+        let decision = autoscaler.reconcile(now, pods.len() as u32, &pods);
         // A replica that cannot bind a port is not started; the next sync sees
         // fewer replicas than desired and tries again, as a controller would.
         let _ = replicas.scale_to(decision.desired_replicas).await;

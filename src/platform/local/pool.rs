@@ -230,14 +230,13 @@ impl Pool {
             .count() as u32
     }
 
-    /// Replicas that count as current (starting or ready), and each one as the HPA
+    /// The replicas that count as current (starting or ready), each as the HPA
     /// controller would see it through metrics-server: starting ones unready; ready
     /// ones without a sample until they have been ready for `metric_window` (a new
     /// pod's first CPU rate needs two scrapes one resolution apart); then their CPU
-    /// utilisation. The autoscaler's inputs.
-    pub fn hpa_inputs(&self, metric_window: Duration) -> (u32, Vec<PodSample>) {
-        let inner = lock(&self.inner);
-        let samples: Vec<PodSample> = inner
+    /// utilisation. The autoscaler's input.
+    pub fn hpa_inputs(&self, metric_window: Duration) -> Vec<PodSample> {
+        lock(&self.inner)
             .entries
             .iter()
             .filter(|e| e.phase != Phase::Draining)
@@ -250,8 +249,7 @@ impl Pool {
                     .with_agent(|a| PodSample::Ready(a.cpu_utilisation())),
                 _ => Some(PodSample::Unready),
             })
-            .collect();
-        (samples.len() as u32, samples)
+            .collect()
     }
 
     /// Up to `n` replicas to scale down, least useful first: starting ones (newest
