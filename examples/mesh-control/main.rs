@@ -1,0 +1,9 @@
+//! The test cluster's mesh control plane (test infrastructure, not the product): it
+//! watches the API server and writes, for each ingress-gateway proxy, the Envoy
+//! configuration istiod would send, as xDS files the proxy's Envoy watches.
+
+mod translate;
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}
