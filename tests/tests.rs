@@ -20,6 +20,7 @@ mod kube_double;
 mod kube_platform;
 mod local_platform;
 mod malformed_corpus;
+mod mesh;
 mod misbehaving;
 mod poisson;
 mod process_node;

@@ -160,6 +160,42 @@ pub struct ClusterStack {
     pub ns: Namespace,
     copy: StackCopy,
     pub dir: tempfile::TempDir,
+    /// The ingress gateway the test uses, held until the stack is dropped.
+    gateway: Option<GatewayHold>,
+}
+
+/// The shared gateway's lock: one test at a time routes through it.
+fn shared_gateway() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
+/// An ingress gateway a test uses: the shared one, locked, or one of its own, deleted
+/// when dropped.
+enum GatewayHold {
+    Shared {
+        _lock: tokio::sync::MutexGuard<'static, ()>,
+    },
+    Own {
+        cluster: &'static Cluster,
+        name: String,
+    },
+}
+
+impl Drop for GatewayHold {
+    fn drop(&mut self) {
+        if let GatewayHold::Own { cluster, name } = self {
+            let _ = cluster.kubectl(&[
+                "-n",
+                "istio-system",
+                "delete",
+                "deployment,service",
+                name,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+        }
+    }
 }
 
 impl ClusterStack {
@@ -168,11 +204,40 @@ impl ClusterStack {
         Some(ClusterStack::on(get()?, what))
     }
 
-    /// On `cluster`: the shared one or an `OwnCluster`'s.
+    /// On the shared cluster, its Gateway selecting the cluster's own ingress gateway
+    /// (`istio-system/istio=ingressgateway`, slo-check's default `--ingress`), which
+    /// this test holds alone until the stack is dropped (`None`: skipped).
+    pub async fn on_shared_gateway(what: &str) -> Option<ClusterStack> {
+        let cluster = get()?;
+        let hold = shared_gateway().lock().await;
+        let mut s = ClusterStack::select(cluster, what, |_| "ingressgateway".into());
+        s.gateway = Some(GatewayHold::Shared { _lock: hold });
+        Some(s)
+    }
+
+    /// On `cluster`: the shared one or an `OwnCluster`'s. The stack's Gateway selects
+    /// `istio=gw-<namespace>`, a gateway of the test's own (`own_gateway`), so tests
+    /// that run at once never share the routes of one gateway.
     pub fn on(cluster: &'static Cluster, what: &str) -> ClusterStack {
+        ClusterStack::select(cluster, what, |ns| format!("gw-{ns}"))
+    }
+
+    fn select(
+        cluster: &'static Cluster,
+        what: &str,
+        gateway_label: impl Fn(&str) -> String,
+    ) -> ClusterStack {
         cluster.rearm_volumes();
         let ns = Namespace::new(cluster, what);
         let copy = StackCopy::bare();
+        let istio = copy.stack.join("base/istio.yaml");
+        let text = std::fs::read_to_string(&istio).expect("read the stack's istio.yaml");
+        assert!(text.contains("istio: ingressgateway"), "{text}");
+        let text = text.replace(
+            "istio: ingressgateway",
+            &format!("istio: {}", gateway_label(&ns.name)),
+        );
+        std::fs::write(&istio, text).expect("write the copy's istio.yaml");
         // The tests' own overlay (tests/overlays/process): the stack on the process node.
         super::stack::copy_tree(
             &super::stack::root().join("tests/overlays/process"),
@@ -193,7 +258,66 @@ impl ClusterStack {
             ns,
             copy,
             dir: tempfile::tempdir().expect("temp dir"),
+            gateway: None,
         }
+    }
+
+    /// Start the test's own ingress gateway (scripts/cluster/istio-gateway.yaml as
+    /// `istio-system/gw-<namespace>`: Envoy on the process node, configured by the mesh
+    /// controller), wait until it is Ready, and keep it until the stack is dropped. The
+    /// `--ingress` that reaches it.
+    pub fn own_gateway(&mut self) -> String {
+        let name = format!("gw-{}", self.ns.name);
+        let manifest = std::fs::read_to_string(
+            super::stack::root().join("scripts/cluster/istio-gateway.yaml"),
+        )
+        .expect("read scripts/cluster/istio-gateway.yaml")
+        .replace("istio-ingressgateway", &name)
+        .replace("istio: ingressgateway", &format!("istio: {name}"));
+        let file = self.dir.path().join("gateway.yaml");
+        std::fs::write(&file, manifest).expect("write the gateway manifest");
+        self.cluster
+            .ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+        self.gateway = Some(GatewayHold::Own {
+            cluster: self.cluster,
+            name: name.clone(),
+        });
+        self.cluster.ok(&[
+            "-n",
+            "istio-system",
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=120s",
+        ]);
+        format!("istio-system/istio={name}:8080")
+    }
+
+    /// The address of a Ready pod of the gateway this stack's Gateway selects (its Envoy
+    /// admin answers on port 15000 there).
+    pub fn gateway_pod_ip(&self) -> String {
+        let label = match &self.gateway {
+            Some(GatewayHold::Own { name, .. }) => format!("istio={name}"),
+            Some(GatewayHold::Shared { .. }) => "istio=ingressgateway".into(),
+            None => panic!("no gateway: call own_gateway or on_shared_gateway first"),
+        };
+        let pods = self
+            .cluster
+            .get(&["-n", "istio-system", "pods", "-l", &label]);
+        pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .and_then(|p| p["status"]["podIP"].as_str())
+            .unwrap_or_else(|| panic!("no Ready gateway pod labelled {label}: {pods}"))
+            .to_string()
     }
 
     pub fn stack(&self) -> &Path {

