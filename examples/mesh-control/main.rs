@@ -2,9 +2,11 @@
 //! watches the API server and writes, for each ingress-gateway proxy, the Envoy
 //! configuration istiod would send, as xDS files the proxy's Envoy watches.
 
-// Until main watches the API server and uses it (it is tested either way).
+// Until main watches the API server and uses them (they are tested either way).
 #[cfg_attr(not(test), allow(dead_code))]
 mod translate;
+#[cfg_attr(not(test), allow(dead_code))]
+mod xds;
 
 fn main() -> anyhow::Result<()> {
     anyhow::bail!("not yet")
