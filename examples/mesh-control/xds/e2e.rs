@@ -388,6 +388,33 @@ fn a_real_envoy_serves_the_translation_and_switches_faults_on_live_connections()
         "no route with the VirtualService's metadata and the fault in {dump:#}"
     );
 
+    // The fault exactly as slo-check patches it (1.5 % aborts, 10 % delayed 200 ms):
+    // Envoy takes it (the rejected counters are checked below).
+    let rds_success = format!("http.outbound_0.0.0.0_{port}.rds.http.{port}.update_success");
+    let before = envoy.stats()[&rds_success];
+    w.virtual_services[0]["spec"]["http"][0]["fault"] = json!({
+        "abort": {"percentage": {"value": 1.5}, "httpStatus": 503},
+        "delay": {"percentage": {"value": 10}, "fixedDelay": "200ms"},
+    });
+    xds::write(d, &translate(&w, &proxy()), "2b").unwrap();
+    let start = Instant::now();
+    loop {
+        let stats = envoy.stats();
+        if stats[&rds_success] > before
+            || stats
+                .iter()
+                .any(|(k, v)| k.ends_with("update_rejected") && *v > 0)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no route update after {WAIT:?}; Envoy's log:\n{}",
+            envoy.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // Reverted: the same connection gets the backend again.
     xds::write(d, &plain, "3").unwrap();
     assert_eq!(until_status(&mut envoy, &mut client, 200), "backend");
