@@ -137,19 +137,8 @@ fn destination_rule<'a>(
     let mut best: Option<(usize, u8, &Value)> = None;
     for dr in istio::sorted(&world.destination_rules, "DestinationRule") {
         let m = istio::meta(dr);
-        let what = format!("DestinationRule {m} spec");
-        let spec = &dr["spec"];
-        warnings.unknown_keys(
-            spec,
-            &["host", "trafficPolicy", "subsets", "exportTo"],
-            &what,
-        );
-        let dr_host = istio::fqdn(
-            spec["host"].as_str().unwrap_or(""),
-            &m.namespace,
-            &format!("{what}.host"),
-            warnings,
-        );
+        // Only the chosen rule's warnings matter (below).
+        let dr_host = dr_host(dr, &mut Warnings::default());
         if !istio::subset_of(host, &dr_host) {
             continue;
         }
@@ -170,7 +159,26 @@ fn destination_rule<'a>(
             best = Some((specificity, ns_rank, dr));
         }
     }
-    best.map(|(_, _, dr)| dr)
+    let (_, _, dr) = best?;
+    let what = format!("DestinationRule {} spec", istio::meta(dr));
+    warnings.unknown_keys(
+        &dr["spec"],
+        &["host", "trafficPolicy", "subsets", "exportTo"],
+        &what,
+    );
+    dr_host(dr, warnings);
+    Some(dr)
+}
+
+/// The FQDN of a DestinationRule's host (short names are its namespace's).
+fn dr_host(dr: &Value, warnings: &mut Warnings) -> String {
+    let m = istio::meta(dr);
+    istio::fqdn(
+        dr["spec"]["host"].as_str().unwrap_or(""),
+        &m.namespace,
+        &format!("DestinationRule {m} spec.host"),
+        warnings,
+    )
 }
 
 fn subsets(dr: Option<&Value>) -> Vec<&Value> {

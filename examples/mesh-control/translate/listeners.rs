@@ -42,10 +42,10 @@ pub(super) fn servers(world: &World, proxy: &Proxy, warnings: &mut Warnings) -> 
     for gw in istio::sorted(&world.gateways, "Gateway") {
         let m = istio::meta(gw);
         let spec = &gw["spec"];
-        warnings.unknown_keys(spec, &["selector", "servers"], &format!("Gateway {m} spec"));
         if !istio::selects(&istio::string_map(&spec["selector"]), &proxy.labels) {
             continue;
         }
+        warnings.unknown_keys(spec, &["selector", "servers"], &format!("Gateway {m} spec"));
         for (i, server) in spec["servers"].as_array().into_iter().flatten().enumerate() {
             let what = format!("Gateway {m} spec.servers[{i}]");
             warnings.unknown_keys(server, &["port", "hosts", "name", "tls"], &what);

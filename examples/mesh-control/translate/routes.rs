@@ -36,10 +36,10 @@ pub(super) fn route_config(
         for vs in &virtual_services {
             let m = istio::meta(vs);
             let spec = &vs["spec"];
-            check_virtual_service(spec, &m, warnings);
             if !bound_gateways(&spec["gateways"], &m).contains(&gateway) {
                 continue;
             }
+            check_virtual_service(spec, &m, warnings);
             let what = format!("VirtualService {m}");
             let vs_hosts: Vec<String> = spec["hosts"]
                 .as_array()

@@ -500,3 +500,29 @@ fn unsupported_fields_are_warnings_naming_object_and_field() {
     );
     assert_eq!(s.listeners.len(), 1);
 }
+
+#[test]
+fn objects_that_do_not_concern_the_proxy_give_no_warnings() {
+    let mut w = world();
+    // A sidecar-only VirtualService with a TCP route, an egress Gateway with TLS, and a
+    // DestinationRule for another host with mTLS: none is this proxy's.
+    w.virtual_services.push(json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "mesh-only", "namespace": "mcp-agents"},
+        "spec": {"hosts": ["redis"], "tcp": [{"route": [{"destination": {"host": "redis"}}]}]},
+    }));
+    w.gateways.push(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "Gateway",
+        "metadata": {"name": "egress", "namespace": "istio-system"},
+        "spec": {"selector": {"istio": "egressgateway"},
+                 "servers": [{"port": {"number": 443, "protocol": "TLS"}, "hosts": ["*"], "tls": {"mode": "PASSTHROUGH"}}]},
+    }));
+    w.destination_rules.push(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "redis", "namespace": "mcp-agents"},
+        "spec": {"host": "redis.mcp-agents", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+    }));
+    let s = translate(&w, &gateway_proxy());
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert_eq!(s, translate(&world(), &gateway_proxy()));
+}
