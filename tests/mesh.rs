@@ -47,18 +47,24 @@ fn counter(stats: &str, name: &str) -> Option<u64> {
 /// (`Value::Null`: none); `None` while Envoy has no such route.
 fn route_faults(config_dump: &str, ns: &str) -> Option<Vec<Value>> {
     let dump: Value = serde_json::from_str(config_dump).ok()?;
-    let source = format!("/apis/networking.istio.io/v1/namespaces/{ns}/virtual-service/mcp-agent-vs");
+    let source =
+        format!("/apis/networking.istio.io/v1/namespaces/{ns}/virtual-service/mcp-agent-vs");
     let mut faults = Vec::new();
     for config in dump["configs"].as_array()? {
-        for dynamic in config["dynamic_route_configs"].as_array().into_iter().flatten() {
+        for dynamic in config["dynamic_route_configs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let hosts = dynamic["route_config"]["virtual_hosts"].as_array();
-            for route in hosts.into_iter().flatten().flat_map(|h| {
-                h["routes"].as_array().cloned().unwrap_or_default()
-            }) {
+            for route in hosts
+                .into_iter()
+                .flatten()
+                .flat_map(|h| h["routes"].as_array().cloned().unwrap_or_default())
+            {
                 if route["metadata"]["filter_metadata"]["istio"]["config"] == source.as_str() {
-                    faults.push(
-                        route["typed_per_filter_config"]["envoy.filters.http.fault"].clone(),
-                    );
+                    faults
+                        .push(route["typed_per_filter_config"]["envoy.filters.http.fault"].clone());
                 }
             }
         }
@@ -153,7 +159,12 @@ fn access_log_flags(s: &ClusterStack, flags: &str) -> u64 {
         "--tail=-1",
     ]);
     log.lines()
-        .filter(|l| l.splitn(3, '"').nth(2).and_then(|rest| rest.split_whitespace().nth(1)) == Some(flags))
+        .filter(|l| {
+            l.splitn(3, '"')
+                .nth(2)
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                == Some(flags)
+        })
         .count() as u64
 }
 
@@ -175,12 +186,23 @@ async fn envoy_aborts_the_asked_share_and_its_counts_match_the_clients() {
     // every abort fails its one-request workflow, and nothing else fails.
     let stats = admin_get(&ip, "/stats").expect("Envoy's /stats");
     let aborts = counter(&stats, &format!("{STATS}.fault.aborts_injected")).expect("the counter");
-    let status = run["counts"]["failures_by_kind"]["status"].as_u64().unwrap_or(0);
-    assert_eq!(run["counts"]["failed"].as_u64(), Some(status), "{}", run["counts"]);
+    let status = run["counts"]["failures_by_kind"]["status"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(
+        run["counts"]["failed"].as_u64(),
+        Some(status),
+        "{}",
+        run["counts"]
+    );
     assert!(aborts > 0, "{stats}");
     assert_eq!(aborts, status, "Envoy's aborts against the client's 503s");
     // And its access log marks each with the response flag FI (fault injection abort).
-    assert_eq!(access_log_flags(&s, "FI"), aborts, "FI lines in the access log");
+    assert_eq!(
+        access_log_flags(&s, "FI"),
+        aborts,
+        "FI lines in the access log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,13 +213,18 @@ async fn envoy_delays_the_asked_share_and_its_counts_match_the_clients() {
     let (code, stderr, run, seen, ip) = run_through_own_gateway(&mut s, "fault-delay").await;
     // Every SLO holds: p90 in the window delayed, p75 not, nothing delayed outside it.
     assert_eq!(code, Some(0), "stderr:\n{stderr}");
-    assert!(seen.fault_from.is_some() && seen.fault_gone > seen.fault_from, "{seen:?}");
+    assert!(
+        seen.fault_from.is_some() && seen.fault_gone > seen.fault_from,
+        "{seen:?}"
+    );
 
     // The requests the client saw take 500 ms or more are the ones Envoy delayed.
     let stats = admin_get(&ip, "/stats").expect("Envoy's /stats");
     let delays = counter(&stats, &format!("{STATS}.fault.delays_injected")).expect("the counter");
     let histogram = slo_check::stats::histogram::decode(
-        run["histograms"]["workflow"].as_str().expect("the run's histogram"),
+        run["histograms"]["workflow"]
+            .as_str()
+            .expect("the run's histogram"),
     )
     .expect("a histogram");
     let slow = histogram.count_between(500_000, histogram.max());
@@ -206,5 +233,9 @@ async fn envoy_delays_the_asked_share_and_its_counts_match_the_clients() {
         slow.abs_diff(delays) <= (delays / 50).max(2),
         "client saw {slow} requests of 500 ms or more, Envoy delayed {delays}"
     );
-    assert_eq!(access_log_flags(&s, "DI"), delays, "DI lines in the access log");
+    assert_eq!(
+        access_log_flags(&s, "DI"),
+        delays,
+        "DI lines in the access log"
+    );
 }

@@ -43,16 +43,19 @@ impl Stores {
                 .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
                 .collect()
         };
-        let typed = |v: Vec<Arc<_>>| v.into_iter().map(|o: Arc<_>| (*o).clone()).collect();
         World {
             gateways: values(&self.gateways),
             virtual_services: values(&self.virtual_services),
             destination_rules: values(&self.destination_rules),
-            services: typed(self.services.state()),
-            endpoint_slices: typed(self.endpoint_slices.state()),
-            pods: typed(self.pods.state()),
+            services: owned(self.services.state()),
+            endpoint_slices: owned(self.endpoint_slices.state()),
+            pods: owned(self.pods.state()),
         }
     }
+}
+
+fn owned<K: Clone>(shared: Vec<Arc<K>>) -> Vec<K> {
+    shared.iter().map(|o| K::clone(o)).collect()
 }
 
 /// Run until SIGTERM or SIGINT.
@@ -145,10 +148,20 @@ where
     reader
 }
 
-fn spawn_reflector<K>(writer: reflector::store::Writer<K>, api: Api<K>, changed: Arc<Notify>, kind: String)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+fn spawn_reflector<K>(
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    changed: Arc<Notify>,
+    kind: String,
+) where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     tokio::spawn(async move {
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
@@ -183,9 +196,11 @@ impl Pusher {
                 }
             }
             match crate::xds::write(&dir, &snapshot, &version) {
-                Ok(changed) if changed.any() => {
-                    eprintln!("mesh-control: {} ({}): {changed} at version {version}", dir.display(), proxy.namespace)
-                }
+                Ok(changed) if changed.any() => eprintln!(
+                    "mesh-control: {}: wrote {} (version {version})",
+                    dir.display(),
+                    kinds(changed)
+                ),
                 Ok(_) => {}
                 Err(e) => eprintln!("mesh-control: write {}: {e:#}", dir.display()),
             }
@@ -207,9 +222,22 @@ fn proxies(pods: &[Pod]) -> BTreeMap<PathBuf, Proxy> {
         out.entry(PathBuf::from(dir)).or_insert_with(|| Proxy {
             namespace: pod.namespace().unwrap_or_default(),
             labels: pod.labels().clone(),
+            bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
         });
     }
     out
+}
+
+/// The kinds of resources a write changed, in the order written.
+fn kinds(c: crate::xds::Changed) -> String {
+    let all = [
+        (c.endpoints, "endpoints"),
+        (c.clusters, "clusters"),
+        (c.routes, "routes"),
+        (c.listeners, "listeners"),
+    ];
+    let named: Vec<&str> = all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+    named.join(", ")
 }
 
 fn unix_ms() -> u128 {

@@ -29,7 +29,9 @@ fn prepare(argv: &[String]) -> anyhow::Result<std::process::Command> {
             "--xds-dir" => dir = Some(PathBuf::from(value()?)),
             "--admin" => {
                 let v = value()?;
-                admin = v.parse().with_context(|| format!("--admin {v}: not HOST:PORT"))?;
+                admin = v
+                    .parse()
+                    .with_context(|| format!("--admin {v}: not HOST:PORT"))?;
             }
             "--node-id" => node_id = Some(value()?.clone()),
             "--cluster" => cluster = value()?.clone(),
