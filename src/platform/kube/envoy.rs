@@ -550,8 +550,15 @@ impl EnvoyAdmin {
         let pods = ingress_pods(&self.client, &self.settings).await?;
         let texts = futures::future::join_all(pods.iter().map(|p| self.get(p, "/stats"))).await;
         let mut counts = Vec::new();
-        for text in texts {
-            counts.push(parse_stats(&text?, &self.stat_prefix, &self.service_host));
+        for (pod, text) in pods.iter().zip(texts) {
+            let c = parse_stats(&text?, &self.stat_prefix, &self.service_host);
+            if c == GatewayCounts::default() {
+                return Err(format!(
+                    "pod {pod}: GET /stats on port {} answered none of the gateway's counters (http.{}.*, cluster.outbound|*|*|{}.*); is it Envoy's admin?",
+                    self.settings.envoy_admin_port, self.stat_prefix, self.service_host
+                ));
+            }
+            counts.push(c);
         }
         Ok(GatewayReading {
             source: format!("Envoy admin /stats of {}", pods_text(pods.len())),
