@@ -1287,6 +1287,17 @@ async fn envoys_admin_is_read_through_the_port_forward_until_it_holds_the_change
         "{last}"
     );
 
+    // A gateway with no route made from the VirtualService is not waited for.
+    let elsewhere = envoy::istio_config("mcp-agents", "another-vs");
+    let started = tokio::time::Instant::now();
+    let none = bounded(
+        "elsewhere",
+        envoy.wait_until_held(&elsewhere, &reverted, started, Duration::from_secs(5)),
+    )
+    .await;
+    assert_eq!(none, DataPlane::NotObserved);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
     // The counters, through the same port-forward.
     admin.set_stats(
         "http.outbound_0.0.0.0_8080.fault.aborts_injected: 212\nhttp.outbound_0.0.0.0_8080.downstream_rq_total: 4000\n",

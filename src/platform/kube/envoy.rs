@@ -132,6 +132,16 @@ pub fn istio_config(namespace: &str, name: &str) -> String {
     format!("/apis/networking.istio.io/v1/namespaces/{namespace}/virtual-service/{name}")
 }
 
+/// The same object, whatever API version istiod names (`v1`, `v1beta1`, `v1alpha3`:
+/// it writes the version the config was stored in).
+fn same_config(metadata: &str, config: &str) -> bool {
+    let unversioned = |path: &str| -> Option<String> {
+        let rest = path.strip_prefix("/apis/networking.istio.io/")?;
+        Some(rest.split_once('/')?.1.to_string())
+    };
+    metadata == config || unversioned(metadata).is_some_and(|m| Some(m) == unversioned(config))
+}
+
 /// A duration, either Go's (`200ms`, Istio) or protobuf JSON's (`0.200s`, Envoy), in µs.
 fn duration_us(text: &str) -> Result<u64, String> {
     crate::units::parse_duration(text).map(|d| (d.as_secs_f64() * 1e6).round() as u64)
@@ -239,7 +249,8 @@ pub fn expected_routes(vs: &Value) -> Result<Vec<ExpectedRoute>, String> {
 }
 
 /// The routes in an admin `config_dump` (of `resource=dynamic_route_configs`, or the
-/// whole dump) whose `istio.config` metadata is `config`, with their faults.
+/// whole dump) whose `istio.config` metadata names the object `config` names, with
+/// their faults.
 pub fn routes_in_config_dump(dump: &Value, config: &str) -> Result<Vec<EnvoyRoute>, String> {
     let configs = dump["configs"]
         .as_array()
@@ -257,7 +268,8 @@ pub fn routes_in_config_dump(dump: &Value, config: &str) -> Result<Vec<EnvoyRout
     for rc in route_configs {
         let hosts = rc["virtual_hosts"].as_array().into_iter().flatten();
         for route in hosts.flat_map(|h| h["routes"].as_array().into_iter().flatten()) {
-            if route["metadata"]["filter_metadata"]["istio"]["config"].as_str() != Some(config) {
+            let metadata = route["metadata"]["filter_metadata"]["istio"]["config"].as_str();
+            if !metadata.is_some_and(|m| same_config(m, config)) {
                 continue;
             }
             let name = route["name"].as_str().unwrap_or_default().to_string();
@@ -369,6 +381,24 @@ fn sum(all: &[GatewayCounts]) -> GatewayCounts {
         upstream_rq_pending_overflow: total(|c| c.upstream_rq_pending_overflow),
         outlier_ejections_enforced: total(|c| c.outlier_ejections_enforced),
     }
+}
+
+/// Why the first look at the gateway says nothing about the VirtualService, if it
+/// does not: no pod's admin answered, or no pod has a route made from it (the
+/// VirtualService's routes are in Envoy before any fault, so none will come).
+fn not_made_from_it(looks: &[Result<Vec<EnvoyRoute>, String>]) -> Option<String> {
+    if looks.iter().all(Result::is_err) {
+        let why: Vec<&str> = looks
+            .iter()
+            .filter_map(|l| l.as_ref().err())
+            .map(String::as_str)
+            .collect();
+        return Some(why.join("; "));
+    }
+    let none = looks.iter().all(|l| l.as_ref().map_or(true, Vec::is_empty));
+    none.then(|| {
+        "no route of the gateway's Envoy carries the VirtualService's istio.config metadata: this gateway is not configured from it".to_string()
+    })
 }
 
 /// "1 gateway pod", "2 gateway pods".
@@ -496,9 +526,8 @@ impl EnvoyAdmin {
         loop {
             let looks = futures::future::join_all(pending.iter().map(|p| self.routes(p, config)));
             let looks = looks.await;
-            if first && looks.iter().all(Result::is_err) {
-                let why: Vec<String> = looks.into_iter().filter_map(Result::err).collect();
-                return self.give_up(why.join("; "));
+            if first && let Some(why) = not_made_from_it(&looks) {
+                return self.give_up(why);
             }
             first = false;
             let mut last = Vec::new();
@@ -620,6 +649,10 @@ mod tests {
         );
         let other = istio_config("mcp-agents", "another-vs");
         assert!(routes_in_config_dump(&dump, &other).unwrap().is_empty());
+        // istiod names the version the object was stored in.
+        let v1alpha3 = VS.replace("/v1/", "/v1alpha3/");
+        assert_eq!(routes_in_config_dump(&dump, &v1alpha3).unwrap(), routes);
+        assert!(!same_config(&v1alpha3, &other));
         let err = routes_in_config_dump(&json!({"ok": true}), VS).unwrap_err();
         assert!(err.contains("not an Envoy config_dump"), "{err}");
     }
