@@ -495,8 +495,8 @@ impl EnvoyAdmin {
             .await?;
         let dump: Value = serde_json::from_str(&text).map_err(|e| {
             format!(
-                "pod {pod} port {}: the answer is not an Envoy config_dump ({e}); is --ingress's port {} Envoy's admin?",
-                self.settings.envoy_admin_port, self.settings.envoy_admin_port
+                "pod {pod} port {}: the answer is not an Envoy config_dump ({e}); the gateway pods' Envoy admin is expected on that port, as on Istio's gateways",
+                self.settings.envoy_admin_port
             )
         })?;
         routes_in_config_dump(&dump, config).map_err(|e| format!("pod {pod}: {e}"))
