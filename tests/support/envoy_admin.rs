@@ -189,38 +189,7 @@ impl RealEnvoy {
         let (listener, admin) = (free(), free());
         let xds = dir.path().join("xds");
         std::fs::create_dir(&xds).expect("xds dir");
-        let source = |file: &str| {
-            json!({"resource_api_version": "V3", "path_config_source": {
-                "path": xds.join(file), "watched_directory": {"path": xds}}})
-        };
-        let cluster = "outbound|80||mcp-agent-service.mcp-agents.svc.cluster.local";
-        let bootstrap = json!({
-            "node": {"id": "gateway", "cluster": "istio-ingressgateway"},
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin.port()}}},
-            "dynamic_resources": {"lds_config": source("lds.json"), "cds_config": source("cds.json")},
-        });
-        let cds = json!({"resources": [{
-            "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-            "name": cluster, "type": "STATIC", "connect_timeout": "1s",
-            // The stack's DestinationRule, as istiod translates it.
-            "outlier_detection": {"consecutive_5xx": 5, "interval": "10s", "base_ejection_time": "30s", "max_ejection_percent": 50},
-            "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{"endpoint": {
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream.port()}}}}]}]},
-        }]});
-        let lds = json!({"resources": [{
-            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
-            "name": "0.0.0.0_8080",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port()}},
-            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "outbound_0.0.0.0_8080",
-                "rds": {"route_config_name": "http.8080", "config_source": source("rds.json")},
-                "http_filters": [
-                    {"name": "envoy.filters.http.fault", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
-                    {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-                ],
-            }}]}],
-        }]});
+        let (bootstrap, lds, cds) = istiod_files(&xds, listener, admin, upstream);
         let config =
             format!("/apis/networking.istio.io/v1/namespaces/{namespace}/virtual-service/{name}");
         let write = |file: &str, v: &Value| {
@@ -306,6 +275,49 @@ impl RealEnvoy {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The bootstrap, listener and cluster an istiod would give the gateway's Envoy, as
+/// files under `xds` (routes come later, by `RealEnvoy::push`).
+fn istiod_files(
+    xds: &std::path::Path,
+    listener: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+) -> (Value, Value, Value) {
+    let source = |file: &str| {
+        json!({"resource_api_version": "V3", "path_config_source": {
+                "path": xds.join(file), "watched_directory": {"path": xds}}})
+    };
+    let cluster = "outbound|80||mcp-agent-service.mcp-agents.svc.cluster.local";
+    let bootstrap = json!({
+        "node": {"id": "gateway", "cluster": "istio-ingressgateway"},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin.port()}}},
+        "dynamic_resources": {"lds_config": source("lds.json"), "cds_config": source("cds.json")},
+    });
+    let cds = json!({"resources": [{
+        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "name": cluster, "type": "STATIC", "connect_timeout": "1s",
+        // The stack's DestinationRule, as istiod translates it.
+        "outlier_detection": {"consecutive_5xx": 5, "interval": "10s", "base_ejection_time": "30s", "max_ejection_percent": 50},
+        "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream.port()}}}}]}]},
+    }]});
+    let lds = json!({"resources": [{
+        "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "name": "0.0.0.0_8080",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port()}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "outbound_0.0.0.0_8080",
+            "rds": {"route_config_name": "http.8080", "config_source": source("rds.json")},
+            "http_filters": [
+                {"name": "envoy.filters.http.fault", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
+                {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+            ],
+        }}]}],
+    }]});
+    (bootstrap, lds, cds)
 }
 
 impl Drop for RealEnvoy {
