@@ -1,6 +1,8 @@
 //! The fault timeline: applies each scenario fault at its window's start and
 //! reverts it at its end, or as soon as the load stops; every applied fault is
-//! reverted, on every path, and the timeline says when (run.json `faults[]`).
+//! reverted, on every path, and the timeline says when (run.json `faults[]`): when the
+//! control plane took each change, and how long the data plane took to hold it where
+//! the platform could look.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::scenario::Fault;
-use crate::target::FaultInjector;
+use crate::target::{DataPlane, FaultChange, FaultInjector};
 
 /// Upper bound on one apply or revert call: an injector that hangs (a stuck API
 /// server) must not hold the run, nor an interrupted exit, forever.
@@ -23,12 +25,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// What happened to one fault, in real time after the run's zero.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultActivity {
-    /// When the injector accepted the fault; `None`: never applied (the load
-    /// stopped first, the platform cannot inject, or applying failed).
+    /// When the control plane accepted the fault (`FaultChange::accepted_at`); `None`:
+    /// never applied (the load stopped first, the platform cannot inject, or applying
+    /// failed).
     pub applied_at: Option<Duration>,
-    /// When the injector confirmed the revert; `None` for a fault never applied,
+    /// When the control plane accepted the revert; `None` for a fault never applied,
     /// or one whose revert failed (the log says so).
     pub reverted_at: Option<Duration>,
+    /// What the data plane did with the apply (`NotObserved` when never applied).
+    pub applied_data_plane: DataPlane,
+    /// What the data plane did with the revert (`NotObserved` when never reverted).
+    pub reverted_data_plane: DataPlane,
 }
 
 /// The timeline's result: lines for the terminal and, per scenario fault (in
@@ -72,7 +79,6 @@ pub async fn run_timeline(
         }
         return out;
     };
-    let since_zero = || Instant::now().saturating_duration_since(zero);
     // Events in time order: (time, fault index, apply?); at equal times reverts come first.
     let mut events: Vec<(Duration, usize, bool)> = Vec::new();
     for (i, (from, to)) in windows.iter().enumerate() {
@@ -92,7 +98,12 @@ pub async fn run_timeline(
             // (a slow API server), so it is reverted like an applied one.
             touched[i] = true;
             match bounded(injector.apply(f)).await {
-                Ok(()) => out.activity[i].applied_at = Some(since_zero()),
+                Ok(change) => {
+                    unseen_warning(&change.data_plane, "applied", f, &mut out.log);
+                    let a = &mut out.activity[i];
+                    a.applied_at = Some(change.accepted_at.saturating_duration_since(zero));
+                    a.applied_data_plane = change.data_plane;
+                }
                 Err(e) => out.log.push(format!(
                     "error: fault `{}` could not be applied: {e:#}",
                     f.name
@@ -114,7 +125,7 @@ pub async fn run_timeline(
     out
 }
 
-/// Revert fault `i` and record when it was confirmed (for an applied fault).
+/// Revert fault `i` and record when the control plane took it (for an applied fault).
 /// True once the injector confirms.
 async fn revert_into(
     injector: &dyn FaultInjector,
@@ -123,19 +134,39 @@ async fn revert_into(
     i: usize,
     zero: Instant,
 ) -> bool {
-    let ok = revert(injector, f, &mut out.log).await;
-    let at = Instant::now();
+    let Some(change) = revert(injector, f, &mut out.log).await else {
+        return false;
+    };
     let a = &mut out.activity[i];
-    if ok && a.applied_at.is_some() {
-        a.reverted_at = Some(at.saturating_duration_since(zero));
+    if a.applied_at.is_some() {
+        unseen_warning(&change.data_plane, "reverted", f, &mut out.log);
+        a.reverted_at = Some(change.accepted_at.saturating_duration_since(zero));
+        a.reverted_data_plane = change.data_plane;
     }
-    ok
+    true
+}
+
+/// A change the data plane did not show in time is said, with what it showed instead:
+/// the fault's window in the reports starts at the control plane's acceptance.
+fn unseen_warning(seen: &DataPlane, what: &str, f: &Fault, log: &mut Vec<String>) {
+    if let DataPlane::NotSeenWithin {
+        bound,
+        seen_in,
+        last,
+    } = seen
+    {
+        log.push(format!(
+            "warning: fault `{}` was {what} by the control plane, but the {seen_in} did not show it within {} ({last}); the reports time it from the control plane",
+            f.name,
+            crate::units::format_duration(*bound)
+        ));
+    }
 }
 
 /// An injector call under `CALL_TIMEOUT`.
 async fn bounded(
-    call: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<()> {
+    call: impl std::future::Future<Output = anyhow::Result<FaultChange>>,
+) -> anyhow::Result<FaultChange> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(r) => r,
         Err(_) => Err(anyhow::anyhow!(
@@ -146,15 +177,19 @@ async fn bounded(
 }
 
 /// Revert `f`, retried for up to `REVERT_PATIENCE` with growing pauses: leaving a
-/// fault in place is worse than a slow exit. True once the injector confirms.
-async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) -> bool {
+/// fault in place is worse than a slow exit. The change, once the injector confirms.
+async fn revert(
+    injector: &dyn FaultInjector,
+    f: &Fault,
+    log: &mut Vec<String>,
+) -> Option<FaultChange> {
     let first = Instant::now();
     let mut pause = Duration::from_millis(200);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let e = match bounded(injector.revert(f)).await {
-            Ok(()) => {
+            Ok(change) => {
                 if attempt > 1 {
                     log.push(format!(
                         "warning: fault `{}` was reverted {} late, at attempt {attempt}: it was in force that much longer than the scenario says",
@@ -162,7 +197,7 @@ async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) 
                         crate::units::format_duration(first.elapsed())
                     ));
                 }
-                return true;
+                return Some(change);
             }
             Err(e) => e,
         };
@@ -172,7 +207,7 @@ async fn revert(injector: &dyn FaultInjector, f: &Fault, log: &mut Vec<String>) 
                 f.name,
                 crate::units::format_duration(REVERT_PATIENCE)
             ));
-            return false;
+            return None;
         }
         if attempt == 1 {
             // Said at once, not with the timeline's log at the end: the run may now wait.
@@ -216,19 +251,58 @@ mod tests {
         /// The apply lands, but its answer never comes (a stuck API server).
         hang_apply: bool,
         reverts: AtomicU32,
+        /// The control plane takes this long to accept a change.
+        accept_ms: u64,
+        /// The data plane holds a change this long after the control plane took it
+        /// (`None`: nobody looks); past `bound_ms` it is `NotSeenWithin`.
+        propagate_ms: Option<u64>,
+        bound_ms: u64,
+    }
+
+    impl Fake {
+        /// Accept after `accept_ms`, then watch the data plane as a platform would.
+        async fn change(&self) -> FaultChange {
+            tokio::time::sleep(Duration::from_millis(self.accept_ms)).await;
+            let accepted_at = Instant::now();
+            let Some(ms) = self.propagate_ms else {
+                return FaultChange {
+                    accepted_at,
+                    data_plane: DataPlane::NotObserved,
+                };
+            };
+            let seen_in = "fake proxy".to_string();
+            let data_plane = if ms <= self.bound_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                DataPlane::SeenAfter {
+                    after: accepted_at.elapsed(),
+                    seen_in,
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(self.bound_ms)).await;
+                DataPlane::NotSeenWithin {
+                    bound: Duration::from_millis(self.bound_ms),
+                    seen_in,
+                    last: "the old route".into(),
+                }
+            };
+            FaultChange {
+                accepted_at,
+                data_plane,
+            }
+        }
     }
 
     impl FaultInjector for Fake {
-        fn apply<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+        fn apply<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>> {
             Box::pin(async move {
                 self.active.lock().unwrap().push(f.name.clone());
                 if self.hang_apply {
                     std::future::pending::<()>().await;
                 }
-                Ok(())
+                Ok(self.change().await)
             })
         }
-        fn revert<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+        fn revert<'a>(&'a self, f: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>> {
             Box::pin(async move {
                 self.reverts.fetch_add(1, Ordering::SeqCst);
                 if self.hang_revert {
@@ -239,7 +313,7 @@ mod tests {
                     anyhow::bail!("flaky");
                 }
                 self.active.lock().unwrap().retain(|n| *n != f.name);
-                Ok(())
+                Ok(self.change().await)
             })
         }
     }
@@ -372,5 +446,63 @@ mod tests {
         assert_eq!(out.activity[0], FaultActivity::default());
         assert_eq!(fake.reverts.load(Ordering::SeqCst), 1);
         assert!(fake.active.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_control_planes_acceptance_is_the_time_and_the_data_plane_its_delay() {
+        let fake = Arc::new(Fake {
+            accept_ms: 30,
+            propagate_ms: Some(40),
+            bound_ms: 5000,
+            ..Fake::default()
+        });
+        let out = run(fake, &[("a", 100, 1000)], 10_000).await;
+        let a = &out.activity[0];
+        // Accepted 30 ms after the window opened; Envoy's 40 ms do not move it.
+        assert_eq!(a.applied_at, Some(Duration::from_millis(130)));
+        assert_eq!(a.reverted_at, Some(Duration::from_millis(1130)));
+        let seen = DataPlane::SeenAfter {
+            after: Duration::from_millis(40),
+            seen_in: "fake proxy".into(),
+        };
+        assert_eq!(a.applied_data_plane, seen);
+        assert_eq!(a.reverted_data_plane, seen);
+        assert!(out.log.is_empty(), "{:?}", out.log);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_the_data_plane_never_shows_is_said_and_kept_apart() {
+        let fake = Arc::new(Fake {
+            propagate_ms: Some(10_000),
+            bound_ms: 5000,
+            ..Fake::default()
+        });
+        let out = run(fake, &[("a", 0, 20_000)], 60_000).await;
+        let a = &out.activity[0];
+        assert_eq!(a.applied_at, Some(Duration::ZERO));
+        // The revert came due 20 s in; the apply's 5 s of looking did not delay it.
+        assert_eq!(a.reverted_at, Some(Duration::from_secs(20)));
+        assert!(
+            matches!(&a.applied_data_plane, DataPlane::NotSeenWithin { bound, .. } if *bound == Duration::from_secs(5)),
+            "{a:?}"
+        );
+        assert_eq!(out.log.len(), 2, "{:?}", out.log);
+        assert!(
+            out.log[0].starts_with("warning: fault `a` was applied by the control plane, but the fake proxy did not show it within 5s (the old route)"),
+            "{:?}",
+            out.log
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unobserved_platform_records_no_data_plane() {
+        let fake = Arc::new(Fake::default());
+        let out = run(fake, &[("a", 0, 100)], 1000).await;
+        assert_eq!(out.activity[0].applied_data_plane, DataPlane::NotObserved);
+        assert_eq!(out.activity[0].reverted_data_plane, DataPlane::NotObserved);
+        assert_eq!(
+            out.activity[0].reverted_at,
+            Some(Duration::from_millis(100))
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! The seams between the platform and the stages that drive and observe it: the
 //! `Target` a platform hands back, and the traits behind it (fault injector, replica
-//! observer, scrape targets). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
+//! observer, scrape targets, the gateway's counters). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
 //! on it, not on `platform`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -30,6 +31,9 @@ pub struct Target {
     pub replicas: Option<Arc<dyn ReplicaObserver>>,
     /// What a Prometheus should scrape (written to `--prometheus-sd-file`), when known.
     pub scrape: Option<Arc<dyn ScrapeTargets>>,
+    /// The counters of the proxy the traffic enters the mesh through (the ingress
+    /// gateway's Envoy), when the platform drives traffic through one.
+    pub gateway: Option<Arc<dyn GatewayCounters>>,
 }
 
 /// The platform's metrics endpoints, by Prometheus job name (e.g. `agent`, `mesh`). Asked
@@ -48,10 +52,149 @@ impl ScrapeTargets for StaticTargets {
     }
 }
 
-/// Applies and reverts Istio-style faults.
+/// Applies and reverts Istio-style faults. Both calls return once the control plane
+/// took the change, and say whether the data plane was then seen to hold it.
 pub trait FaultInjector: Send + Sync {
-    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>>;
-    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>>;
+    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>>;
+}
+
+/// One fault change (an apply or a revert) as the platform saw it take effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultChange {
+    /// When the control plane took the change: the API server answered the patch (kube),
+    /// or the embedded balancer switched its filter (local).
+    pub accepted_at: Instant,
+    /// Whether, and how long after `accepted_at`, the proxies carrying the run's traffic
+    /// were seen to hold it.
+    pub data_plane: DataPlane,
+}
+
+impl FaultChange {
+    /// A change the control plane took now, with nobody looking at the data plane.
+    pub fn unobserved_now() -> FaultChange {
+        FaultChange {
+            accepted_at: Instant::now(),
+            data_plane: DataPlane::NotObserved,
+        }
+    }
+}
+
+/// What the data plane was seen to do with a fault change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum DataPlane {
+    /// Nobody looked: the platform cannot see its proxies (a URL target, a gateway whose
+    /// Envoy admin does not answer), or it is an emulation whose filter is the control
+    /// plane itself (the embedded platform), so there is no propagation to measure.
+    #[default]
+    NotObserved,
+    /// Every proxy looked at held the change this long after `accepted_at`.
+    SeenAfter {
+        /// From `accepted_at` to the poll that found the last proxy holding it.
+        after: Duration,
+        /// Where it was seen, e.g. `Envoy config_dump of 2 gateway pods`.
+        seen_in: String,
+    },
+    /// The proxies answered, but not all held the change within `bound`.
+    NotSeenWithin {
+        /// How long after `accepted_at` the platform looked.
+        bound: Duration,
+        /// Where it looked, as in `SeenAfter`.
+        seen_in: String,
+        /// What the last look found instead, e.g. which pod held which fault.
+        last: String,
+    },
+}
+
+/// The gateway's counters, read now (cumulative since each proxy started).
+pub trait GatewayCounters: Send + Sync {
+    /// The counters summed over the gateway's ready pods, or why they cannot be read.
+    fn read(&self) -> BoxFuture<'_, Result<GatewayReading, String>>;
+}
+
+/// One reading of the gateway's counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayReading {
+    /// Where the numbers come from, e.g. `Envoy admin /stats of 2 pod(s)`.
+    pub source: String,
+    /// The pods read, sorted: a difference is only meaningful over the same pods.
+    pub pods: Vec<String>,
+    /// The counters, summed over `pods`.
+    pub counts: GatewayCounts,
+}
+
+/// Counters of the gateway; `None`: the proxy does not export it (e.g. not in Istio's
+/// stats inclusion list), never a zero that looks measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayCounts {
+    /// Requests the fault filter answered with an abort (`fault.aborts_injected`).
+    pub aborts_injected: Option<u64>,
+    /// Requests the fault filter delayed (`fault.delays_injected`).
+    pub delays_injected: Option<u64>,
+    /// Requests the listener received (`downstream_rq_total`).
+    pub downstream_rq: Option<u64>,
+    /// Of those, answered 5xx, aborts included (`downstream_rq_5xx`).
+    pub downstream_rq_5xx: Option<u64>,
+    /// Requests refused by the service cluster's circuit breaker (`upstream_rq_pending_overflow`).
+    pub upstream_rq_pending_overflow: Option<u64>,
+    /// Endpoints ejected by outlier detection (`outlier_detection.ejections_enforced_total`).
+    pub outlier_ejections_enforced: Option<u64>,
+}
+
+impl GatewayReading {
+    /// What was counted between `earlier` and `self`; `Err` says why there is no
+    /// difference to take (other pods, or a counter that went backwards).
+    pub fn since(&self, earlier: &GatewayReading) -> Result<GatewayCounts, String> {
+        if self.pods != earlier.pods {
+            return Err(format!(
+                "the gateway's pods changed during the run ({} at the start, {} at the end), and a new pod's counters start at zero",
+                earlier.pods.join(", "),
+                self.pods.join(", ")
+            ));
+        }
+        self.counts.since(&earlier.counts)
+    }
+}
+
+impl GatewayCounts {
+    /// What was counted between `earlier` and `self` (two readings of the same pods);
+    /// `Err` when a counter went backwards (a proxy restarted in between).
+    pub fn since(&self, earlier: &GatewayCounts) -> Result<GatewayCounts, String> {
+        let diff = |name: &str, now: Option<u64>, then: Option<u64>| match (now, then) {
+            (Some(n), Some(t)) => n.checked_sub(t).map(Some).ok_or_else(|| {
+                format!("{name} went down from {t} to {n}: a proxy restarted during the run")
+            }),
+            _ => Ok(None),
+        };
+        Ok(GatewayCounts {
+            aborts_injected: diff(
+                "aborts_injected",
+                self.aborts_injected,
+                earlier.aborts_injected,
+            )?,
+            delays_injected: diff(
+                "delays_injected",
+                self.delays_injected,
+                earlier.delays_injected,
+            )?,
+            downstream_rq: diff("downstream_rq", self.downstream_rq, earlier.downstream_rq)?,
+            downstream_rq_5xx: diff(
+                "downstream_rq_5xx",
+                self.downstream_rq_5xx,
+                earlier.downstream_rq_5xx,
+            )?,
+            upstream_rq_pending_overflow: diff(
+                "upstream_rq_pending_overflow",
+                self.upstream_rq_pending_overflow,
+                earlier.upstream_rq_pending_overflow,
+            )?,
+            outlier_ejections_enforced: diff(
+                "outlier_ejections_enforced",
+                self.outlier_ejections_enforced,
+                earlier.outlier_ejections_enforced,
+            )?,
+        })
+    }
 }
 
 /// One observation of the replica counts.

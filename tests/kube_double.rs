@@ -1,6 +1,7 @@
 //! The Kubernetes API-server double (tests/support/kube_double/) exercised with the real kube
 //! client in-process: discovery, server-side apply, patches, fake controllers, watches
-//! (incl. 410 Gone recovery), namespace termination, and port-forward.
+//! (incl. 410 Gone recovery), namespace termination, and port-forward; and the gateway's
+//! Envoy admin read through that port-forward (a fake admin on port 15000).
 
 use crate::support;
 use std::future::Future;
@@ -16,7 +17,12 @@ use kube::runtime::wait::{Condition, await_condition};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
+use crate::support::envoy_admin::{FakeEnvoyAdmin, istio_to_envoy};
 use crate::support::kube_double::{ApiServerDouble, DoubleOptions, Failure};
+use slo_check::platform::kube::envoy::{self, EnvoyAdmin};
+use slo_check::platform::kube::{KubeRequest, KubeSettings};
+use slo_check::scenario::PlatformRefs;
+use slo_check::target::{DataPlane, GatewayCounters};
 
 /// Every test is bounded.
 async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
@@ -1200,5 +1206,146 @@ async fn deleted_pods_are_replaced_and_ready_dips_meanwhile() {
     assert!(
         after.contains(&before[1]) && !after.contains(&before[0]),
         "{before:?} -> {after:?}"
+    );
+}
+
+/// The kube platform's view of the double's gateway (defaults: `istio-system`,
+/// `istio=ingressgateway`, admin port 15000).
+fn gateway_admin(double: &ApiServerDouble) -> EnvoyAdmin {
+    let settings = KubeSettings::resolve(&KubeRequest::default(), &PlatformRefs::default(), true)
+        .expect("default settings");
+    EnvoyAdmin::new(double.client(), &settings)
+}
+
+#[tokio::test]
+async fn envoys_admin_is_read_through_the_port_forward_until_it_holds_the_change() {
+    let app = support::common::Server::http(|_req| async { support::common::respond(200, "ok") });
+    let admin = FakeEnvoyAdmin::start("mcp-agents", "mcp-agent-vs", &["agent"]);
+    let double = ApiServerDouble::start(DoubleOptions {
+        istio_gateway: Some(app.addr),
+        istio_gateway_admin: Some(admin.server.addr),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let envoy = gateway_admin(&double);
+    let istio = json!({"abort": {"percentage": {"value": 50.0}, "httpStatus": 503},
+                       "delay": {"percentage": {"value": 1.5}, "fixedDelay": "200ms"}});
+    let vs = json!({"spec": {"http": [{"name": "agent", "fault": istio}]}});
+    let expected = envoy::expected_routes(&vs).unwrap();
+
+    // istiod pushes the change 300 ms after the API server took it.
+    let accepted_at = tokio::time::Instant::now();
+    let pushed = istio_to_envoy(&istio);
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        admin.hold(vec![pushed]);
+    };
+    let (seen, ()) = bounded(
+        "propagation",
+        futures::future::join(
+            envoy.wait_until_held(
+                admin.config(),
+                &expected,
+                accepted_at,
+                Duration::from_secs(5),
+            ),
+            late,
+        ),
+    )
+    .await;
+    let DataPlane::SeenAfter { after, seen_in } = seen else {
+        panic!("not seen: {seen:?}");
+    };
+    assert!(
+        after >= Duration::from_millis(300) && after < Duration::from_secs(2),
+        "{after:?}"
+    );
+    assert_eq!(seen_in, "Envoy config_dump of 1 gateway pod");
+    assert!(admin.dumps() >= 3, "polled: {} dumps", admin.dumps());
+
+    // A change Envoy never shows is reported with what it holds instead.
+    let reverted = envoy::expected_routes(&json!({"spec": {"http": [{"name": "agent"}]}})).unwrap();
+    let bound = Duration::from_millis(400);
+    let unseen = bounded(
+        "never",
+        envoy.wait_until_held(
+            admin.config(),
+            &reverted,
+            tokio::time::Instant::now(),
+            bound,
+        ),
+    )
+    .await;
+    let DataPlane::NotSeenWithin { last, .. } = &unseen else {
+        panic!("seen? {unseen:?}");
+    };
+    assert!(
+        last.contains(support::kube_double::ISTIO_GATEWAY_POD)
+            && last.contains(
+                "route `agent` holds abort 503 at 50% and delay 200ms at 1.5% instead of no fault"
+            ),
+        "{last}"
+    );
+
+    // A gateway with no route made from the VirtualService is not waited for.
+    let elsewhere = envoy::istio_config("mcp-agents", "another-vs");
+    let started = tokio::time::Instant::now();
+    let none = bounded(
+        "elsewhere",
+        envoy.wait_until_held(&elsewhere, &reverted, started, Duration::from_secs(5)),
+    )
+    .await;
+    assert_eq!(none, DataPlane::NotObserved);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // The counters, through the same port-forward.
+    admin.set_stats(
+        "http.outbound_0.0.0.0_8080.fault.aborts_injected: 212\nhttp.outbound_0.0.0.0_8080.downstream_rq_total: 4000\n",
+    );
+    let reading = bounded("stats", envoy.read()).await.expect("counters");
+    assert_eq!(reading.source, "Envoy admin /stats of 1 gateway pod");
+    assert_eq!(reading.counts.aborts_injected, Some(212));
+    assert_eq!(reading.counts.downstream_rq, Some(4000));
+    assert_eq!(
+        reading.counts.delays_injected, None,
+        "not exported: unknown"
+    );
+    let forwarded = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/portforward"))
+        .all(|r| r.param("ports").as_deref() == Some("15000"));
+    assert!(forwarded, "the admin port is forwarded, not the gateway's");
+}
+
+#[tokio::test]
+async fn a_gateway_without_envoys_admin_is_not_observed_and_not_waited_for() {
+    // Port 15000 reaches the app server, which is no Envoy admin.
+    let app = support::common::Server::http(|_req| async { support::common::respond(200, "ok") });
+    let double = ApiServerDouble::start(DoubleOptions {
+        istio_gateway: Some(app.addr),
+        ..DoubleOptions::default()
+    })
+    .await;
+    let envoy = gateway_admin(&double);
+    let expected = envoy::expected_routes(&json!({"spec": {"http": [{"name": "agent"}]}})).unwrap();
+    let config = envoy::istio_config("mcp-agents", "mcp-agent-vs");
+    let started = tokio::time::Instant::now();
+    let seen = bounded(
+        "unreachable",
+        envoy.wait_until_held(&config, &expected, started, Duration::from_secs(5)),
+    )
+    .await;
+    assert_eq!(seen, DataPlane::NotObserved);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its counters are not zeros either: the reading says why there are none.
+    let err = bounded("stats", envoy.read()).await.unwrap_err();
+    assert!(
+        err.contains("answered none of the gateway's counters") && err.contains("port 15000"),
+        "{err}"
     );
 }

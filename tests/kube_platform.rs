@@ -10,9 +10,12 @@
 use crate::support;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::support::common::{fault_scenario, signal};
+use crate::support::envoy_admin::{FakeEnvoyAdmin, RealEnvoy, istio_to_envoy};
 use crate::support::kube_double::{ApiServerDouble, DoubleOptions, Failure};
 use crate::support::stack::{StackCopy, TEST_REDIS_PASSWORD};
 use serde_json::Value;
@@ -463,6 +466,265 @@ async fn a_run_patches_the_fault_in_and_restores_it_and_watches_the_hpa() {
     assert!(
         world.namespace().is_some(),
         "the namespace was the user's (labelled), so it stays"
+    );
+}
+
+/// The gateway's Envoy as the test plays it: every other request aborted with 503 while
+/// the fault is held (`aborting`), each counted as Envoy counts them.
+struct PlayedGateway {
+    aborting: Arc<AtomicBool>,
+    requests: Arc<AtomicU64>,
+    aborts: Arc<AtomicU64>,
+    server: support::common::Server,
+}
+
+impl PlayedGateway {
+    fn start() -> PlayedGateway {
+        let aborting = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicU64::new(0));
+        let aborts = Arc::new(AtomicU64::new(0));
+        let (on, n, a) = (aborting.clone(), requests.clone(), aborts.clone());
+        let server = support::common::Server::http(move |_req| {
+            let seen = n.fetch_add(1, Ordering::SeqCst);
+            let abort = on.load(Ordering::SeqCst) && seen % 2 == 0;
+            if abort {
+                a.fetch_add(1, Ordering::SeqCst);
+            }
+            async move {
+                if abort {
+                    support::common::respond(503, "fault filter abort")
+                } else {
+                    support::common::respond(200, "ok")
+                }
+            }
+        });
+        PlayedGateway {
+            aborting,
+            requests,
+            aborts,
+            server,
+        }
+    }
+
+    /// `/stats` as Envoy's admin renders the counters.
+    fn stats(&self) -> impl Fn() -> String + Send + 'static {
+        let (n, a) = (self.requests.clone(), self.aborts.clone());
+        move || {
+            let (n, a) = (n.load(Ordering::SeqCst), a.load(Ordering::SeqCst));
+            format!(
+                "http.outbound_0.0.0.0_8080.downstream_rq_5xx: {a}\nhttp.outbound_0.0.0.0_8080.downstream_rq_total: {n}\nhttp.outbound_0.0.0.0_8080.fault.aborts_injected: {a}\nhttp.outbound_0.0.0.0_8080.fault.delays_injected: 0\n"
+            )
+        }
+    }
+}
+
+/// Play istiod: each change of the VirtualService reaches the fake Envoy `lag` later.
+async fn push_late(world: &World, admin: &FakeEnvoyAdmin, gateway: &PlayedGateway, lag: Duration) {
+    let mut last: Option<Vec<Value>> = None;
+    let mut due: std::collections::VecDeque<(tokio::time::Instant, Vec<Value>)> =
+        Default::default();
+    loop {
+        if let Some(vs) = world.vs() {
+            let faults: Vec<Value> = vs["spec"]["http"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| istio_to_envoy(&r["fault"]))
+                .collect();
+            if last.as_ref() != Some(&faults) {
+                due.push_back((tokio::time::Instant::now() + lag, faults.clone()));
+                last = Some(faults);
+            }
+        }
+        while due
+            .front()
+            .is_some_and(|(at, _)| *at <= tokio::time::Instant::now())
+        {
+            let (_, faults) = due.pop_front().unwrap();
+            gateway
+                .aborting
+                .store(faults.iter().any(|f| !f.is_null()), Ordering::SeqCst);
+            admin.hold(faults);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_times_the_faults_propagation_to_envoy_and_its_counts() {
+    let gateway = PlayedGateway::start();
+    let admin = FakeEnvoyAdmin::start(NS, VS, &["agent"]);
+    admin.stats_from(gateway.stats());
+    let options = DoubleOptions {
+        istio_gateway: Some(gateway.server.addr),
+        istio_gateway_admin: Some(admin.server.addr),
+        ..DoubleOptions::default()
+    };
+    let world = world!(options, false);
+    world
+        .double
+        .create_namespace(NS, &[("slo-check.io/faults", "allowed")]);
+    let scenario = world.scenario(&fault_scenario(5, 3));
+    let out = world.out();
+    let child = world
+        .command(&[
+            "run",
+            "--platform",
+            "kube",
+            "--scenario",
+            &scenario,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("spawn");
+    let lag = Duration::from_millis(250);
+    let (status, stdout, stderr) = tokio::select! {
+        done = finish(child) => done,
+        _ = push_late(&world, &admin, &gateway, lag) => unreachable!(),
+    };
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("JSON");
+
+    // Timed from the API server's acceptance; Envoy held each change `lag` later.
+    let fault = &report["faults"][0];
+    let d = &fault["data_plane"];
+    assert_eq!(
+        d["seen_in"], "Envoy config_dump of 1 gateway pod",
+        "{fault}"
+    );
+    for key in ["applied_after_s", "reverted_after_s"] {
+        let after = d[key].as_f64().unwrap_or(-1.0);
+        assert!((0.25..2.0).contains(&after), "{key}: {fault}");
+    }
+    assert!(d.get("applied_not_seen_within_s").is_none(), "{fault}");
+    let applied = fault["applied_at_s"].as_f64().unwrap();
+    assert!((1.0..1.5).contains(&applied), "{fault}");
+
+    // The gateway's counters over the load, beside the client's count.
+    let g = &report["gateway"];
+    let status_failures = report["counts"]["failures_by_kind"]["status"]
+        .as_u64()
+        .unwrap();
+    assert!(status_failures > 0, "{}", report["counts"]);
+    assert_eq!(g["source"], "Envoy admin /stats of 1 gateway pod", "{g}");
+    assert_eq!(g["aborts_injected"].as_u64(), Some(status_failures), "{g}");
+    assert_eq!(
+        g["downstream_rq"].as_u64(),
+        Some(gateway.requests.load(Ordering::SeqCst)),
+        "{g}"
+    );
+    assert!(
+        g["upstream_rq_pending_overflow"].is_null(),
+        "not exported: {g}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "gateway (Envoy admin /stats of 1 gateway pod): {status_failures} aborts injected, 0 delays;"
+        )) && stdout.contains("fault `aborts`: "),
+        "{stdout}"
+    );
+}
+
+/// Play istiod for a real Envoy: each change of the VirtualService is pushed as it comes.
+async fn push_to(world: &World, envoy: &RealEnvoy) {
+    let mut last: Option<Vec<Value>> = None;
+    loop {
+        if let Some(vs) = world.vs() {
+            let faults: Vec<Value> = vs["spec"]["http"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| istio_to_envoy(&r["fault"]))
+                .collect();
+            if last.as_ref() != Some(&faults) {
+                envoy.push(&faults);
+                last = Some(faults);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A real Envoy executes the fault (`$SLO_CHECK_ENVOY`; skipped without it): run.json
+/// times its arrival in Envoy's config_dump, and Envoy's own count of the aborts it
+/// injected is the client's count of status failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_envoy_executes_the_fault_and_counts_what_the_client_saw() {
+    let upstream =
+        support::common::Server::http(|_req| async { support::common::respond(200, "ok") });
+    let Some(envoy) = RealEnvoy::start(NS, VS, upstream.addr).await else {
+        return;
+    };
+    let options = DoubleOptions {
+        istio_gateway: Some(envoy.listener),
+        istio_gateway_admin: Some(envoy.admin),
+        ..DoubleOptions::default()
+    };
+    let world = world!(options, false);
+    world
+        .double
+        .create_namespace(NS, &[("slo-check.io/faults", "allowed")]);
+    let scenario = world.scenario(&fault_scenario(5, 3));
+    let out = world.out();
+    let child = world
+        .command(&[
+            "run",
+            "--platform",
+            "kube",
+            "--scenario",
+            &scenario,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("spawn");
+    let (status, stdout, stderr) = tokio::select! {
+        done = finish(child) => done,
+        _ = push_to(&world, &envoy) => unreachable!(),
+    };
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).expect("run.json"))
+            .expect("JSON");
+    let d = &report["faults"][0]["data_plane"];
+    assert_eq!(
+        d["seen_in"], "Envoy config_dump of 1 gateway pod",
+        "{report}"
+    );
+    for key in ["applied_after_s", "reverted_after_s"] {
+        let after = d[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..2.0).contains(&after), "{key}: {d}");
+    }
+    let g = &report["gateway"];
+    let status_failures = report["counts"]["failures_by_kind"]["status"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        status_failures > 0,
+        "50 % of 2 s at 20/s: {}",
+        report["counts"]
+    );
+    assert_eq!(g["aborts_injected"].as_u64(), Some(status_failures), "{g}");
+    assert_eq!(
+        g["downstream_rq_5xx"].as_u64(),
+        Some(status_failures),
+        "{g}"
+    );
+    assert_eq!(g["delays_injected"].as_u64(), Some(0), "{g}");
+    assert_eq!(g["upstream_rq_pending_overflow"].as_u64(), Some(0), "{g}");
+    assert_eq!(g["outlier_ejections_enforced"].as_u64(), Some(0), "{g}");
+    assert!(
+        g["downstream_rq"].as_u64().unwrap() >= report["counts"]["started"].as_u64().unwrap(),
+        "{g}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "gateway (Envoy admin /stats of 1 gateway pod): {status_failures} aborts injected, 0 delays;"
+        )),
+        "{stdout}"
     );
 }
 

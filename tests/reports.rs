@@ -96,6 +96,82 @@ fn interrupted_emulated_summary_snapshot() {
     insta::assert_snapshot!("summary_md_interrupted_emulated", markdown::render(&r));
 }
 
+/// A kube run through the gateway: one fault seen in Envoy, one whose revert was not,
+/// and the gateway's counters beside the client's status failures.
+fn kube_report() -> RunReport {
+    let mut v = serde_json::to_value(fixed_report()).unwrap();
+    v["platform"] = json!({ "kind": "kube", "description": "Kubernetes current context",
+        "target_url": "http://127.0.0.1:40000", "emulated": false });
+    let fault = |name: &str, data_plane: Value| {
+        json!({ "name": name, "from_s": 5.0, "to_s": 10.0, "abort_percent": 50.0,
+            "abort_status": 503, "delay_percent": null, "delay_ms": null, "injected": true,
+            "applied_at_s": 5.013, "reverted_at_s": 10.021, "data_plane": data_plane })
+    };
+    let seen_in = "Envoy config_dump of 1 gateway pod";
+    v["faults"] = json!([
+        fault(
+            "aborts",
+            json!({ "applied_after_s": 0.041, "reverted_after_s": 0.038, "seen_in": seen_in })
+        ),
+        fault(
+            "stuck",
+            json!({ "applied_after_s": 0.052, "reverted_after_s": null,
+            "reverted_not_seen_within_s": 5.0, "seen_in": seen_in })
+        ),
+        json!({ "name": "late", "from_s": 30.0, "to_s": 40.0, "abort_percent": 1.5,
+            "abort_status": 500, "delay_percent": null, "delay_ms": null, "injected": true }),
+    ]);
+    v["gateway"] = json!({ "source": "Envoy admin /stats of 1 gateway pod",
+        "aborts_injected": 4, "delays_injected": 0, "downstream_rq": 2000,
+        "downstream_rq_5xx": 4, "upstream_rq_pending_overflow": 0,
+        "outlier_ejections_enforced": null });
+    serde_json::from_value(v).expect("a valid RunReport")
+}
+
+#[test]
+fn kube_faults_and_gateway_summary_snapshot() {
+    insta::assert_snapshot!("summary_md_kube_gateway", markdown::render(&kube_report()));
+}
+
+#[test]
+fn the_verdict_table_says_each_faults_propagation_and_the_gateways_counts() {
+    let table = slo_check::report::terminal::verdict_table(&kube_report(), None);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines.contains(&"fault `aborts`: 5.01 s to 10.02 s (control plane); Envoy config_dump of 1 gateway pod: applied 41.0 ms later, reverted 38.0 ms later"),
+        "{table}"
+    );
+    assert!(
+        lines.contains(&"fault `stuck`: 5.01 s to 10.02 s (control plane); Envoy config_dump of 1 gateway pod: applied 52.0 ms later, reverted not seen within 5.0 s"),
+        "{table}"
+    );
+    assert!(!table.contains("fault `late`"), "never applied: {table}");
+    assert!(
+        table.contains("gateway (Envoy admin /stats of 1 gateway pod): 4 aborts injected, 0 delays; 2000 requests, 4 5xx, 0 circuit-breaker overflows, ? outlier ejections; client saw 5 status failures (?: a counter the proxy does not export)"),
+        "{table}"
+    );
+    let mut unread = kube_report();
+    let g = unread.gateway.as_mut().unwrap();
+    g.unavailable = Some("not read at the load's start: pod x: refused".into());
+    g.aborts_injected = None;
+    let table = slo_check::report::terminal::verdict_table(&unread, None);
+    assert!(
+        table.contains("gateway (Envoy admin /stats of 1 gateway pod): counters not read: not read at the load's start: pod x: refused\n"),
+        "{table}"
+    );
+    // run.json: additive, and absent where nothing was looked at.
+    let json = serde_json::to_value(kube_report()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["faults"][0]["data_plane"]["applied_after_s"], 0.041);
+    assert!(json["faults"][2].get("data_plane").is_none());
+    assert!(
+        serde_json::to_value(fixed_report())
+            .unwrap()
+            .get("gateway")
+            .is_none()
+    );
+}
+
 /// Keys and JSON types of `v`; an array is shown by its first element.
 fn shape(v: &Value) -> Value {
     match v {

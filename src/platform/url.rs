@@ -59,6 +59,7 @@ pub fn target(url: Option<&str>) -> Result<Target, PlatformError> {
         faults: None,
         replicas: None,
         scrape,
+        gateway: None,
     })
 }
 

@@ -1,5 +1,8 @@
 //! How values read in every human-facing format: units, thresholds, statuses.
 
+use std::fmt::Write as _;
+
+use super::model::{FaultReport, GatewayReport};
 use crate::scenario::{Bound, Unit};
 use crate::slo::{SloResult, Status};
 
@@ -46,4 +49,71 @@ pub fn status(r: &SloResult) -> &'static str {
 /// Milliseconds or `-`.
 pub fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| value(v, Unit::Ms))
+}
+
+/// One line per applied fault: when the control plane took it and its revert, and how
+/// long the data plane took to hold each where the platform looked; `None` for a fault
+/// never applied.
+pub fn fault_line(f: &FaultReport) -> Option<String> {
+    let applied = f.applied_at_s?;
+    let reverted = f.reverted_at_s.map_or_else(
+        || "never confirmed reverted".into(),
+        |r| format!("{r:.2} s"),
+    );
+    let mut line = format!(
+        "fault `{}`: {applied:.2} s to {reverted} (control plane)",
+        f.name
+    );
+    match &f.data_plane {
+        None => line.push_str("; data plane not observed"),
+        Some(d) => {
+            let later = |after: Option<f64>, within: Option<f64>| match (after, within) {
+                (Some(a), _) => format!("{} later", ms(Some(a * 1000.0))),
+                (None, Some(w)) => format!("not seen within {w:.1} s"),
+                (None, None) => "not observed".into(),
+            };
+            let _ = write!(
+                line,
+                "; {}: applied {}, reverted {}",
+                d.seen_in,
+                later(d.applied_after_s, d.applied_not_seen_within_s),
+                later(d.reverted_after_s, d.reverted_not_seen_within_s)
+            );
+        }
+    }
+    Some(line)
+}
+
+/// The gateway's counters for the load beside the client's own count: its injected
+/// aborts against the workflows that failed on a status. Why not, when unread. (The
+/// caller names the source, `GatewayReport::source`.)
+pub fn gateway_line(g: &GatewayReport, client_status_failures: u64) -> String {
+    if let Some(why) = &g.unavailable {
+        return format!("counters not read: {why}");
+    }
+    let n = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |v| v.to_string());
+    let unknown = [
+        g.aborts_injected,
+        g.delays_injected,
+        g.downstream_rq,
+        g.downstream_rq_5xx,
+        g.upstream_rq_pending_overflow,
+        g.outlier_ejections_enforced,
+    ]
+    .iter()
+    .any(Option::is_none);
+    format!(
+        "{} aborts injected, {} delays; {} requests, {} 5xx, {} circuit-breaker overflows, {} outlier ejections; client saw {client_status_failures} status failures{}",
+        n(g.aborts_injected),
+        n(g.delays_injected),
+        n(g.downstream_rq),
+        n(g.downstream_rq_5xx),
+        n(g.upstream_rq_pending_overflow),
+        n(g.outlier_ejections_enforced),
+        if unknown {
+            " (?: a counter the proxy does not export)"
+        } else {
+            ""
+        }
+    )
 }

@@ -68,6 +68,7 @@ pub fn render(r: &RunReport) -> String {
         baseline_section(&mut out, b);
     }
     load_section(&mut out, r);
+    mesh_section(&mut out, r);
     if let Some(note) = r.hpa_clock_note() {
         let _ = writeln!(out, "\n**Autoscaling**: {note}.");
     }
@@ -125,6 +126,21 @@ fn load_section(out: &mut String, r: &RunReport) {
             String::new()
         }
     );
+}
+
+/// A line per applied fault (control plane and data plane), and the gateway's counters.
+fn mesh_section(out: &mut String, r: &RunReport) {
+    let faults: Vec<String> = r.faults.iter().filter_map(format::fault_line).collect();
+    if !faults.is_empty() {
+        out.push_str("\n**Faults**:\n\n");
+        for line in faults {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    if let Some(g) = &r.gateway {
+        let line = format::gateway_line(g, r.status_failures());
+        let _ = writeln!(out, "\n**Gateway** ({}): {line}.", g.source);
+    }
 }
 
 /// Workflow and step latency percentiles, from intended start.

@@ -12,6 +12,7 @@ use crate::slo::{SloResult, Verdict};
 use crate::stats::histogram::{self, LatencySummary};
 use crate::stats::recorder::failures_by_kind;
 use crate::stats::{Counts, RunStats};
+use crate::target::{GatewayCounts, GatewayReading};
 
 /// Version of the run.json schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -82,6 +83,10 @@ pub struct RunReport {
     /// Client vs server (Prometheus) comparisons; empty when Prometheus was not queried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_check: Vec<crate::prom::CrossCheckItem>,
+    /// What the gateway's proxy counted during the load; absent when the platform has
+    /// no gateway to read (`url`, `local`, a kube run with --target-url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayReport>,
 }
 
 /// The platform a run used.
@@ -215,6 +220,118 @@ pub struct FaultReport {
     /// revert failed: a fault left in place, which the terminal reports as an error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted_at_s: Option<f64>,
+    /// How long the data plane took to hold the apply and the revert (absent when the
+    /// platform did not look).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_plane: Option<DataPlaneReport>,
+}
+
+/// A fault's propagation to the data plane, in seconds after the control plane took
+/// each change (`applied_at_s`, `reverted_at_s`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataPlaneReport {
+    /// Until every proxy looked at held the fault; null when it was not seen (then
+    /// `applied_not_seen_within_s` is set) or not looked for.
+    pub applied_after_s: Option<f64>,
+    /// Set when the proxies did not show the fault within this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_not_seen_within_s: Option<f64>,
+    /// Until every proxy looked at held the revert; null as for `applied_after_s`.
+    pub reverted_after_s: Option<f64>,
+    /// Set when the proxies did not show the revert within this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_not_seen_within_s: Option<f64>,
+    /// Where it was looked for, e.g. `Envoy config_dump of 1 gateway pod`.
+    pub seen_in: String,
+}
+
+impl DataPlaneReport {
+    /// The report of one fault's activity; `None` when neither change was looked for.
+    pub fn of(a: &crate::fault_timeline::FaultActivity) -> Option<DataPlaneReport> {
+        use crate::target::DataPlane;
+        let part = |d: &DataPlane| match d {
+            DataPlane::NotObserved => (None, None, None),
+            DataPlane::SeenAfter { after, seen_in } => {
+                (Some(after.as_secs_f64()), None, Some(seen_in.clone()))
+            }
+            DataPlane::NotSeenWithin { bound, seen_in, .. } => {
+                (None, Some(bound.as_secs_f64()), Some(seen_in.clone()))
+            }
+        };
+        let (applied_after_s, applied_not_seen_within_s, applied_in) = part(&a.applied_data_plane);
+        let (reverted_after_s, reverted_not_seen_within_s, reverted_in) =
+            part(&a.reverted_data_plane);
+        Some(DataPlaneReport {
+            applied_after_s,
+            applied_not_seen_within_s,
+            reverted_after_s,
+            reverted_not_seen_within_s,
+            seen_in: applied_in.or(reverted_in)?,
+        })
+    }
+}
+
+/// What the gateway's proxy counted between the load's start and end (run.json
+/// `gateway`): differences of its cumulative counters, summed over its pods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayReport {
+    /// Where the numbers come from, e.g. `Envoy admin /stats of 2 gateway pods`.
+    pub source: String,
+    /// Why there are no numbers (the counters could not be read at the start or the
+    /// end, the pods changed, a proxy restarted); absent when there are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Requests the fault filter aborted (null: not exported, or `unavailable`).
+    #[serde(default)]
+    pub aborts_injected: Option<u64>,
+    /// Requests the fault filter delayed.
+    #[serde(default)]
+    pub delays_injected: Option<u64>,
+    /// Requests the gateway's listener received.
+    #[serde(default)]
+    pub downstream_rq: Option<u64>,
+    /// Of those, answered 5xx (injected aborts included).
+    #[serde(default)]
+    pub downstream_rq_5xx: Option<u64>,
+    /// Requests the circuit breaker of the service's cluster refused.
+    #[serde(default)]
+    pub upstream_rq_pending_overflow: Option<u64>,
+    /// Endpoints of the service ejected by outlier detection.
+    #[serde(default)]
+    pub outlier_ejections_enforced: Option<u64>,
+}
+
+impl GatewayReport {
+    /// The difference between the readings at the load's start and end, or why there is none.
+    pub fn between(
+        start: &Result<GatewayReading, String>,
+        end: &Result<GatewayReading, String>,
+    ) -> GatewayReport {
+        let counted = match (start, end) {
+            (Ok(s), Ok(e)) => e.since(s).map(|c| (e.source.clone(), c)),
+            (Err(why), _) => Err(format!("not read at the load's start: {why}")),
+            (_, Err(why)) => Err(format!("not read at the load's end: {why}")),
+        };
+        let source = match (start, end) {
+            (_, Ok(e)) => e.source.clone(),
+            (Ok(s), _) => s.source.clone(),
+            _ => "the gateway's proxy".to_string(),
+        };
+        let (unavailable, c) = match counted {
+            Ok((_, c)) => (None, c),
+            Err(why) => (Some(why), GatewayCounts::default()),
+        };
+        GatewayReport {
+            source,
+            unavailable,
+            aborts_injected: c.aborts_injected,
+            delays_injected: c.delays_injected,
+            downstream_rq: c.downstream_rq,
+            downstream_rq_5xx: c.downstream_rq_5xx,
+            upstream_rq_pending_overflow: c.upstream_rq_pending_overflow,
+            outlier_ejections_enforced: c.outlier_ejections_enforced,
+        }
+    }
 }
 
 /// Serialized histograms.
@@ -242,6 +359,8 @@ pub struct RunMeta {
     pub faults_injected: bool,
     /// What the fault timeline did, per scenario fault (empty: nothing recorded).
     pub fault_activity: Vec<crate::fault_timeline::FaultActivity>,
+    /// What the gateway counted during the load (`None`: no gateway to read).
+    pub gateway: Option<GatewayReport>,
 }
 
 impl RunReport {
@@ -319,6 +438,7 @@ impl RunReport {
             },
             baseline: None,
             cross_check: Vec::new(),
+            gateway: meta.gateway,
         }
     }
 }
@@ -391,6 +511,7 @@ fn fault_reports(plan: &Plan, meta: &RunMeta) -> Vec<FaultReport> {
             reverted_at_s: activity(i)
                 .and_then(|a| a.reverted_at)
                 .map(|d| d.as_secs_f64()),
+            data_plane: activity(i).and_then(DataPlaneReport::of),
         })
         .collect()
 }
@@ -458,8 +579,98 @@ impl RunReport {
         })
     }
 
+    /// Workflows that failed on an unexpected status, the client's side of the gateway's
+    /// injected aborts.
+    pub fn status_failures(&self) -> u64 {
+        self.counts
+            .failures_by_kind
+            .get(crate::stats::record::FailureKind::Status.as_str())
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Regressions found against the baseline (0 without one).
     pub fn regressions(&self) -> usize {
         self.baseline.as_ref().map_or(0, |b| b.regressions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault_timeline::FaultActivity;
+    use crate::target::DataPlane;
+    use std::time::Duration;
+
+    fn reading(pods: &[&str], aborts: u64, delays: Option<u64>) -> Result<GatewayReading, String> {
+        Ok(GatewayReading {
+            source: format!("Envoy admin /stats of {} gateway pods", pods.len()),
+            pods: pods.iter().map(|p| p.to_string()).collect(),
+            counts: GatewayCounts {
+                aborts_injected: Some(aborts),
+                delays_injected: delays,
+                downstream_rq: Some(aborts * 10),
+                ..GatewayCounts::default()
+            },
+        })
+    }
+
+    #[test]
+    fn the_gateway_reports_the_difference_or_why_there_is_none() {
+        let start = reading(&["a", "b"], 100, Some(3));
+        let g = GatewayReport::between(&start, &reading(&["a", "b"], 312, Some(3)));
+        assert_eq!(g.unavailable, None);
+        assert_eq!(
+            (g.aborts_injected, g.delays_injected, g.downstream_rq),
+            (Some(212), Some(0), Some(2120))
+        );
+        // A counter the proxy does not export stays unknown, not 0.
+        assert_eq!(g.upstream_rq_pending_overflow, None);
+        let json = serde_json::to_value(&g).unwrap();
+        assert!(
+            json["upstream_rq_pending_overflow"].is_null() && json.get("unavailable").is_none()
+        );
+
+        for (end, why) in [
+            (
+                reading(&["a", "c"], 312, None),
+                "pods changed during the run",
+            ),
+            (reading(&["a", "b"], 50, None), "went down from 100 to 50"),
+            (
+                Err("pod a: refused".into()),
+                "not read at the load's end: pod a: refused",
+            ),
+        ] {
+            let g = GatewayReport::between(&start, &end);
+            let said = g.unavailable.unwrap_or_default();
+            assert!(said.contains(why), "{said}");
+            assert_eq!(g.aborts_injected, None, "no numbers that look measured");
+        }
+    }
+
+    #[test]
+    fn a_faults_data_plane_is_reported_only_where_looked_at() {
+        let mut a = FaultActivity {
+            applied_at: Some(Duration::from_secs(10)),
+            reverted_at: Some(Duration::from_secs(20)),
+            ..FaultActivity::default()
+        };
+        assert_eq!(DataPlaneReport::of(&a), None);
+        a.applied_data_plane = DataPlane::SeenAfter {
+            after: Duration::from_millis(41),
+            seen_in: "Envoy config_dump of 1 gateway pod".into(),
+        };
+        a.reverted_data_plane = DataPlane::NotSeenWithin {
+            bound: Duration::from_secs(5),
+            seen_in: "Envoy config_dump of 1 gateway pod".into(),
+            last: "route `agent` holds abort 503 at 50% instead of no fault".into(),
+        };
+        let json = serde_json::to_value(DataPlaneReport::of(&a).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"applied_after_s": 0.041, "reverted_after_s": null,
+                "reverted_not_seen_within_s": 5.0, "seen_in": "Envoy config_dump of 1 gateway pod"})
+        );
     }
 }

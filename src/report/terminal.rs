@@ -144,6 +144,13 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
         r.achieved_rate_per_s,
         r.target_rate_per_s
     );
+    for line in r.faults.iter().filter_map(format::fault_line) {
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(g) = &r.gateway {
+        let line = format::gateway_line(g, r.status_failures());
+        let _ = writeln!(out, "gateway ({}): {line}", g.source);
+    }
     if r.platform.emulated {
         let _ = writeln!(out, "platform: {}", r.platform.description);
     }

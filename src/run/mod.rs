@@ -13,12 +13,12 @@ use crate::exit::{Ending, Failure};
 use crate::phase::{self, PhaseOptions, signals};
 use crate::plan::Plan;
 use crate::platform::{self, Choice};
-use crate::report::model::{PlatformInfo, ReplicaPoint, RunMeta};
+use crate::report::model::{GatewayReport, PlatformInfo, ReplicaPoint, RunMeta};
 use crate::report::{self, RunReport};
 use crate::slo;
 use crate::stats::record::FailureKind;
 use crate::target::AutoscalerClock;
-use crate::target::Target;
+use crate::target::{GatewayReading, Target};
 
 /// One run, checked: all the run needs to know.
 pub struct RunConfig {
@@ -86,8 +86,16 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         quiet: cfg.quiet,
         grace: cfg.grace,
     };
+    let gateway_start = read_gateway(&target).await;
     let outcome = phase::execute_plan(&cfg.plan, &target, opts, control).await;
     let duration_s = wall.elapsed().as_secs_f64();
+    // Envoy's counters are cumulative since it started: the load's are the difference.
+    let gateway = match gateway_start {
+        Some(start) => read_gateway(&target)
+            .await
+            .map(|end| GatewayReport::between(&start, &end)),
+        None => None,
+    };
     // Before the platform goes down: its metrics must still be scraped while we wait.
     let prom =
         crate::prom::evaluate(&cfg.prometheus, &cfg.plan, &outcome.stats, outcome.zero).await;
@@ -122,6 +130,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         hpa,
         faults_injected: target.faults.is_some(),
         fault_activity: outcome.fault_activity,
+        gateway,
     };
     let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     report.cross_check = prom.cross_check;
@@ -129,6 +138,23 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     ending.problems.extend(left_behind);
     watcher.abort();
     Ok(ending)
+}
+
+/// How long one reading of the gateway's counters may take.
+const GATEWAY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The gateway's counters now (cumulative), or why not; `None` without a gateway.
+async fn read_gateway(target: &Target) -> Option<Result<GatewayReading, String>> {
+    let gateway = target.gateway.as_ref()?;
+    Some(
+        match tokio::time::timeout(GATEWAY_READ_TIMEOUT, gateway.read()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::units::format_duration(GATEWAY_READ_TIMEOUT)
+            )),
+        },
+    )
 }
 
 /// The replica timeline relative to the run's zero, and the HPA figures (in

@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod common;
 /// CPU per component of the machine during a cluster test, from /proc.
 pub mod cpu;
+/// A fake of the gateway's Envoy admin: config_dump routes and /stats it is told.
+pub mod envoy_admin;
 /// An in-process Kubernetes API-server double for the real kube client.
 pub mod kube_double;
 /// A real Prometheus (and promtool) started per test on a free loopback port.

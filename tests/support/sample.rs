@@ -350,6 +350,7 @@ pub fn spike() -> RunReport {
             injected: true,
             applied_at_s: None,
             reverted_at_s: None,
+            data_plane: None,
         }],
         histograms: Histograms {
             workflow: histogram::encode(&sim.workflow),
@@ -366,5 +367,6 @@ pub fn spike() -> RunReport {
         },
         baseline: None,
         cross_check: Vec::new(),
+        gateway: None,
     }
 }

@@ -2,12 +2,14 @@
 //! applies `stack/` (field manager `slo-check`), awaits its rollouts, reaches the
 //! service (a port-forward to the Istio ingress gateway, or a configured URL), watches
 //! the HPA and Deployment into the replica timeline, injects faults by JSON patch of
-//! the VirtualService, and deletes what it applied unless `--keep`.
+//! the VirtualService (awaiting each change in the gateway's Envoy, whose counters it
+//! also reads), and deletes what it applied unless `--keep`.
 
 pub mod access;
 pub mod apply;
 pub mod catalog;
 pub mod connect;
+pub mod envoy;
 pub mod forward;
 pub mod observe;
 pub mod render;
@@ -162,10 +164,14 @@ pub async fn up(
             return Err(e);
         }
     };
+    // The gateway's Envoy is looked at only when the traffic goes through it.
+    let envoy = (forward.is_some() && bypass.is_none())
+        .then(|| Arc::new(envoy::EnvoyAdmin::new(client.clone(), &settings)));
     let injector = settings.wants_faults.then(|| {
         Arc::new(vs_faults::VirtualServiceFaults::new(
             client.clone(),
             &settings,
+            envoy.clone(),
         ))
     });
     let target = Target {
@@ -191,6 +197,7 @@ pub async fn up(
             .map(|i| i as Arc<dyn crate::target::FaultInjector>),
         replicas: Some(observer.clone() as Arc<dyn crate::target::ReplicaObserver>),
         scrape: None,
+        gateway: envoy.map(|e| e as Arc<dyn crate::target::GatewayCounters>),
     };
     Ok(KubePlatformHandle {
         client,

@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::platform::PlatformError;
 use crate::scenario::PlatformRefs;
 
+/// Where Istio's gateway pods serve Envoy's admin interface.
+pub const ENVOY_ADMIN_PORT: u16 = 15000;
+
 /// Where traffic enters the mesh: a pod matched by `selector` in `namespace`, port-forwarded on `port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingress {
@@ -99,6 +102,9 @@ pub struct KubeSettings {
     /// Traffic will be driven through a port-forward to the ingress gateway (a run
     /// without --target-url), so a ready gateway pod is a prerequisite.
     pub forward_ingress: bool,
+    /// The port of the gateway pods' Envoy admin (Istio's gateways: 15000), read through
+    /// a port-forward for the faults' propagation and the gateway's counters.
+    pub envoy_admin_port: u16,
     pub keep: bool,
     pub allow_faults: bool,
     /// The scenario has faults (so the opt-in is checked and an injector is made).
@@ -154,6 +160,7 @@ impl KubeSettings {
             ingress,
             target_url: args.target_url.clone(),
             forward_ingress: args.target_url.is_none(),
+            envoy_admin_port: ENVOY_ADMIN_PORT,
             keep: args.keep,
             allow_faults: args.allow_faults,
             wants_faults: false,

@@ -2,7 +2,11 @@
 //! VirtualService by JSON patch (`/spec/http/N/fault`), the routes' original faults kept
 //! in an annotation on the same object, and restored from it: at the fault's end, on
 //! every exit path, and — after a SIGKILL — by `slo-check stack clean` or the next run.
+//! When the traffic goes through the gateway, each change is then awaited in the
+//! gateway's Envoy (`envoy::EnvoyAdmin::wait_until_held`), so the reports say how long
+//! the data plane took to hold it after the API server did.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation};
@@ -13,13 +17,15 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::FIELD_MANAGER;
 use super::catalog::{Problem, timed};
+use super::envoy::{self, EnvoyAdmin};
 use super::settings::KubeSettings;
 use crate::platform::PlatformError;
 use crate::scenario::Fault;
-use crate::target::{BoxFuture, FaultInjector};
+use crate::target::{BoxFuture, DataPlane, FaultChange, FaultInjector};
 
 /// Holds what slo-check changed in a VirtualService: the routes' original `fault` values.
 pub const ANNOTATION: &str = "slo-check.io/fault-original";
@@ -29,6 +35,9 @@ pub const OPT_IN_LABEL: &str = "slo-check.io/faults";
 
 /// Attempts at a patch that lost a race with another writer.
 const ATTEMPTS: usize = 4;
+
+/// How long after the API server took a change the gateway's Envoy is watched for it.
+pub const PROPAGATION_BOUND: Duration = Duration::from_secs(5);
 
 /// The VirtualService resource (networking.istio.io/v1).
 pub fn virtual_services(client: &Client, namespace: &str) -> Api<DynamicObject> {
@@ -163,20 +172,62 @@ pub struct VirtualServiceFaults {
     name: String,
     namespace: String,
     state: Mutex<Vec<Fault>>,
+    /// The gateway's Envoy, when the traffic goes through it: each change is awaited there.
+    envoy: Option<Arc<EnvoyAdmin>>,
+}
+
+/// A patch the API server took: when, and the object as it answered.
+struct Written {
+    accepted_at: Instant,
+    vs: Value,
 }
 
 impl VirtualServiceFaults {
-    pub fn new(client: Client, settings: &KubeSettings) -> Self {
+    pub fn new(client: Client, settings: &KubeSettings, envoy: Option<Arc<EnvoyAdmin>>) -> Self {
         VirtualServiceFaults {
             api: virtual_services(&client, &settings.namespace),
             name: settings.refs.virtual_service.clone(),
             namespace: settings.namespace.clone(),
             state: Mutex::new(Vec::new()),
+            envoy,
         }
     }
 
-    /// Write the active faults (or restore the original when none is active).
-    async fn write(&self, active: &[Fault]) -> anyhow::Result<()> {
+    /// The change as the data plane took it: awaited in the gateway's Envoy, when there
+    /// is one to look at. `None` (nothing was written) is taken now, with nothing to see.
+    async fn observe(&self, written: Option<Written>) -> FaultChange {
+        let Some(Written { accepted_at, vs }) = written else {
+            return FaultChange::unobserved_now();
+        };
+        let unobserved = FaultChange {
+            accepted_at,
+            data_plane: DataPlane::NotObserved,
+        };
+        let Some(admin) = &self.envoy else {
+            return unobserved;
+        };
+        let expected = match envoy::expected_routes(&vs) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!(
+                    "warning: VirtualService {}/{}: {e}; its propagation to Envoy is not observed",
+                    self.namespace, self.name
+                );
+                return unobserved;
+            }
+        };
+        let config = envoy::istio_config(&self.namespace, &self.name);
+        FaultChange {
+            accepted_at,
+            data_plane: admin
+                .wait_until_held(&config, &expected, accepted_at, PROPAGATION_BOUND)
+                .await,
+        }
+    }
+
+    /// Write the active faults (or restore the original when none is active); the
+    /// patched object, or `None` when there was nothing to write.
+    async fn write(&self, active: &[Fault]) -> anyhow::Result<Option<Written>> {
         let what = format!("VirtualService {}/{}", self.namespace, self.name);
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
@@ -186,7 +237,7 @@ impl VirtualServiceFaults {
             };
             let patch = if active.is_empty() {
                 match recorded_original(&vs) {
-                    None => return Ok(()), // nothing of ours in it
+                    None => return Ok(None), // nothing of ours in it
                     Some(original) => restore_patch(&vs, &original.map_err(anyhow::Error::msg)?),
                 }
             } else {
@@ -206,7 +257,14 @@ impl VirtualServiceFaults {
             )
             .await
             {
-                Ok(_) => return Ok(()),
+                // The patch is in: nothing after it may turn it into an error (an
+                // unreadable answer only leaves the data plane unobserved).
+                Ok(o) => {
+                    return Ok(Some(Written {
+                        accepted_at: Instant::now(),
+                        vs: serde_json::to_value(o).unwrap_or_default(),
+                    }));
+                }
                 // 409/422: the object changed under us (the resourceVersion test): read it again.
                 Err(Problem::Api(kube::Error::Api(s))) if s.code == 409 || s.code == 422 => {
                     last = s.message.clone();
@@ -221,33 +279,40 @@ impl VirtualServiceFaults {
     pub async fn restore_all(&self) -> anyhow::Result<()> {
         let mut active = self.state.lock().await;
         active.clear();
-        self.write(&active).await
+        self.write(&active).await.map(drop)
     }
 }
 
+/// Both calls patch under the state's lock, then await the data plane without it.
 impl FaultInjector for VirtualServiceFaults {
-    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>> {
         Box::pin(async move {
-            let mut active = self.state.lock().await;
-            active.push(fault.clone());
-            let written = self.write(&active).await;
-            if written.is_err() {
-                active.retain(|f| f.name != fault.name);
-            }
-            written
+            let written = {
+                let mut active = self.state.lock().await;
+                active.push(fault.clone());
+                let written = self.write(&active).await;
+                if written.is_err() {
+                    active.retain(|f| f.name != fault.name);
+                }
+                written?
+            };
+            Ok(self.observe(written).await)
         })
     }
 
-    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>> {
         Box::pin(async move {
-            let mut active = self.state.lock().await;
-            let before = active.clone();
-            active.retain(|f| f.name != fault.name);
-            let written = self.write(&active).await;
-            if written.is_err() {
-                *active = before;
-            }
-            written
+            let written = {
+                let mut active = self.state.lock().await;
+                let before = active.clone();
+                active.retain(|f| f.name != fault.name);
+                let written = self.write(&active).await;
+                if written.is_err() {
+                    *active = before;
+                }
+                written?
+            };
+            Ok(self.observe(written).await)
         })
     }
 }

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use super::pool::lock;
 use crate::scenario::Fault;
-use crate::target::{BoxFuture, FaultInjector};
+use crate::target::{BoxFuture, FaultChange, FaultInjector};
 
 /// What the fault filter does to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,9 +116,13 @@ fn hit(rng: &mut SmallRng, percent: f64) -> bool {
     }
 }
 
+/// The balancer's filter is control plane and data plane at once: a change is in force
+/// when `apply`/`revert` return. Its `FaultChange` still says `DataPlane::NotObserved`,
+/// not "seen after zero": nothing was observed, the propagation is emulated away, and a
+/// report must not present an emulation's zero as a measured one.
 impl FaultInjector for LocalFaults {
     /// Applies `fault`; applying a fault of the same name again replaces it in place.
-    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn apply<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>> {
         Box::pin(async move {
             if self.closed.load(Ordering::Acquire) {
                 anyhow::bail!(
@@ -132,15 +136,15 @@ impl FaultInjector for LocalFaults {
                     None => faults.push(fault.clone()),
                 },
             );
-            Ok(())
+            Ok(FaultChange::unobserved_now())
         })
     }
 
     /// Removes `fault` (by name); reverting a fault that is not applied is fine.
-    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn revert<'a>(&'a self, fault: &'a Fault) -> BoxFuture<'a, anyhow::Result<FaultChange>> {
         Box::pin(async move {
             self.update(|faults| faults.retain(|f| f.name != fault.name));
-            Ok(())
+            Ok(FaultChange::unobserved_now())
         })
     }
 }

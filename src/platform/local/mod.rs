@@ -189,6 +189,7 @@ impl LocalPlatformHandle {
                 pool: self.replicas.pool.clone(),
                 metrics_addr: self.metrics_addr,
             })),
+            gateway: None,
         }
     }
 

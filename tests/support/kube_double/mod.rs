@@ -71,6 +71,8 @@ pub struct DoubleOptions {
     /// Create `istio-system` with a Running/Ready `istio=ingressgateway` pod (and Service)
     /// whose port-forward reaches this loopback address.
     pub istio_gateway: Option<SocketAddr>,
+    /// Where port-forwards to that gateway pod's port 15000 (Envoy's admin) go instead.
+    pub istio_gateway_admin: Option<SocketAddr>,
     /// Where port-forwards to any other pod go (per pod: [`ApiServerDouble::port_forward_to`]).
     pub port_forward_backend: Option<SocketAddr>,
     /// Controller loop period.
@@ -90,6 +92,7 @@ impl Default for DoubleOptions {
             bookmark_interval: Duration::from_secs(5),
             history_limit: 10_000,
             istio_gateway: None,
+            istio_gateway_admin: None,
             port_forward_backend: None,
             tick: Duration::from_millis(10),
         }
@@ -279,6 +282,9 @@ impl ApiServerDouble {
     }
 }
 
+/// The gateway pod's Envoy admin port, which `istio_gateway_admin` serves.
+pub const ISTIO_ADMIN_PORT: u16 = 15000;
+
 /// Name of the Istio ingress gateway pod the double creates with `istio_gateway`.
 pub const ISTIO_GATEWAY_POD: &str = "istio-ingressgateway-7c9d8b6f5-x2k4q";
 
@@ -300,6 +306,16 @@ fn seed(state: &mut State, options: &DoubleOptions) {
         state
             .port_forwards
             .insert(("istio-system".into(), ISTIO_GATEWAY_POD.into()), backend);
+        if let Some(admin) = options.istio_gateway_admin {
+            state.port_forward_ports.insert(
+                (
+                    "istio-system".into(),
+                    ISTIO_GATEWAY_POD.into(),
+                    ISTIO_ADMIN_PORT,
+                ),
+                admin,
+            );
+        }
     }
     let service = json!({
         "apiVersion": "v1",

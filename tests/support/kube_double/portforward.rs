@@ -2,7 +2,8 @@
 //! speaks it: subprotocol `v4.channel.k8s.io`; per requested port two channels (data
 //! `2i`, error `2i+1`), each opened by the server with a frame holding the port number
 //! (2 bytes, little endian); every later binary frame is `[channel, payload...]`.
-//! Each connection's ports are carried to the pod's loopback backend over TCP.
+//! Each connection's ports are carried to the pod's loopback backend over TCP (one per
+//! pod, or per port of a pod: the gateway's Envoy admin).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,20 +53,27 @@ pub fn handle(
 ) -> Response<Body> {
     let namespace = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
-    let backend = {
+    let ports = match parse_ports(query) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    let backends: Vec<Option<SocketAddr>> = {
         let state = shared.lock();
         if state.get(&pod_key(&namespace, &name)).is_none() {
             return error_response(&ApiError::not_found(target.r, &name));
         }
-        state
+        let pod = state
             .port_forwards
-            .get(&(namespace, name))
+            .get(&(namespace.clone(), name.clone()))
             .copied()
-            .or(shared.options.port_forward_backend)
-    };
-    let ports = match parse_ports(query) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e),
+            .or(shared.options.port_forward_backend);
+        ports
+            .iter()
+            .map(|port| {
+                let key = (namespace.clone(), name.clone(), *port);
+                state.port_forward_ports.get(&key).copied().or(pod)
+            })
+            .collect()
     };
     let upgrade = header(&req, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let Some(key) = header(&req, "sec-websocket-key").filter(|_| upgrade) else {
@@ -86,7 +94,7 @@ pub fn handle(
             let ws =
                 WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
             tokio::select! {
-                _ = forward(ws, ports, backend) => {}
+                _ = forward(ws, ports, backends) => {}
                 _ = cancel.cancelled() => {}
             }
         }
@@ -119,7 +127,7 @@ enum Out {
     Close,
 }
 
-async fn forward<S>(ws: WebSocketStream<S>, ports: Vec<u16>, backend: Option<SocketAddr>)
+async fn forward<S>(ws: WebSocketStream<S>, ports: Vec<u16>, backends: Vec<Option<SocketAddr>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -136,7 +144,7 @@ where
     let mut writers: Vec<Option<OwnedWriteHalf>> = vec![];
     for (index, port) in ports.iter().enumerate() {
         let channel = 2 * index as u8;
-        match connect(backend, *port).await {
+        match connect(backends[index], *port).await {
             Ok(stream) => {
                 let (read, write) = stream.into_split();
                 writers.push(Some(write));

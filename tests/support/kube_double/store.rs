@@ -154,6 +154,8 @@ pub struct State {
     /// Namespaces being terminated, and when they (and their content) vanish.
     pub terminating: Vec<(String, Instant)>,
     pub port_forwards: HashMap<(String, String), SocketAddr>,
+    /// Per port of a pod, where its port-forward goes instead of `port_forwards`.
+    pub port_forward_ports: HashMap<(String, String, u16), SocketAddr>,
     pub failure: Option<Failure>,
 }
 
@@ -182,6 +184,7 @@ impl State {
             workloads: HashMap::new(),
             terminating: vec![],
             port_forwards: HashMap::new(),
+            port_forward_ports: HashMap::new(),
             failure: None,
         }
     }
@@ -517,6 +520,8 @@ impl State {
         }
         self.port_forwards
             .remove(&(key.namespace.clone(), key.name.clone()));
+        self.port_forward_ports
+            .retain(|(ns, pod, _), _| *ns != key.namespace || *pod != key.name);
         let mut deleted = object;
         deleted["metadata"]["deletionTimestamp"] = json!(now_timestamp());
         deleted["metadata"]["deletionGracePeriodSeconds"] = json!(0);
