@@ -50,22 +50,17 @@ fn route_faults(config_dump: &str, ns: &str) -> Option<Vec<Value>> {
     let source =
         format!("/apis/networking.istio.io/v1/namespaces/{ns}/virtual-service/mcp-agent-vs");
     let mut faults = Vec::new();
-    for config in dump["configs"].as_array()? {
-        for dynamic in config["dynamic_route_configs"]
-            .as_array()
+    // With `?resource=dynamic_route_configs`, each entry of `configs` is one dynamic
+    // route configuration.
+    for dynamic in dump["configs"].as_array()? {
+        let hosts = dynamic["route_config"]["virtual_hosts"].as_array();
+        for route in hosts
             .into_iter()
             .flatten()
+            .flat_map(|h| h["routes"].as_array().cloned().unwrap_or_default())
         {
-            let hosts = dynamic["route_config"]["virtual_hosts"].as_array();
-            for route in hosts
-                .into_iter()
-                .flatten()
-                .flat_map(|h| h["routes"].as_array().cloned().unwrap_or_default())
-            {
-                if route["metadata"]["filter_metadata"]["istio"]["config"] == source.as_str() {
-                    faults
-                        .push(route["typed_per_filter_config"]["envoy.filters.http.fault"].clone());
-                }
+            if route["metadata"]["filter_metadata"]["istio"]["config"] == source.as_str() {
+                faults.push(route["typed_per_filter_config"]["envoy.filters.http.fault"].clone());
             }
         }
     }

@@ -273,6 +273,33 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// How long `retrying` keeps asking an API server that says "later" (429: its storage
+/// is (re)initializing after a restart, or it sheds load).
+const LATER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `timed`, asked again while the API server answers 429 (with pauses from 250 ms
+/// doubling to 2 s, for at most `LATER_PATIENCE`): a server that has just restarted
+/// answers so until its watch cache is filled.
+pub async fn retrying<T, F, Fut>(mut call: F) -> Result<T, Problem>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = kube::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + LATER_PATIENCE;
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        match timed(call()).await {
+            Err(Problem::Api(kube::Error::Api(s)))
+                if s.code == 429 && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// One request with the check timeout.
 pub async fn timed<T>(
     call: impl std::future::Future<Output = kube::Result<T>>,

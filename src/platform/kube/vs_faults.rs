@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::FIELD_MANAGER;
-use super::catalog::{Problem, timed};
+use super::catalog::{Problem, retrying, timed};
 use super::envoy::{self, EnvoyAdmin};
 use super::settings::KubeSettings;
 use crate::platform::PlatformError;
@@ -352,7 +352,8 @@ pub async fn clean_leftovers(
     settings: &KubeSettings,
 ) -> Result<Vec<String>, PlatformError> {
     let api = virtual_services(client, &settings.namespace);
-    let list = match timed(api.list(&ListParams::default())).await {
+    let all = ListParams::default();
+    let list = match retrying(|| api.list(&all)).await {
         Ok(l) => l,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => {
@@ -376,7 +377,8 @@ pub async fn clean_leftovers(
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        timed(api.patch(&name, &params, &Patch::Json::<()>(restore_patch(&vs, &original))))
+        let patch = Patch::Json::<()>(restore_patch(&vs, &original));
+        retrying(|| api.patch(&name, &params, &patch))
             .await
             .map_err(|e| {
                 PlatformError::Infra(format!(
