@@ -71,3 +71,59 @@ fn spike_on_the_embedded_platform_scales_out_injects_aborts_and_passes() {
     let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(summary.contains("Emulated platform"), "{summary}");
 }
+
+/// `slo-check --scenario NAME --time-scale 0.5` from scenarios/ on the embedded
+/// platform: (exit code, run.json, stderr).
+fn scenario_run(name: &str) -> (Option<i32>, Value, String) {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::cargo_bin("slo-check")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--scenario",
+            name,
+            "--time-scale",
+            "0.5",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out.path())
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("run.json")).unwrap()).unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    (run.status.code(), report, stderr)
+}
+
+/// The scenarios that prove a platform's faults, on the embedded one: every SLO of
+/// theirs holds, and the windows show the fault where it was asked and nowhere else.
+#[test]
+fn the_fault_scenarios_hold_on_the_embedded_platform() {
+    let (code, abort, stderr) = scenario_run("fault-abort");
+    assert_eq!(code, Some(0), "{stderr}\n{:#}", abort["slos"]);
+    let window = |r: &Value, label: &str| -> Value {
+        r["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["label"] == label)
+            .cloned()
+            .unwrap_or_else(|| panic!("no window {label}: {:#}", r["windows"]))
+    };
+    let aborts = window(&abort, "fault aborts");
+    let rate = aborts["counts"]["failure_rate"].as_f64().unwrap();
+    assert!((0.06..=0.14).contains(&rate), "{aborts:#}");
+    assert_eq!(abort["counts"]["failed"], aborts["counts"]["failed"]);
+
+    let (code, delay, stderr) = scenario_run("fault-delay");
+    assert_eq!(code, Some(0), "{stderr}\n{:#}", delay["slos"]);
+    let delays = window(&delay, "fault delays");
+    assert!(
+        delays["latency_ms"]["p90"].as_f64() >= Some(500.0),
+        "{delays:#}"
+    );
+    let whole = &delay["workflow"]["latency_ms"];
+    assert!(whole["p50"].as_f64() < Some(100.0), "{whole:#}");
+}
