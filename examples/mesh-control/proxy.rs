@@ -3,7 +3,7 @@
 //! so the process node's signals and CPU accounting reach Envoy itself).
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
@@ -48,13 +48,13 @@ fn prepare(argv: &[String]) -> anyhow::Result<std::process::Command> {
     for kind in ["lds", "cds"] {
         let path = dir.join(format!("{kind}.json"));
         if !path.exists() {
-            write_atomically(&path, br#"{"version_info":"0","resources":[]}"#)?;
+            crate::xds::write_atomically(&path, br#"{"version_info":"0","resources":[]}"#)?;
         }
     }
     let bootstrap = crate::xds::bootstrap(&dir, &node_id, &cluster, admin);
     // Every pod of the gateway writes the same text; node id and cluster go as flags.
     let path = dir.join("bootstrap.json");
-    write_atomically(&path, serde_json::to_string_pretty(&bootstrap)?.as_bytes())?;
+    crate::xds::write_atomically(&path, serde_json::to_string_pretty(&bootstrap)?.as_bytes())?;
     let envoy = root.join("bin/envoy");
     anyhow::ensure!(
         envoy.exists(),
@@ -81,16 +81,4 @@ fn default_node_id() -> String {
         var("INSTANCE_IP", "0.0.0.0"),
         var("POD_NAME", "gateway"),
     )
-}
-
-/// Write by a temporary file and a rename in the same directory: Envoy watches for
-/// moves, and never reads half a file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a file path has a parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("temporary file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)
-        .with_context(|| format!("rename into {}", path.display()))?;
-    Ok(())
 }

@@ -181,19 +181,24 @@ fn write_file(file: &Path, resources: &[Value], version: &str) -> anyhow::Result
     {
         return Ok(false);
     }
-    let folder = file.parent().context("a resource file has no folder")?;
     let body =
         serde_json::to_vec_pretty(&json!({"version_info": version, "resources": resources}))?;
-    // The temporary file is in the same folder, so the rename is atomic and Envoy sees
-    // the move it watches for.
+    write_atomically(file, &body)?;
+    Ok(true)
+}
+
+/// Writes `bytes` to `file` through a temporary file in the same folder and a rename:
+/// atomic, so Envoy never reads half a file, and the move is what it watches for.
+pub fn write_atomically(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let folder = file.parent().context("a file path has a folder")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(folder)
         .with_context(|| format!("creating a temporary file in {}", folder.display()))?;
-    std::io::Write::write_all(&mut tmp, &body)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.persist(file)
         .with_context(|| format!("renaming into {}", file.display()))?;
-    Ok(true)
+    Ok(())
 }
 
 /// Removes the .json files of `folder` not in `keep`. Returns whether it removed any.
