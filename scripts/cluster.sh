@@ -205,6 +205,19 @@ start_process_node() {
     info "process-node controller running (pid $(cat "$PROCESS_NODE_PID"), log $PROCESS_NODE_LOG)"
 }
 
+# SIGTERM to the process a pid file names, SIGKILL if it still runs after $2 seconds;
+# the pid file goes either way.
+stop_pid_file() {
+    local p i
+    p="$(tr -dc 0-9 <"$1")"
+    if [ -n "$p" ] && running "$p"; then
+        kill "$p" 2>/dev/null || true
+        for i in $(seq 1 $(($2 * 2))); do running "$p" || break; sleep 0.5; done
+        running "$p" && kill -9 "$p" 2>/dev/null || true
+    fi
+    rm -f "$1"
+}
+
 release_dir() {
     echo "$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
 }
@@ -236,15 +249,8 @@ start_mesh_control() {
 }
 
 stop_mesh_control() {
-    local p i
     [ -f "$MESH_PID" ] || return 0
-    p="$(tr -dc 0-9 <"$MESH_PID")"
-    if [ -n "$p" ] && running "$p"; then
-        kill "$p" 2>/dev/null || true
-        for i in $(seq 1 20); do running "$p" || break; sleep 0.5; done
-        running "$p" && kill -9 "$p" 2>/dev/null || true
-    fi
-    rm -f "$MESH_PID"
+    stop_pid_file "$MESH_PID" 10
     rm -rf "$MESH_ROOT"
 }
 
@@ -259,16 +265,9 @@ install_gateway() {
 # SIGTERM: it stops its pods (waiting at most 10 s for each) and removes the network
 # namespaces; whatever is left after 20 s is killed and removed here.
 stop_process_node() {
-    local p i
     # Only a cluster that started the machine's controller owns the namespaces.
     [ -f "$PROCESS_NODE_PID" ] || return 0
-    p="$(tr -dc 0-9 <"$PROCESS_NODE_PID")"
-    if [ -n "$p" ] && running "$p"; then
-        kill "$p" 2>/dev/null || true
-        for i in $(seq 1 40); do running "$p" || break; sleep 0.5; done
-        running "$p" && kill -9 "$p" 2>/dev/null || true
-    fi
-    rm -f "$PROCESS_NODE_PID"
+    stop_pid_file "$PROCESS_NODE_PID" 20
     for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^slck-/ {print $1}'); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
