@@ -8,27 +8,9 @@ use serde_json::Value;
 
 #[test]
 fn spike_on_the_embedded_platform_scales_out_injects_aborts_and_passes() {
-    let out = tempfile::tempdir().unwrap();
-    let run = Command::cargo_bin("slo-check")
-        .unwrap()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "--scenario",
-            "spike",
-            "--time-scale",
-            "0.1",
-            "--quiet",
-            "--out",
-        ])
-        .arg(out.path())
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("run.json")).unwrap()).unwrap();
+    let (code, report, stderr, out) = scenario_run("spike", "0.1");
     assert_eq!(
-        run.status.code(),
+        code,
         Some(0),
         "stderr: {stderr}\nslos: {:#}",
         report["slos"]
@@ -72,9 +54,9 @@ fn spike_on_the_embedded_platform_scales_out_injects_aborts_and_passes() {
     assert!(summary.contains("Emulated platform"), "{summary}");
 }
 
-/// `slo-check --scenario NAME --time-scale 0.5` from scenarios/ on the embedded
-/// platform: (exit code, run.json, stderr).
-fn scenario_run(name: &str) -> (Option<i32>, Value, String) {
+/// `slo-check --scenario NAME --time-scale SCALE` from scenarios/ on the embedded
+/// platform: (exit code, run.json, stderr, the report directory).
+fn scenario_run(name: &str, scale: &str) -> (Option<i32>, Value, String, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     let run = Command::cargo_bin("slo-check")
         .unwrap()
@@ -83,7 +65,7 @@ fn scenario_run(name: &str) -> (Option<i32>, Value, String) {
             "--scenario",
             name,
             "--time-scale",
-            "0.5",
+            scale,
             "--quiet",
             "--out",
         ])
@@ -94,14 +76,14 @@ fn scenario_run(name: &str) -> (Option<i32>, Value, String) {
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("run.json")).unwrap()).unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
-    (run.status.code(), report, stderr)
+    (run.status.code(), report, stderr, out)
 }
 
 /// The scenarios that prove a platform's faults, on the embedded one: every SLO of
 /// theirs holds, and the windows show the fault where it was asked and nowhere else.
 #[test]
 fn the_fault_scenarios_hold_on_the_embedded_platform() {
-    let (code, abort, stderr) = scenario_run("fault-abort");
+    let (code, abort, stderr, _) = scenario_run("fault-abort", "0.5");
     assert_eq!(code, Some(0), "{stderr}\n{:#}", abort["slos"]);
     let window = |r: &Value, label: &str| -> Value {
         r["windows"]
@@ -117,7 +99,7 @@ fn the_fault_scenarios_hold_on_the_embedded_platform() {
     assert!((0.06..=0.14).contains(&rate), "{aborts:#}");
     assert_eq!(abort["counts"]["failed"], aborts["counts"]["failed"]);
 
-    let (code, delay, stderr) = scenario_run("fault-delay");
+    let (code, delay, stderr, _) = scenario_run("fault-delay", "0.5");
     assert_eq!(code, Some(0), "{stderr}\n{:#}", delay["slos"]);
     let delays = window(&delay, "fault delays");
     assert!(
