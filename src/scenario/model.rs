@@ -38,6 +38,102 @@ pub struct Scenario {
     pub slos: Vec<Slo>,
     /// Whether the built-in load-delivered check runs.
     pub check_load_delivered: bool,
+    /// The `canary:` section: a progressive rollout judged step by step.
+    pub canary: Option<Canary>,
+}
+
+/// A subset of the agent (a DestinationRule subset): which version served a workflow.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Subset {
+    Stable,
+    Canary,
+}
+
+impl Subset {
+    /// Both subsets, stable first.
+    pub const ALL: [Subset; 2] = [Subset::Stable, Subset::Canary];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subset::Stable => "stable",
+            Subset::Canary => "canary",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The response header in which an agent replica names its version (its subset's
+/// `version` label); workflows are attributed to a subset by it.
+pub const VERSION_HEADER: &str = "x-agent-version";
+
+/// A validated `canary:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// The `version` label of each subset, indexed by `Subset::index`.
+    pub versions: [String; 2],
+    /// Embedded platform: how each subset's replicas differ from `platform.local`.
+    pub local: [SubsetLocal; 2],
+    /// Requests with all these headers (name, exact value) always go to the canary.
+    pub header: Vec<(HeaderName, String)>,
+    /// The traffic steps, in order.
+    pub steps: Vec<CanaryStep>,
+    /// Judged at the end of every step over the canary's workflows of the step (window `Run`
+    /// as written; `plan` gives each step its window).
+    pub analysis: Vec<Slo>,
+    pub on_failure: OnFailure,
+    /// Line and column of the `canary:` key, for errors found later (e.g. a platform that
+    /// cannot route).
+    pub line_col: Option<(u64, u64)>,
+}
+
+impl Canary {
+    /// The subset whose pods carry `version`, if any.
+    pub fn subset_of(&self, version: &str) -> Option<Subset> {
+        Subset::ALL
+            .into_iter()
+            .find(|s| self.versions[s.index()] == version)
+    }
+
+    /// End of the last step, in scenario time.
+    pub fn end(&self) -> Duration {
+        self.steps.iter().map(|s| s.duration).sum()
+    }
+}
+
+/// How one subset's replicas differ from `platform.local` (embedded platform).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubsetLocal {
+    /// Fraction of workflows that fail; `None`: `platform.local.fail_ratio`.
+    pub fail_ratio: Option<f64>,
+    /// Multiplies the LLM and tool-call latencies (> 0).
+    pub latency_factor: f64,
+    /// Replicas; `None`: the stable subset's initial replicas.
+    pub replicas: Option<u32>,
+    /// Whether an emulated HPA scales this subset.
+    pub autoscale: bool,
+}
+
+/// One traffic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanaryStep {
+    /// The canary's share of the weighted traffic, percent.
+    pub weight: u8,
+    /// How long the step holds, scenario time.
+    pub duration: Duration,
+}
+
+/// What a failing step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    Rollback,
+    Continue,
 }
 
 /// Kubernetes object names of the platform under test.
@@ -103,6 +199,9 @@ pub struct LocalPlatform {
 /// Validation never lets a NaN through (`cores` and `fail_ratio` are range-checked), so
 /// equality is reflexive.
 impl Eq for LocalPlatform {}
+
+/// Validation range-checks `latency_factor` and `fail_ratio`.
+impl Eq for SubsetLocal {}
 
 impl Default for LocalPlatform {
     fn default() -> Self {
@@ -247,6 +346,8 @@ pub struct Slo {
     pub threshold: f64,
     pub window: WindowRef,
     pub allow_unknown: bool,
+    /// Only the workflows this subset served (`subset:`); `None`: all of them.
+    pub subset: Option<Subset>,
 }
 
 /// Where an SLO's observed value comes from.

@@ -41,6 +41,91 @@ pub struct RawScenario {
     /// Built-in checks (on by default).
     #[serde(default)]
     pub checks: RawChecks,
+    /// Progressive delivery: shift traffic to a canary subset step by step, judge each
+    /// step by its analysis SLOs, and roll back on a failing step.
+    #[serde(default)]
+    #[schemars(with = "Option<RawCanary>")]
+    pub canary: Option<Spanned<RawCanary>>,
+}
+
+/// A canary rollout under load: two subsets of the agent (as in the DestinationRule),
+/// the traffic steps, the analysis SLOs judged at the end of every step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    /// The stable subset: `{ version: stable }`.
+    pub stable: RawSubset,
+    /// The canary subset: `{ version: canary, local: {...} }`.
+    pub canary: RawSubset,
+    /// Requests carrying all of these headers (exact values) always go to the canary,
+    /// as an Istio `match: [{ headers: ... }]` route before the weighted one.
+    #[serde(default)]
+    pub header: BTreeMap<String, String>,
+    /// The traffic steps: the canary's weight in percent (rising, 0 to 100) and how long it holds.
+    #[schemars(with = "Vec<RawCanaryStep>")]
+    pub steps: Vec<Spanned<RawCanaryStep>>,
+    /// SLOs judged at the end of every step over the canary subset's workflows that
+    /// started in the step (`metric:` latency.*, step.<name>.latency.* or failure_rate).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawSlo>")]
+    pub analysis: Vec<Spanned<RawSlo>>,
+    /// What a failing step does: `rollback` (weight 0 at once, the rest skipped; default)
+    /// or `continue`.
+    #[serde(default)]
+    pub on_failure: Option<RawOnFailure>,
+}
+
+/// One subset of the agent: the `version` label its pods carry (and that its replicas
+/// report in the `x-agent-version` response header).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubset {
+    /// The subset's `version` label, as in the DestinationRule.
+    pub version: String,
+    /// Embedded platform only: how this subset's agent replicas differ from
+    /// `platform.local` (default: identical).
+    #[serde(default)]
+    #[schemars(with = "Option<RawSubsetLocal>")]
+    pub local: Option<Spanned<RawSubsetLocal>>,
+}
+
+/// How a subset's replicas differ from `platform.local` on the embedded platform.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubsetLocal {
+    /// Fraction of this subset's workflows that end `failed`: `3%` or `0.03` (default: `platform.local.fail_ratio`).
+    #[serde(default)]
+    pub failure_rate: Option<Quantity>,
+    /// Multiplies this subset's LLM and tool-call latencies (median and p99; default 1).
+    #[serde(default)]
+    pub latency_factor: Option<f64>,
+    /// Replicas of this subset (default: the stable subset's initial replicas).
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    /// Run an emulated HPA for this subset too (default: true for stable, false for canary).
+    #[serde(default)]
+    pub autoscale: Option<bool>,
+}
+
+/// One traffic step of a canary rollout.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanaryStep {
+    /// The canary's share of the traffic, in percent (0 to 100, rising from step to step).
+    pub weight: i64,
+    /// How long the step holds before it is judged (scaled by --time-scale).
+    #[serde(default, rename = "for")]
+    pub duration: Option<Dur>,
+}
+
+/// What a failing canary step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename = "OnFailure", rename_all = "lowercase")]
+pub enum RawOnFailure {
+    /// Send every request to stable at once and skip the remaining steps.
+    Rollback,
+    /// Record the failure and go on to the next step.
+    Continue,
 }
 
 /// Kubernetes object names of the platform under test.
@@ -339,6 +424,10 @@ pub struct RawSlo {
     /// Count "no data" as a pass (default false: unknown fails).
     #[serde(default)]
     pub allow_unknown: bool,
+    /// With a `canary:` section: judge only the workflows served by this subset
+    /// (`canary` or `stable`; latency and failure_rate metrics).
+    #[serde(default)]
+    pub subset: Option<String>,
 }
 
 /// Part of the run, by intended start time: `{from, to}`, `{stage}` or `{fault}`.

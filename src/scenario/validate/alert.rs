@@ -97,6 +97,7 @@ pub(super) fn validate_alert(
         threshold: fires_within.as_secs_f64(),
         window,
         allow_unknown: s.allow_unknown,
+        subset: None,
     })
 }
 

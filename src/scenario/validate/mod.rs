@@ -1,5 +1,6 @@
 //! Raw scenario → validated `Scenario`: the entry point. Each section is checked in
-//! its own file (`load`, `workflow`, `faults`, `slos`, `metric`, `alert`, `local`);
+//! its own file (`load`, `workflow`, `faults`, `slos`, `metric`, `alert`, `local`,
+//! `canary`);
 //! here are the top-level keys (`name`, `platform`, `prometheus`), and all errors
 //! are collected at once.
 
@@ -13,6 +14,7 @@ use super::model::{PlatformRefs, Scenario};
 use super::raw::{RawPlatformRefs, RawPrometheus, RawScenario};
 
 mod alert;
+mod canary;
 mod faults;
 mod load;
 mod local;
@@ -56,8 +58,13 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
         load: &load,
         faults: &faults,
         schedule_end,
+        has_canary: raw.canary.is_some(),
     };
     let slos = slos::validate_slos(&mut cx, &raw.slos, &refs);
+    let canary = raw
+        .canary
+        .as_ref()
+        .map(|c| canary::validate_canary(&mut cx, c, &refs));
     let platform = platform_refs(&mut cx, raw.platform);
     check_prometheus(&mut cx, raw.prometheus.as_ref());
     if !cx.errors.is_empty() {
@@ -77,6 +84,7 @@ pub fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError
         faults,
         slos,
         check_load_delivered: raw.checks.load_delivered,
+        canary,
     })
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::{Ctx, alert, metric::parse_metric};
-use crate::scenario::model::{Bound, Fault, Load, Slo, SloSource, Step, Unit, WindowRef};
+use crate::scenario::model::{
+    Bound, Fault, Load, Metric, Slo, SloSource, Step, Subset, Unit, WindowRef,
+};
 use crate::scenario::raw::{RawSlo, RawWindow, StageRef};
 use crate::units::{Quantity, format_duration, parse_duration, parse_ratio};
 
@@ -18,6 +20,8 @@ pub(super) struct Refs<'a> {
     pub(super) faults: &'a [Fault],
     /// End of the schedule: the sum of the stage durations.
     pub(super) schedule_end: Duration,
+    /// Whether the scenario has a `canary:` section (so `subset:` means something).
+    pub(super) has_canary: bool,
 }
 
 /// The SLOs with no error; an SLO with any error is left out (the errors are in `cx`).
@@ -37,6 +41,9 @@ pub(super) fn validate_slos(cx: &mut Ctx, raw: &[Spanned<RawSlo>], refs: &Refs) 
             );
         }
         let slo = if alert::is_alert(s) {
+            if s.subset.is_some() {
+                cx.err(loc, format!("{path}.subset"), "an alert has no subset: `subset` goes with latency.*, step.<name>.latency.* or failure_rate");
+            }
             let window = slo_window(cx, loc, &path, s, refs);
             alert::validate_alert(cx, loc, &path, s, window)
         } else {
@@ -101,6 +108,10 @@ fn metric_slo(
         _ => 0.0,
     };
     let window = slo_window(cx, loc, path, s, refs);
+    let subset = s
+        .subset
+        .as_deref()
+        .and_then(|name| slo_subset(cx, loc, path, name, source.as_ref(), refs));
     Some(Slo {
         name: s.name.clone(),
         source: source?,
@@ -108,7 +119,73 @@ fn metric_slo(
         threshold,
         window,
         allow_unknown: s.allow_unknown,
+        subset,
     })
+}
+
+/// `subset:` of an SLO: only with a `canary:` section, only `canary` or `stable`, only
+/// for metrics a single workflow can be attributed to.
+fn slo_subset(
+    cx: &mut Ctx,
+    loc: Option<Location>,
+    path: &str,
+    name: &str,
+    source: Option<&SloSource>,
+    refs: &Refs,
+) -> Option<Subset> {
+    let path = format!("{path}.subset");
+    if !refs.has_canary {
+        cx.err(
+            loc,
+            path,
+            "`subset` needs a `canary:` section that names the subsets",
+        );
+        return None;
+    }
+    let Some(subset) = Subset::ALL.into_iter().find(|s| s.as_str() == name) else {
+        cx.err(
+            loc,
+            path,
+            format!("unknown subset `{name}`; use `canary` or `stable`"),
+        );
+        return None;
+    };
+    match source {
+        Some(SloSource::Metric(Metric::Latency { .. } | Metric::FailureRate)) | None => {
+            Some(subset)
+        }
+        Some(_) => {
+            cx.err(loc, path, "a subset is known per workflow: `subset` goes with latency.*, step.<name>.latency.* or failure_rate");
+            None
+        }
+    }
+}
+
+/// An analysis SLO of a canary step: a per-workflow client metric with a threshold and
+/// no window or subset of its own (a step's window, the canary subset).
+pub(super) fn analysis_slo(
+    cx: &mut Ctx,
+    loc: Option<Location>,
+    path: &str,
+    s: &RawSlo,
+    refs: &Refs,
+) -> Option<Slo> {
+    let before = cx.errors.len();
+    if s.window.is_some() || s.subset.is_some() {
+        cx.err(loc, path, "an analysis SLO is judged over each step's canary workflows: remove `window` and `subset`");
+    }
+    if s.promql.is_some() || alert::is_alert(s) {
+        cx.err(loc, path, "an analysis SLO is a client metric (`metric:` latency.p95, step.<name>.latency.p99 or failure_rate), judged live at each step's end");
+        return None;
+    }
+    let slo = metric_slo(cx, loc, path, s, refs)?;
+    if !matches!(
+        slo.source,
+        SloSource::Metric(Metric::Latency { .. } | Metric::FailureRate)
+    ) {
+        cx.err(loc, format!("{path}.metric"), "an analysis SLO needs a per-workflow metric: latency.*, step.<name>.latency.* or failure_rate");
+    }
+    (cx.errors.len() == before).then_some(slo)
 }
 
 /// What the SLO measures: exactly one of `metric` and `promql`.
