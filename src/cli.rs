@@ -318,6 +318,11 @@ pub struct CapacityArgs {
 /// Durations use humantime syntax (`800ms`, `1s`, `2m`).
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
+    /// The replica's version, sent in every answer's `x-agent-version` header so a canary
+    /// run can tell which subset served a workflow (the stack sets it from the pod's
+    /// `version` label). Empty: no header.
+    #[arg(long, value_name = "VERSION", env = "AGENT_VERSION_LABEL")]
+    pub version_label: Option<String>,
     /// Address to serve on. Must be loopback unless --allow-non-loopback is given.
     #[arg(
         long,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::load::schedule::Schedule;
-use crate::scenario::{Arrival, Scenario, SloSource, WindowRef};
+use crate::scenario::{Arrival, Canary, Scenario, SloSource, Subset, WindowRef};
 use crate::stats::WindowSpec;
 
 /// What a run will do.
@@ -26,6 +26,27 @@ pub struct Plan {
     pub fault_windows: Vec<(Duration, Duration)>,
     /// Upper bound of one workflow's duration (all timeouts added up).
     pub max_workflow: Duration,
+    /// The canary's steps in plan time, when the scenario has a `canary:` section.
+    pub canary: Option<CanaryPlan>,
+}
+
+/// A canary rollout in plan time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryPlan {
+    pub steps: Vec<PlannedStep>,
+}
+
+/// One canary step in plan time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    /// The canary's weight, percent.
+    pub weight: u8,
+    /// When the step starts and ends (its end is when it is judged), from the run's zero.
+    pub from: Duration,
+    pub to: Duration,
+    /// The recorder's windows of the step's workflows served by each subset, indexed by
+    /// `Subset::index`.
+    pub windows: [usize; 2],
 }
 
 /// Options that shape the plan.
@@ -73,7 +94,11 @@ impl Plan {
             .iter()
             .map(|f| (f.start.mul_f64(ts), (f.start + f.duration).mul_f64(ts)))
             .collect();
-        let (windows, slo_windows) = windows(&scenario, &schedule, &fault_windows, ts);
+        let (mut windows, slo_windows) = windows(&scenario, &schedule, &fault_windows, ts);
+        let canary = scenario
+            .canary
+            .as_ref()
+            .map(|c| canary_plan(c, ts, &mut windows));
         let timeout = scenario.load.request_timeout;
         let max_workflow = scenario
             .workflow
@@ -90,6 +115,7 @@ impl Plan {
             slo_windows,
             fault_windows,
             max_workflow,
+            canary,
         })
     }
 
@@ -118,6 +144,7 @@ fn windows(
         label: "run".into(),
         from_us: 0,
         to_us: us(end),
+        subset: None,
     }];
     for (i, seg) in schedule.segments.iter().enumerate() {
         let name = scenario.load.stages[i]
@@ -129,6 +156,7 @@ fn windows(
             label: format!("stage {}{name}", i + 1),
             from_us: (seg.start_s * 1e6) as u64,
             to_us: ((seg.start_s + seg.duration_s) * 1e6) as u64,
+            subset: None,
         });
     }
     for (f, (from, to)) in scenario.faults.iter().zip(fault_windows) {
@@ -136,6 +164,7 @@ fn windows(
             label: format!("fault {}", f.name),
             from_us: us(*from),
             to_us: us(*to),
+            subset: None,
         });
     }
     let mut slo_windows = Vec::new();
@@ -153,6 +182,7 @@ fn windows(
                     ),
                     from_us: us(scale(*from)),
                     to_us: us(to.map_or(end, scale)),
+                    subset: None,
                 };
                 match windows.iter().position(|w| *w == spec) {
                     Some(i) => i,
@@ -163,9 +193,60 @@ fn windows(
                 }
             }
         };
+        let idx = match slo.subset {
+            None => idx,
+            Some(subset) => {
+                let spec = WindowSpec {
+                    label: format!("{}, {}", windows[idx].label, subset.as_str()),
+                    subset: Some(subset),
+                    ..windows[idx].clone()
+                };
+                position_or_push(&mut windows, spec)
+            }
+        };
         slo_windows.push(idx);
     }
     (windows, slo_windows)
+}
+
+fn position_or_push(windows: &mut Vec<WindowSpec>, spec: WindowSpec) -> usize {
+    match windows.iter().position(|w| *w == spec) {
+        Some(i) => i,
+        None => {
+            windows.push(spec);
+            windows.len() - 1
+        }
+    }
+}
+
+/// The canary's steps one after another from the run's zero, each with a window per
+/// subset added to `windows`.
+fn canary_plan(canary: &Canary, ts: f64, windows: &mut Vec<WindowSpec>) -> CanaryPlan {
+    let mut at = Duration::ZERO;
+    let mut steps = Vec::new();
+    for (i, step) in canary.steps.iter().enumerate() {
+        let from = at;
+        let to = at + step.duration.mul_f64(ts);
+        at = to;
+        let window = |subset: Subset| WindowSpec {
+            label: format!(
+                "canary step {} ({} %), {}",
+                i + 1,
+                step.weight,
+                subset.as_str()
+            ),
+            from_us: from.as_micros() as u64,
+            to_us: to.as_micros() as u64,
+            subset: Some(subset),
+        };
+        steps.push(PlannedStep {
+            weight: step.weight,
+            from,
+            to,
+            windows: Subset::ALL.map(|s| position_or_push(windows, window(s))),
+        });
+    }
+    CanaryPlan { steps }
 }
 
 fn fresh_seed() -> u64 {

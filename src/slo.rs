@@ -234,6 +234,59 @@ fn observe(m: &Metric, w: &WindowStats, ext: &External) -> Result<f64, String> {
     }
 }
 
+/// A client-metric SLO judged over one window (a canary step's analysis): no Prometheus,
+/// no replica timeline.
+pub fn judge(slo: &Slo, w: &WindowStats, workflow: &[crate::scenario::Step]) -> SloResult {
+    let ext = External {
+        hpa_missing: "a canary step's analysis has no replica timeline".into(),
+        ..External::default()
+    };
+    let (metric, unit, observed) = match &slo.source {
+        SloSource::Metric(m) => (m.name(workflow), m.unit(), observe(m, w, &ext)),
+        SloSource::PromQl(q) => (
+            format!("promql: {q}"),
+            Unit::Number,
+            Err("PromQL is not judged per step".into()),
+        ),
+        SloSource::Alert(a) => (
+            format!("alert: {}", a.alert),
+            Unit::Seconds,
+            Err("alerts are not judged per step".into()),
+        ),
+    };
+    let (observed, reason) = match observed {
+        Ok(v) => (Some(v), None),
+        Err(why) => (None, Some(why)),
+    };
+    let status = match observed {
+        None => Status::Unknown,
+        Some(v) if holds(slo.bound, v, slo.threshold) => Status::Pass,
+        Some(_) => Status::Fail,
+    };
+    SloResult {
+        name: slo.name.clone(),
+        metric,
+        window: window_info(w),
+        bound: slo.bound,
+        threshold: slo.threshold,
+        observed,
+        unit,
+        status,
+        allow_unknown: slo.allow_unknown,
+        reason,
+        builtin: false,
+        query: None,
+        alert: None,
+    }
+}
+
+fn holds(bound: Bound, v: f64, threshold: f64) -> bool {
+    match bound {
+        Bound::Max => v <= threshold,
+        Bound::Min => v >= threshold,
+    }
+}
+
 /// The built-in check over `run` (the whole run, or one window holding `scheduled` starts):
 /// nothing dropped, and the achieved start rate within 1 % of the schedule's.
 pub fn load_delivered(

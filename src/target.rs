@@ -1,6 +1,6 @@
 //! The seams between the platform and the stages that drive and observe it: the
 //! `Target` a platform hands back, and the traits behind it (fault injector, replica
-//! observer, scrape targets, the gateway's counters). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
+//! observer, scrape targets, the gateway's counters, the canary's traffic split). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
 //! on it, not on `platform`.
 
 use std::future::Future;
@@ -34,6 +34,19 @@ pub struct Target {
     /// The counters of the proxy the traffic enters the mesh through (the ingress
     /// gateway's Envoy), when the platform drives traffic through one.
     pub gateway: Option<Arc<dyn GatewayCounters>>,
+    /// Shifts traffic between the stable and canary subsets, when the platform runs both
+    /// and can route between them (a canary run).
+    pub split: Option<Arc<dyn TrafficSplit>>,
+}
+
+/// Sets the canary subset's share of the traffic, as Istio's weighted route does (a
+/// request matching the canary's header route goes to the canary whatever the weight).
+pub trait TrafficSplit: Send + Sync {
+    /// Sends `percent` % of the weighted traffic to the canary subset, the rest to stable;
+    /// returns once the control plane took the change.
+    fn set_canary_weight(&self, percent: u8) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// What carries the change, for reports (e.g. `VirtualService mcp-agents/mcp-agent-vs`).
+    fn describe(&self) -> String;
 }
 
 /// The platform's metrics endpoints, by Prometheus job name (e.g. `agent`, `mesh`). Asked

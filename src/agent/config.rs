@@ -47,6 +47,9 @@ pub struct AgentConfig {
     pub shutdown_grace: Duration,
     /// Seed of all random draws.
     pub seed: u64,
+    /// The replica's version (its pod's `version` label): sent in every answer's
+    /// `x-agent-version` header, so a client can tell which subset served it.
+    pub version: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -79,6 +82,7 @@ impl Default for AgentConfig {
             redis_timeout: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(5),
             seed: random_u64(),
+            version: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use super::metrics::{Route, method_label};
 use super::simulation;
 use super::state::AgentState;
 use super::store::WorkflowView;
+use crate::scenario::VERSION_HEADER;
 
 /// Largest accepted POST body.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -45,6 +46,12 @@ pub(crate) async fn handle(
             "method not allowed on this endpoint",
         ),
     };
+    let mut response = response;
+    if let Some(version) = &state.version_header {
+        response
+            .headers_mut()
+            .insert(VERSION_HEADER, version.clone());
+    }
     let seconds = started.elapsed().as_secs_f64();
     state
         .metrics

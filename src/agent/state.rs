@@ -20,6 +20,8 @@ pub(crate) struct AgentState {
     pub store: Arc<dyn WorkflowStore>,
     pub metrics: AgentMetrics,
     pub cpu: CpuModel,
+    /// `config.version` as a header value, checked once.
+    pub version_header: Option<hyper::header::HeaderValue>,
     active: AtomicUsize,
     next_seq: AtomicU64,
     /// Random per replica, so ids from several replicas never collide.
@@ -71,6 +73,10 @@ impl AgentState {
             store,
             metrics: AgentMetrics::new(),
             cpu,
+            version_header: config
+                .version
+                .as_deref()
+                .and_then(|v| hyper::header::HeaderValue::from_str(v).ok()),
             active: AtomicUsize::new(0),
             next_seq: AtomicU64::new(0),
             id_prefix: random_u64() as u32,

@@ -137,6 +137,16 @@ pub fn config(args: AgentArgs) -> Result<AgentConfig, ConfigError> {
             redis_timeout,
             shutdown_grace: duration("shutdown-grace", &args.shutdown_grace)?,
             seed: args.seed.unwrap_or_else(agent::random_u64),
+            version: match args.version_label.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(v) if hyper::header::HeaderValue::from_str(v).is_ok() => Some(v.to_string()),
+                Some(_) => {
+                    return Err(invalid(
+                        "version-label",
+                        "must be printable text, e.g. the pod's `version` label",
+                    ));
+                }
+            },
         })
     }
 }

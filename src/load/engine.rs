@@ -398,5 +398,6 @@ fn abandoned_record(seq: u64, zero: Instant, intended: Instant) -> WorkflowRecor
         end_us: us(Instant::now()),
         outcome: Outcome::Abandoned,
         steps: Vec::new(),
+        subset: None,
     }
 }

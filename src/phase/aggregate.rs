@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
 use crate::load::engine::Live;
 use crate::plan::Plan;
 use crate::report::terminal::{Progress, Snapshot};
 use crate::stats::record::Event;
-use crate::stats::{Recorder, RunStats};
+use crate::stats::{Recorder, RunStats, WindowStats};
 
 /// How much lower than the load workers the recorder's thread runs (`nice`).
 const RECORDER_NICE: libc::c_int = 10;
@@ -73,7 +73,20 @@ pub(super) async fn aggregate(
     progress: Progress,
     live: Arc<Live>,
     plan: Plan,
+    canary: Option<StepFeed>,
 ) -> RunStats {
+    // Canary steps are judged at their ends: the windows as they are then go out.
+    let (ends, feed): (Vec<(Instant, [usize; 2])>, _) = match canary {
+        Some(feed) => (
+            feed.steps
+                .iter()
+                .map(|(to, windows)| (zero + *to, *windows))
+                .collect(),
+            Some(feed.tx),
+        ),
+        None => (Vec::new(), None),
+    };
+    let mut next_step = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut started_history: std::collections::VecDeque<(Instant, u64)> = Default::default();
@@ -108,6 +121,20 @@ pub(super) async fn aggregate(
                     draining: elapsed > total,
                 });
             }
+            _ = step_end(ends.get(next_step).map(|e| e.0)) => {
+                // File what has arrived by the step's end before judging it.
+                while let Ok(batch) = rx.try_recv() {
+                    batch.iter().for_each(|ev| rec.add(ev));
+                }
+                let windows = ends[next_step].1;
+                if let Some(tx) = &feed {
+                    let _ = tx.send(StepSnapshot {
+                        step: next_step,
+                        subsets: windows.map(|w| rec.window(w).clone()),
+                    });
+                }
+                next_step += 1;
+            }
             ev = rx.recv() => match ev {
                 Some(batch) => batch.iter().for_each(|ev| rec.add(ev)),
                 None => break,
@@ -116,6 +143,27 @@ pub(super) async fn aggregate(
     }
     progress.finish();
     rec.finish()
+}
+
+/// What the aggregator sends the canary controller: at each step's end, the step's
+/// windows as they are then.
+pub(super) struct StepFeed {
+    /// Each step's end (plan time) and its windows per subset.
+    pub steps: Vec<(Duration, [usize; 2])>,
+    pub tx: UnboundedSender<StepSnapshot>,
+}
+
+/// One step's windows at its end, indexed by `Subset::index`.
+pub(super) struct StepSnapshot {
+    pub step: usize,
+    pub subsets: [WindowStats; 2],
+}
+
+async fn step_end(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

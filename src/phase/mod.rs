@@ -4,6 +4,7 @@
 //! a platform that stays up); the platform is neither brought up nor taken down here.
 
 mod aggregate;
+pub mod canary;
 pub mod signals;
 
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub struct PhaseOutcome {
     pub zero: Instant,
     /// What the fault timeline applied and reverted, per scenario fault.
     pub fault_activity: Vec<crate::fault_timeline::FaultActivity>,
+    /// What the canary controller did, when the plan has a canary and the target can
+    /// route between its subsets.
+    pub canary: Option<crate::report::canary::CanaryActivity>,
 }
 
 /// How `execute_plan` behaves around the load.
@@ -71,13 +75,17 @@ pub async fn execute_plan(
         load.max_in_flight as usize,
         load.max_response_bytes,
     );
-    let runner = Arc::new(WorkflowRunner::new(
+    let mut runner = WorkflowRunner::new(
         client,
         plan.scenario.workflow.clone(),
         plan.scenario.capture_names.len(),
         plan.env_values.clone(),
         load.request_timeout,
-    ));
+    );
+    if let Some(c) = &plan.scenario.canary {
+        runner = runner.with_versions(c.versions.clone());
+    }
+    let runner = Arc::new(runner);
     let live = Arc::new(Live::default());
     let (tx, rx) = unbounded_channel();
     // A short lead time so the first starts are not late because of set-up work.
@@ -88,6 +96,27 @@ pub async fn execute_plan(
         plan.max_workflow.as_micros() as u64,
     );
     let progress = Progress::new(plan.schedule.duration(), !opts.quiet);
+    // A canary: the controller sets the first weight now, before the load starts, and
+    // judges each step from the aggregator's snapshot at its end.
+    let mut feed = None;
+    let controller = match (&plan.scenario.canary, &plan.canary, &target.split) {
+        (Some(c), Some(steps), Some(split)) => {
+            let (tx, snapshots) = unbounded_channel();
+            feed = Some(aggregate::StepFeed {
+                steps: steps.steps.iter().map(|s| (s.to, s.windows)).collect(),
+                tx,
+            });
+            let controller = canary::Controller {
+                split: split.clone(),
+                canary: c.clone(),
+                plan: steps.clone(),
+                workflow: plan.scenario.workflow.clone(),
+                zero,
+            };
+            Some(tokio::spawn(controller.run(snapshots)))
+        }
+        _ => None,
+    };
     let aggregator = aggregate::behind_the_load(aggregate::aggregate(
         rx,
         recorder,
@@ -95,6 +124,7 @@ pub async fn execute_plan(
         progress,
         live.clone(),
         plan.clone(),
+        feed,
     ));
     let faults = tokio::spawn(crate::fault_timeline::run_timeline(
         target.faults.clone(),
@@ -127,7 +157,15 @@ pub async fn execute_plan(
         }
     }
     let stats = aggregator.await;
+    let canary = match controller {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
+    for line in canary.iter().flat_map(|c| &c.errors) {
+        eprintln!("{line}");
+    }
     PhaseOutcome {
+        canary,
         stats,
         interrupted: issued == Issued::Stopped,
         zero,

@@ -84,6 +84,30 @@ impl Deployed {
     }
 }
 
+/// A canary needs a platform that runs both subsets and routes between them: the
+/// embedded one. The error points at the scenario's `canary:` section.
+fn cannot_route(
+    choice: &Choice,
+    plan: &Plan,
+    canary: &crate::scenario::Canary,
+) -> Result<(), PlatformError> {
+    let why = match choice {
+        Choice::Local => return Ok(()),
+        Choice::Url(_) => {
+            "the url platform cannot route: it sends every request to one address and has no subsets to shift traffic between"
+        }
+        Choice::Kube(_) => "the kube platform does not shift a VirtualService's weights yet",
+    };
+    let at = canary
+        .line_col
+        .map(|(l, c)| format!(":{l}:{c}"))
+        .unwrap_or_default();
+    Err(PlatformError::Usage(format!(
+        "{}{at}: canary: {why}; run it on the embedded platform (--platform local)",
+        plan.scenario.source.display()
+    )))
+}
+
 /// Bring the chosen platform up for `plan` (`slo-check capacity` keeps one up across its
 /// steps). `cancel` (an interrupt) stops a slow bring-up.
 pub async fn up(
@@ -92,6 +116,9 @@ pub async fn up(
     quiet: bool,
     cancel: CancellationToken,
 ) -> Result<(Target, Deployed), PlatformError> {
+    if let Some(canary) = &plan.scenario.canary {
+        cannot_route(choice, plan, canary)?;
+    }
     match choice {
         Choice::Url(url) => Ok((url::target(url.as_deref())?, Deployed::Nothing)),
         Choice::Local => {
@@ -99,7 +126,7 @@ pub async fn up(
                 plan.scenario.platform.local.clone(),
                 plan.time_scale,
             )?;
-            let handle = local::up(opts).await?;
+            let handle = local::up_with_canary(opts, plan.scenario.canary.as_ref()).await?;
             Ok((handle.target(), Deployed::Local(Box::new(handle))))
         }
         Choice::Kube(request) => {

@@ -60,6 +60,7 @@ pub fn target(url: Option<&str>) -> Result<Target, PlatformError> {
         replicas: None,
         scrape,
         gateway: None,
+        split: None,
     })
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::baseline::{self, BaselineReport, Worse};
+use super::canary::{CanaryReport, StepVerdict};
 use super::format;
 use super::model::RunReport;
 use crate::slo::Status;
@@ -51,12 +52,59 @@ pub fn render(r: &RunReport) -> Result<String, String> {
     }
     let mut report = Report::new("slo-check");
     report.add_test_suite(suite);
+    if let Some(c) = &r.canary {
+        report.add_test_suite(canary_suite(r, c));
+    }
     if let Some(b) = &r.baseline {
         report.add_test_suite(baseline_suite(r, b));
     }
     report
         .to_string()
         .map_err(|e| format!("cannot render junit.xml: {e}"))
+}
+
+/// One test case per canary step: its analysis, a failure when it failed; skipped when
+/// a rollback (or the run's end) came first.
+fn canary_suite(r: &RunReport, c: &CanaryReport) -> TestSuite {
+    let mut suite = TestSuite::new(format!("slo-check {} canary", r.scenario));
+    for (i, s) in c.steps.iter().enumerate() {
+        let detail = s
+            .analysis
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}: {} observed {}, threshold {} ({})",
+                    a.name,
+                    a.metric,
+                    format::observed(a),
+                    format::threshold(a),
+                    format::status(a)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let status = match s.verdict {
+            StepVerdict::Pass => TestCaseStatus::success(),
+            StepVerdict::Fail => {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(format!("FAIL: {detail}"));
+                st.set_type("canary-step-failed");
+                st
+            }
+            StepVerdict::Skipped | StepVerdict::NotJudged => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(format!("{}: {}", s.verdict.as_str(), c.outcome_line()));
+                st
+            }
+        };
+        let mut case = TestCase::new(format!("canary step {} ({} %)", i + 1, s.weight), status);
+        case.set_classname(format!("slo-check.{}.canary", r.scenario));
+        if s.verdict == StepVerdict::Pass {
+            case.set_system_out(detail);
+        }
+        suite.add_test_case(case);
+    }
+    suite
 }
 
 /// One test case per compared measure; a regression is a failure.

@@ -64,6 +64,16 @@ pub fn render(r: &RunReport) -> String {
             }
         }
     }
+    if let Some(c) = &r.canary {
+        let _ = writeln!(
+            out,
+            "\n## Canary: {} → {}\n\n**{}**\n\nEach step is judged at its end on the canary's workflows of the step that had ended by then; the figures below count every workflow started in the step, by the version that served it.\n\n{}",
+            cell(&c.versions.stable),
+            cell(&c.versions.canary),
+            cell(&c.outcome_line()),
+            c.table(true)
+        );
+    }
     if let Some(b) = &r.baseline {
         baseline_section(&mut out, b);
     }

@@ -3,6 +3,7 @@
 //! directory (`input` reads a run.json back, to re-render or compare with).
 
 pub mod baseline;
+pub mod canary;
 pub mod charts;
 pub mod format;
 pub mod html;

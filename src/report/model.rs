@@ -87,6 +87,9 @@ pub struct RunReport {
     /// no gateway to read (`url`, `local`, a kube run with --target-url).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayReport>,
+    /// The canary rollout, step by step (scenarios with a `canary:` section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::canary::CanaryReport>,
 }
 
 /// The platform a run used.
@@ -361,6 +364,8 @@ pub struct RunMeta {
     pub fault_activity: Vec<crate::fault_timeline::FaultActivity>,
     /// What the gateway counted during the load (`None`: no gateway to read).
     pub gateway: Option<GatewayReport>,
+    /// What the canary controller did (`None`: no canary, or no platform to route).
+    pub canary: Option<super::canary::CanaryActivity>,
 }
 
 impl RunReport {
@@ -389,7 +394,15 @@ impl RunReport {
             })
             .collect();
         let lag = |p: f64| histogram::percentile_ms(&stats.lag, p);
-        let verdict = crate::slo::verdict(&slos);
+        let canary = meta
+            .canary
+            .as_ref()
+            .and_then(|a| super::canary::CanaryReport::build(plan, stats, a));
+        // A rolled-back (or unfinished, or failing) rollout fails the run like an SLO.
+        let verdict = match &canary {
+            Some(c) if !c.holds() => Verdict::Fail,
+            _ => crate::slo::verdict(&slos),
+        };
         let faults = fault_reports(plan, &meta);
         RunReport {
             schema_version: SCHEMA_VERSION,
@@ -439,6 +452,7 @@ impl RunReport {
             baseline: None,
             cross_check: Vec::new(),
             gateway: meta.gateway,
+            canary,
         }
     }
 }

@@ -126,6 +126,10 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
             let _ = writeln!(out, "  {}: {reason}", s.name);
         }
     }
+    if let Some(c) = &r.canary {
+        let _ = write!(out, "\n{}", c.table(false));
+        let _ = writeln!(out, "{}", c.outcome_line());
+    }
     let held = r.slos.iter().filter(|s| s.holds()).count();
     let verdict = match (r.interrupted, r.verdict) {
         (true, _) => "INTERRUPTED".to_string(),
@@ -156,8 +160,12 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
     }
     let _ = write!(
         out,
-        "verdict: {verdict} ({held} of {} SLOs hold)",
-        r.slos.len()
+        "verdict: {verdict} ({held} of {} SLOs hold{})",
+        r.slos.len(),
+        match &r.canary {
+            Some(c) if !c.holds() => "; the canary was not promoted",
+            _ => "",
+        }
     );
     if let Some(dir) = report_dir {
         let _ = write!(out, "; reports in {}", dir.display());

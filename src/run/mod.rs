@@ -131,6 +131,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         faults_injected: target.faults.is_some(),
         fault_activity: outcome.fault_activity,
         gateway,
+        canary: outcome.canary,
     };
     let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     report.cross_check = prom.cross_check;

@@ -1,6 +1,8 @@
 //! The records the load engine produces and the recorder consumes: plain,
 //! small, `Send` data carrying intended, actual and end times.
 
+use crate::scenario::Subset;
+
 /// Why a workflow failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKind {
@@ -84,6 +86,9 @@ pub struct WorkflowRecord {
     pub end_us: u64,
     pub outcome: Outcome,
     pub steps: Vec<StepSample>,
+    /// The subset (agent version) that served it, when the run has a canary and an
+    /// answer named a known version.
+    pub subset: Option<Subset>,
 }
 
 impl WorkflowRecord {

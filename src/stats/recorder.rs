@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::histogram::{self, LatencySummary, new_histogram, record};
 use super::record::{Event, FailureKind, Outcome, WorkflowRecord};
+use crate::scenario::Subset;
 
 /// A time window by intended start, in µs after the run's zero: `[from, to)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +15,18 @@ pub struct WindowSpec {
     pub label: String,
     pub from_us: u64,
     pub to_us: u64,
+    /// Only the workflows this subset served (canary runs); `None`: every workflow.
+    pub subset: Option<Subset>,
 }
 
 impl WindowSpec {
     fn contains(&self, t_us: u64) -> bool {
         t_us >= self.from_us && t_us < self.to_us
+    }
+
+    /// Whether a workflow served by `served` belongs in the window.
+    fn admits(&self, served: Option<Subset>) -> bool {
+        self.subset.is_none() || self.subset == served
     }
 
     pub fn len_s(&self) -> f64 {
@@ -102,6 +110,9 @@ pub struct Second {
     pub failed: u64,
     pub dropped: u64,
     pub failures_by_kind: [u64; FailureKind::COUNT],
+    /// By intended start in this second, workflows each subset served (canary runs),
+    /// indexed by `Subset::index`.
+    pub served: [u64; 2],
     open: Option<Box<Histogram<u64>>>,
     sealed: Option<Sealed>,
 }
@@ -197,10 +208,11 @@ impl Recorder {
     pub fn add(&mut self, event: &Event) {
         match event {
             Event::Dropped { intended_us } => {
+                // A dropped start was never served: it belongs to no subset.
                 for w in self
                     .windows
                     .iter_mut()
-                    .filter(|w| w.spec.contains(*intended_us))
+                    .filter(|w| w.spec.contains(*intended_us) && w.spec.subset.is_none())
                 {
                     w.counts.dropped += 1;
                 }
@@ -215,7 +227,7 @@ impl Recorder {
         if r.outcome != Outcome::Abandoned || !r.steps.is_empty() {
             record(&mut self.lag, r.lag_us);
         }
-        for w in &mut self.windows {
+        for w in self.windows.iter_mut().filter(|w| w.spec.admits(r.subset)) {
             if w.spec.contains(r.intended_us) {
                 w.add(r);
             }
@@ -225,6 +237,9 @@ impl Recorder {
         }
         self.second(actual_us).started += 1;
         let sec = self.second(r.intended_us);
+        if let Some(s) = r.subset {
+            sec.served[s.index()] += 1;
+        }
         match r.outcome {
             Outcome::Succeeded => {
                 sec.succeeded += 1;
@@ -244,6 +259,11 @@ impl Recorder {
         for s in self.seconds.iter_mut().take(limit as usize) {
             s.seal();
         }
+    }
+
+    /// Window `i` (in `Recorder::new`'s order) so far.
+    pub fn window(&self, i: usize) -> &WindowStats {
+        &self.windows[i]
     }
 
     /// The whole-run window so far (for the progress line).
@@ -285,6 +305,7 @@ mod tests {
                 latency_us,
                 ok: outcome == Outcome::Succeeded,
             }],
+            subset: None,
         })
     }
 
@@ -294,6 +315,7 @@ mod tests {
             label: label.into(),
             from_us: from,
             to_us: to,
+            subset: None,
         };
         let mut r = Recorder::new(
             vec![
@@ -337,6 +359,7 @@ mod tests {
                 label: "run".into(),
                 from_us: 0,
                 to_us: u64::MAX,
+                subset: None,
             }],
             1,
             0,

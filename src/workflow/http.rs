@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::scenario::VERSION_HEADER;
 use crate::stats::record::FailureKind;
 
 /// A response as far as a workflow step needs it.
@@ -30,6 +31,8 @@ pub struct Response {
     pub status: StatusCode,
     /// Empty unless the request asked for the body.
     pub body: Bytes,
+    /// The `x-agent-version` header: which version of the agent answered.
+    pub version: Option<String>,
 }
 
 /// Why a request failed.
@@ -293,6 +296,8 @@ struct Head {
     keep_alive: bool,
     /// Bytes of the head in the buffer.
     len: usize,
+    /// The `x-agent-version` header, when the answer has one.
+    version: Option<String>,
 }
 
 impl Conn {
@@ -350,6 +355,7 @@ impl Conn {
             Response {
                 status: head.status,
                 body: body.finish(),
+                version: head.version,
             },
             keep_alive,
         ))
@@ -460,7 +466,12 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, FailureKin
     let mut keep_alive = http11;
     let mut length: Option<u64> = None;
     let mut transfer_encoding: Option<&[u8]> = None;
+    let mut version = None;
     for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case(VERSION_HEADER) {
+            version = std::str::from_utf8(h.value).ok().map(str::to_owned);
+            continue;
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = parse_length(h.value).ok_or(FailureKind::Other)?;
             if length.is_some_and(|m| m != n) {
@@ -505,6 +516,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, FailureKin
         framing,
         keep_alive,
         len,
+        version,
     }))
 }
 

@@ -10,7 +10,7 @@ use hyper::header::HeaderValue;
 use tokio::time::Instant;
 
 use crate::scenario::template::Values;
-use crate::scenario::{Body, Condition, Step};
+use crate::scenario::{Body, Condition, Step, Subset};
 use crate::stats::record::{FailureKind, Outcome, StepSample, WorkflowRecord};
 use http::{Encoded, Endpoint, HttpClient, Parts, SendError};
 
@@ -24,6 +24,9 @@ pub struct WorkflowRunner {
     /// Environment values for `${env:NAME}`, in slot order. Secret: never printed.
     env: Vec<String>,
     request_timeout: Duration,
+    /// The subsets' `version` labels (stable, canary) when the run has a canary: a
+    /// workflow belongs to the subset of the first answer that names one.
+    versions: Option<[String; 2]>,
 }
 
 const JSON: &str = "application/json";
@@ -92,6 +95,8 @@ fn encode(ep: &Endpoint, step: &Step, values: &Values<'_>) -> Result<Encoded, Fa
 struct Vars {
     captures: Vec<Option<String>>,
     seq: u64,
+    /// The subset that served the workflow, once an answer said so.
+    subset: Option<Subset>,
 }
 
 /// Failure of a step, before it is tagged with the step index.
@@ -115,6 +120,24 @@ impl WorkflowRunner {
             capture_slots,
             env,
             request_timeout,
+            versions: None,
+        }
+    }
+
+    /// Attribute every workflow to the subset whose `version` label (stable, canary) the
+    /// first answer's `x-agent-version` header names.
+    pub fn with_versions(mut self, versions: [String; 2]) -> WorkflowRunner {
+        self.versions = Some(versions);
+        self
+    }
+
+    /// Notes the subset that served `resp`, if the workflow has none yet.
+    fn attribute(&self, resp: &http::Response, vars: &mut Vars) {
+        if vars.subset.is_some() {
+            return;
+        }
+        if let (Some(versions), Some(v)) = (&self.versions, &resp.version) {
+            vars.subset = Subset::ALL.into_iter().find(|s| versions[s.index()] == *v);
         }
     }
 
@@ -127,6 +150,7 @@ impl WorkflowRunner {
             capture_slots: self.capture_slots,
             env: self.env.clone(),
             request_timeout: self.request_timeout,
+            versions: self.versions.clone(),
         }
     }
 
@@ -144,6 +168,7 @@ impl WorkflowRunner {
         let mut vars = Vars {
             captures: vec![None; self.capture_slots],
             seq,
+            subset: None,
         };
         let mut samples = Vec::with_capacity(self.steps.len());
         let mut step_start = intended;
@@ -178,6 +203,7 @@ impl WorkflowRunner {
             end_us: us(step_start),
             outcome,
             steps: samples,
+            subset: vars.subset,
         }
     }
 
@@ -190,6 +216,7 @@ impl WorkflowRunner {
             Err(SendError::Deadline) => return Err(FailureKind::Timeout),
             Err(SendError::Failed(k)) => return Err(k),
         };
+        self.attribute(&resp, vars);
         check_status(step, resp.status.as_u16())?;
         if step.captures.is_empty() {
             return Ok(());
@@ -218,6 +245,7 @@ impl WorkflowRunner {
                 Err(SendError::Deadline) => return Err(FailureKind::Timeout),
                 Err(SendError::Failed(k)) => return Err(k),
             };
+            self.attribute(&resp, vars);
             check_status(step, resp.status.as_u16())?;
             let json = parse_json(&resp.body)?;
             if holds(&poll.until, &json) {

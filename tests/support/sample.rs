@@ -368,5 +368,6 @@ pub fn spike() -> RunReport {
         baseline: None,
         cross_check: Vec::new(),
         gateway: None,
+        canary: None,
     }
 }

@@ -198,6 +198,7 @@ pub async fn up(
         replicas: Some(observer.clone() as Arc<dyn crate::target::ReplicaObserver>),
         scrape: None,
         gateway: envoy.map(|e| e as Arc<dyn crate::target::GatewayCounters>),
+        split: None,
     };
     Ok(KubePlatformHandle {
         client,

@@ -14,7 +14,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::fault_filter::LocalFaults;
 use super::mesh_metrics::{MeshMetrics, NO_FLAGS};
 use super::pool::{InFlight, Pool, Replica};
+use super::split::Split;
 
 /// Body of every balancer response: the replica's streamed body or a local reply.
 pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -46,21 +47,21 @@ const HOP_BY_HOP: [&str; 6] = [
 /// Shared by every balancer connection.
 #[derive(Debug)]
 pub(super) struct Balancer {
-    pool: Arc<Pool>,
+    split: Arc<Split>,
     faults: Arc<LocalFaults>,
     metrics: Arc<MeshMetrics>,
     client: Client<HttpConnector, Incoming>,
 }
 
 impl Balancer {
-    pub fn new(pool: Arc<Pool>, faults: Arc<LocalFaults>, metrics: Arc<MeshMetrics>) -> Self {
+    pub fn new(split: Arc<Split>, faults: Arc<LocalFaults>, metrics: Arc<MeshMetrics>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         Self {
-            pool,
+            split,
             faults,
             metrics,
             client,
@@ -96,7 +97,7 @@ impl Balancer {
         request: Request<Incoming>,
     ) -> (Response<ProxyBody>, Option<&'static str>) {
         let is_submit = request.method() == Method::POST && request.uri().path() == SUBMIT_PATH;
-        let Some(in_flight) = self.choose(request.uri()) else {
+        let Some((in_flight, pool)) = self.choose(&request) else {
             return (
                 local_reply(
                     StatusCode::SERVICE_UNAVAILABLE.as_u16(),
@@ -122,30 +123,39 @@ impl Balancer {
             && response.status() == StatusCode::ACCEPTED
             && replica.id_prefix.get().is_none();
         if learn {
-            return self.learn_prefix(&replica, response).await;
+            return learn_prefix(&pool, &replica, response).await;
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         (Response::from_parts(parts, body.boxed()), None)
     }
 
-    /// The owner of the workflow a `GET /api/v1/workflows/{id}` names, or else the least
-    /// loaded ready replica.
-    fn choose(&self, uri: &Uri) -> Option<InFlight> {
-        uri.path()
+    /// The owner of the workflow a `GET /api/v1/workflows/{id}` names (in whichever
+    /// subset), or else the least loaded ready replica of the subset the route picks;
+    /// with the pool it is in.
+    fn choose(&self, request: &Request<Incoming>) -> Option<(InFlight, Arc<Pool>)> {
+        let owner = request
+            .uri()
+            .path()
             .strip_prefix(WORKFLOW_PREFIX)
             .filter(|id| !id.is_empty() && !id.contains('/'))
-            .and_then(|id| self.pool.owner_of(id))
-            .or_else(|| self.pool.pick())
+            .and_then(|id| self.split.owner_of(id))
+            .map(|(r, p)| (r, p.clone()));
+        owner.or_else(|| {
+            let pool = self.split.pool(self.split.route(request.headers()));
+            pool.pick().map(|r| (r, pool.clone()))
+        })
     }
+}
 
-    /// Reads a submission answer to learn which workflow ids `replica` hands out (the part
-    /// before the first `-`), then passes the answer on unchanged.
-    async fn learn_prefix(
-        &self,
-        replica: &Arc<Replica>,
-        response: Response<Incoming>,
-    ) -> (Response<ProxyBody>, Option<&'static str>) {
+/// Reads a submission answer to learn which workflow ids `replica` (of `pool`) hands
+/// out (the part before the first `-`), then passes the answer on unchanged.
+async fn learn_prefix(
+    pool: &Pool,
+    replica: &Arc<Replica>,
+    response: Response<Incoming>,
+) -> (Response<ProxyBody>, Option<&'static str>) {
+    {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let bytes = match Limited::new(body, MAX_SUBMIT_ANSWER_BYTES).collect().await {
@@ -162,7 +172,7 @@ impl Balancer {
             .ok()
             .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
         if let Some(prefix) = id.as_deref().and_then(|id| id.split('-').next()) {
-            self.pool.learn_prefix(replica, prefix);
+            pool.learn_prefix(replica, prefix);
         }
         (Response::from_parts(parts, full(bytes)), None)
     }

@@ -4,7 +4,8 @@
 //! Istio-style faults and mesh metrics. An emulator, and every report says so.
 //!
 //! Files: `pool` (replica set, least-connections pick, id affinity), `replicas` (start,
-//! readiness, drain), `autoscaler` (the HPA loop), `balancer` (the proxy), `fault_filter`
+//! readiness, drain), `autoscaler` (the HPA loop), `balancer` (the proxy), `split` (a
+//! canary run's route between the stable and canary subsets), `fault_filter`
 //! (`FaultInjector`), `mesh_metrics` (`istio_*` series), `server` (accept loop),
 //! `replica_log` (bounded replica samples), `settings` (checks and the agent configuration).
 
@@ -14,6 +15,7 @@ mod fault_filter;
 mod mesh_metrics;
 mod pool;
 mod replicas;
+mod split;
 
 mod replica_log;
 mod settings;
@@ -31,11 +33,12 @@ use self::replicas::{Replicas, Start};
 use super::PlatformError;
 use crate::autoscale::hpa::Autoscaler;
 use crate::autoscale::manifest::HpaSpec;
-use crate::scenario::LocalPlatform;
-use crate::target::{AutoscalerClock, ReplicaObserver, ReplicaSample, Target};
+use crate::scenario::{Canary, LocalPlatform};
+use crate::target::{AutoscalerClock, ReplicaObserver, ReplicaSample, Target, TrafficSplit};
 
 pub use self::fault_filter::LocalFaults;
 pub use self::mesh_metrics::{DESTINATION_WORKLOAD, ISTIO_DURATION_BUCKETS_MS};
+pub use self::split::Split;
 
 /// How long open balancer and metrics connections may finish after `down` begins.
 const SERVER_GRACE: Duration = Duration::from_secs(1);
@@ -43,6 +46,10 @@ const SERVER_GRACE: Duration = Duration::from_secs(1);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Keeps the fault draws apart from the replicas' draws under one seed.
 const FAULT_SEED_SALT: u64 = 0xFA17_5EED;
+/// Keeps the canary replicas' draws apart from the stable ones'.
+const CANARY_SEED_SALT: u64 = 0xCA4A_4700;
+/// Keeps the weighted route's draws apart from the others.
+const SPLIT_SEED_SALT: u64 = 0x5B11_7000;
 
 /// What `up` needs.
 #[derive(Debug, Clone)]
@@ -73,7 +80,11 @@ impl LocalOptions {
 /// The running embedded platform. `down` stops it; dropping it stops it in the background.
 #[derive(Debug)]
 pub struct LocalPlatformHandle {
+    /// The only deployment, or a canary run's stable one (the HPA's, observed for reports).
     replicas: Arc<Replicas>,
+    /// Every deployment: `replicas`, then the canary's when there is one.
+    subsets: Vec<Arc<Replicas>>,
+    split: Arc<Split>,
     faults: Arc<LocalFaults>,
     balancer_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -85,46 +96,110 @@ pub struct LocalPlatformHandle {
 /// this returns, as a completed rollout), the balancer, the metrics listener and, unless
 /// `autoscale: false`, the autoscaler. Usage errors name the `platform.local` field.
 pub async fn up(opts: LocalOptions) -> Result<LocalPlatformHandle, PlatformError> {
+    up_with_canary(opts, None).await
+}
+
+/// `up`, and with a canary two deployments: the stable subset (`platform.local`, the HPA
+/// unless its `autoscale: false`) and the canary subset (its own replicas, fixed unless
+/// its `autoscale: true`), each as the canary section's `local` says, each replica
+/// answering with its subset's version; the balancer routes between them by weight (0
+/// until the run's first step) and header, as Istio does.
+pub async fn up_with_canary(
+    opts: LocalOptions,
+    canary: Option<&Canary>,
+) -> Result<LocalPlatformHandle, PlatformError> {
     let checked = settings::check(&opts)?;
-    let replicas = Arc::new(Replicas::new(
-        checked.agent_template,
+    let mut deployments = vec![Deployment {
+        template: checked.agent_template.clone(),
+        initial: checked.initial_replicas,
+        autoscale: opts.settings.autoscale,
+    }];
+    if let Some(c) = canary {
+        let [stable, canary] = settings::subsets(
+            c,
+            &opts.settings,
+            &checked.hpa,
+            &checked.agent_template,
+            checked.initial_replicas,
+        )?;
+        deployments = [stable, canary]
+            .into_iter()
+            .map(|s| Deployment {
+                template: s.template,
+                initial: s.initial_replicas,
+                autoscale: s.autoscale,
+            })
+            .collect();
+    }
+    let first = Arc::new(Replicas::new(
+        deployments[0].template.clone(),
         checked.startup_delay,
         checked.seed,
     ));
+    let mut sets = vec![first.clone()];
+    if let Some(d) = deployments.get(1) {
+        sets.push(Arc::new(
+            first.sibling(d.template.clone(), checked.seed ^ CANARY_SEED_SALT),
+        ));
+    }
+    let header = canary.map(|c| c.header.clone()).unwrap_or_default();
     match start(
         &opts,
         checked.hpa,
-        checked.initial_replicas,
+        &deployments,
+        &sets,
+        header,
         checked.seed,
-        &replicas,
     )
     .await
     {
         Ok(handle) => Ok(handle),
         Err(e) => {
-            replicas.stop.cancel();
-            replicas.shutdown_all().await;
+            first.stop.cancel();
+            for set in &sets {
+                set.shutdown_all().await;
+            }
             Err(e)
         }
     }
 }
 
+/// One deployment of agent replicas: the only one, or a canary run's stable or canary.
+struct Deployment {
+    template: crate::agent::AgentConfig,
+    initial: u32,
+    autoscale: bool,
+}
+
 async fn start(
     opts: &LocalOptions,
     hpa: HpaSpec,
-    initial: u32,
+    deployments: &[Deployment],
+    sets: &[Arc<Replicas>],
+    header: Vec<(hyper::header::HeaderName, String)>,
     seed: u64,
-    replicas: &Arc<Replicas>,
 ) -> Result<LocalPlatformHandle, PlatformError> {
-    replicas.pool.set_desired(initial);
-    for _ in 0..initial {
-        replicas.start(Start::Initial).await?;
+    for (d, replicas) in deployments.iter().zip(sets) {
+        replicas.pool.set_desired(d.initial);
+        for _ in 0..d.initial {
+            replicas.start(Start::Initial).await?;
+        }
+        replicas.pool.record();
     }
-    replicas.pool.record();
+    let replicas = sets[0].clone();
     let faults = Arc::new(LocalFaults::new(seed ^ FAULT_SEED_SALT));
     let metrics = Arc::new(MeshMetrics::new());
+    let split = Arc::new(match sets {
+        [stable, canary] => Split::canary(
+            stable.pool.clone(),
+            canary.pool.clone(),
+            header,
+            seed ^ SPLIT_SEED_SALT,
+        ),
+        _ => Split::single(replicas.pool.clone()),
+    });
     let balancer = Arc::new(Balancer::new(
-        replicas.pool.clone(),
+        split.clone(),
         faults.clone(),
         metrics.clone(),
     ));
@@ -147,19 +222,34 @@ async fn start(
             async move { Ok::<_, std::convert::Infallible>(response) }
         },
     ));
-    if opts.settings.autoscale {
-        let autoscaler = Autoscaler::new(hpa.clone());
-        let this = replicas.clone();
-        replicas
-            .tasks
-            .spawn(autoscaler::run(this, autoscaler, opts.time_scale));
+    for (d, set) in deployments.iter().zip(sets) {
+        if d.autoscale {
+            let autoscaler = Autoscaler::new(hpa.clone());
+            replicas
+                .tasks
+                .spawn(autoscaler::run(set.clone(), autoscaler, opts.time_scale));
+        }
+    }
+    let mut description = settings::describe(&opts.settings, &hpa, deployments[0].initial);
+    if let [_, canary] = deployments {
+        description.push_str(&format!(
+            "; a canary subset of {} replicas ({}) routed by weight",
+            canary.initial,
+            if canary.autoscale {
+                "with its own HPA"
+            } else {
+                "fixed"
+            }
+        ));
     }
     Ok(LocalPlatformHandle {
-        replicas: replicas.clone(),
+        replicas,
+        subsets: sets.to_vec(),
+        split,
         faults,
         balancer_addr,
         metrics_addr,
-        description: settings::describe(&opts.settings, &hpa, initial),
+        description,
         hpa,
     })
 }
@@ -186,10 +276,11 @@ impl LocalPlatformHandle {
             faults: Some(self.faults.clone()),
             replicas: Some(self.replicas.pool.clone()),
             scrape: Some(Arc::new(LocalScrape {
-                pool: self.replicas.pool.clone(),
+                pools: self.subsets.iter().map(|s| s.pool.clone()).collect(),
                 metrics_addr: self.metrics_addr,
             })),
             gateway: None,
+            split: (self.subsets.len() > 1).then(|| self.split.clone() as Arc<dyn TrafficSplit>),
         }
     }
 
@@ -203,9 +294,14 @@ impl LocalPlatformHandle {
         self.metrics_addr
     }
 
-    /// Addresses of the replicas running now (each serves the agent's `/metrics`).
+    /// Addresses of the replicas running now, of every subset (each serves the agent's `/metrics`).
     pub fn replica_addrs(&self) -> Vec<SocketAddr> {
-        self.replicas.pool.addrs()
+        self.subsets.iter().flat_map(|s| s.pool.addrs()).collect()
+    }
+
+    /// The route between the subsets (a canary run's weight and header match).
+    pub fn split(&self) -> Arc<Split> {
+        self.split.clone()
     }
 
     /// What a Prometheus should scrape now: every replica, then the mesh metrics listener.
@@ -230,10 +326,14 @@ impl LocalPlatformHandle {
     /// or a scale-down had got.
     pub async fn down(self) {
         self.faults.close();
+        self.split.close();
         self.replicas.stop.cancel();
         let replicas = self.replicas.clone();
+        let subsets = self.subsets.clone();
         let _ = tokio::time::timeout(DOWN_TIMEOUT, async move {
-            replicas.shutdown_all().await;
+            for set in &subsets {
+                set.shutdown_all().await;
+            }
             replicas.tasks.close();
             replicas.tasks.wait().await;
         })
@@ -244,16 +344,16 @@ impl LocalPlatformHandle {
 /// Scrape targets of the embedded platform: every replica (job `agent`), then the mesh
 /// metrics listener (job `mesh`), read afresh on each call.
 struct LocalScrape {
-    pool: Arc<pool::Pool>,
+    pools: Vec<Arc<pool::Pool>>,
     metrics_addr: SocketAddr,
 }
 
 impl crate::target::ScrapeTargets for LocalScrape {
     fn scrape_targets(&self) -> Vec<(String, SocketAddr)> {
         let mut targets: Vec<_> = self
-            .pool
-            .addrs()
-            .into_iter()
+            .pools
+            .iter()
+            .flat_map(|p| p.addrs())
             .map(|a| ("agent".to_string(), a))
             .collect();
         targets.push(("mesh".into(), self.metrics_addr));
@@ -276,10 +376,15 @@ impl Drop for LocalPlatformHandle {
         // Servers, the autoscaler and drains stop on this token; the replicas are shut
         // down in the background, since a `Target` may still hold the pool.
         self.faults.close();
+        self.split.close();
         self.replicas.stop.cancel();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let replicas = self.replicas.clone();
-            runtime.spawn(async move { replicas.shutdown_all().await });
+            let subsets = self.subsets.clone();
+            runtime.spawn(async move {
+                for set in &subsets {
+                    set.shutdown_all().await;
+                }
+            });
         }
     }
 }

@@ -72,6 +72,20 @@ impl Replicas {
         }
     }
 
+    /// Another set of replicas (a second subset) that stops with this one: same stop
+    /// token and task tracker, its own pool, configuration and seeds.
+    pub fn sibling(&self, template: AgentConfig, seed: u64) -> Self {
+        Self {
+            pool: Arc::new(Pool::default()),
+            template,
+            startup_delay: self.startup_delay,
+            seed,
+            next_id: AtomicU64::new(0),
+            stop: self.stop.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
+
     /// Starts one replica (see [`Start`]).
     pub async fn start(self: &Arc<Self>, why: Start) -> Result<(), PlatformError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -9,7 +9,7 @@ use super::LocalOptions;
 use crate::agent::{AgentConfig, LogNormalLatency};
 use crate::autoscale::manifest::{HpaSpec, load_hpa};
 use crate::platform::PlatformError;
-use crate::scenario::{LocalPlatform, MAX_LOCAL_REPLICAS};
+use crate::scenario::{Canary, LocalPlatform, MAX_LOCAL_REPLICAS, Subset};
 
 /// Shortest real utilisation window, whatever the time scale.
 const MIN_UTILISATION_WINDOW: Duration = Duration::from_millis(10);
@@ -118,6 +118,71 @@ fn agent_template(s: &LocalPlatform, time_scale: f64) -> Result<AgentConfig, Pla
         shutdown_grace: REPLICA_SHUTDOWN_GRACE,
         ..default
     })
+}
+
+/// One subset of a canary run, checked: its replicas' configuration and how many start.
+#[derive(Debug)]
+pub(super) struct SubsetChecked {
+    pub template: AgentConfig,
+    pub initial_replicas: u32,
+    pub autoscale: bool,
+}
+
+/// The stable and canary subsets of a canary run: `base` (the `platform.local`
+/// template, `initial` replicas) with each subset's differences and its version label.
+pub(super) fn subsets(
+    canary: &Canary,
+    s: &LocalPlatform,
+    hpa: &HpaSpec,
+    base: &AgentConfig,
+    initial: u32,
+) -> Result<[SubsetChecked; 2], PlatformError> {
+    let one = |subset: Subset| -> Result<SubsetChecked, PlatformError> {
+        let d = &canary.local[subset.index()];
+        let field = |f: &str| format!("canary.{}.local.{f}", subset.as_str());
+        let scale = |l: &LogNormalLatency| {
+            LogNormalLatency::new(
+                l.median.mul_f64(d.latency_factor),
+                l.p99.mul_f64(d.latency_factor),
+            )
+            .map_err(|m| usage(format!("{}: {m}", field("latency_factor"))))
+        };
+        let fail_ratio = d.fail_ratio.unwrap_or(base.fail_ratio);
+        if !(0.0..=1.0).contains(&fail_ratio) {
+            return Err(usage(format!(
+                "{}: `{fail_ratio}` must lie between 0 and 1 (0% to 100%)",
+                field("failure_rate")
+            )));
+        }
+        let autoscale = s.autoscale && d.autoscale;
+        let initial = d.replicas.unwrap_or(initial);
+        let bounds = if autoscale {
+            hpa.min_replicas..=hpa.max_replicas.min(MAX_LOCAL_REPLICAS)
+        } else {
+            1..=MAX_LOCAL_REPLICAS
+        };
+        if !bounds.contains(&initial) {
+            return Err(usage(format!(
+                "{}: {initial} is outside {}..={}{}",
+                field("replicas"),
+                bounds.start(),
+                bounds.end(),
+                if autoscale { " (the HPA's range)" } else { "" }
+            )));
+        }
+        Ok(SubsetChecked {
+            template: AgentConfig {
+                llm_latency: scale(&base.llm_latency)?,
+                tool_latency: scale(&base.tool_latency)?,
+                fail_ratio,
+                version: Some(canary.versions[subset.index()].clone()),
+                ..base.clone()
+            },
+            initial_replicas: initial,
+            autoscale,
+        })
+    };
+    Ok([one(Subset::Stable)?, one(Subset::Canary)?])
 }
 
 /// One line for reports, e.g. "embedded platform (emulated): 2–10 replicas of
