@@ -7,6 +7,7 @@ mod support;
 
 mod agent;
 mod agent_redis;
+mod canary;
 mod capacity;
 mod cluster;
 mod coordinated_omission;
