@@ -35,6 +35,12 @@ load:
 
 /// Runs `yaml` on the embedded platform: (exit code, run.json, stderr).
 fn run(yaml: &str) -> (i32, Value, String) {
+    let (code, report, stderr, _) = run_with_files(yaml);
+    (code, report, stderr)
+}
+
+/// `run`, and the other report files by name (summary.md, junit.xml, report.html).
+fn run_with_files(yaml: &str) -> (i32, Value, String, Vec<(String, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("canary.yaml");
     std::fs::write(&file, yaml).unwrap();
@@ -51,7 +57,16 @@ fn run(yaml: &str) -> (i32, Value, String) {
     let report = std::fs::read(out.join("run.json"))
         .map(|b| serde_json::from_slice(&b).unwrap())
         .unwrap_or_else(|e| panic!("no run.json ({e}): {stderr}"));
-    (output.status.code().unwrap_or(-1), report, stderr)
+    let files = ["summary.md", "junit.xml", "report.html"]
+        .iter()
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::read_to_string(out.join(f)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    (output.status.code().unwrap_or(-1), report, stderr, files)
 }
 
 fn served(step: &Value, subset: &str) -> u64 {
@@ -138,8 +153,26 @@ fn a_bad_canary_is_rolled_back_at_the_first_failing_step_and_gets_no_more_traffi
   analysis: [{ name: canary errors, metric: failure_rate, max: 1%, allow_unknown: true }]
 "#,
     );
-    let (code, report, stderr) = run(&yaml);
+    let (code, report, stderr, files) = run_with_files(&yaml);
     assert_eq!(code, 1, "{stderr}");
+    let file = |name: &str| &files.iter().find(|f| f.0 == name).unwrap().1;
+    assert!(
+        file("summary.md").contains("**canary rolled_back at step 2 (50 %): step 2 (50 %) failed its analysis: canary errors"),
+        "{}",
+        file("summary.md")
+    );
+    assert!(file("summary.md").contains("| 3 | 75 % |"));
+    assert!(file("report.html").contains("<h2>Canary: v1 → v2</h2>"));
+    let junit = file("junit.xml");
+    assert!(
+        junit.contains(r#"testsuite name="slo-check canary-test canary" tests="4""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"testcase name="canary step 2 (50 %)""#),
+        "{junit}"
+    );
+    assert!(junit.contains("canary-step-failed"), "{junit}");
     assert_eq!(report["verdict"], "fail");
     let c = &report["canary"];
     assert_eq!(c["outcome"], "rolled_back");

@@ -267,21 +267,22 @@ impl CanaryReport {
         format!("canary {what}: {}", self.reason)
     }
 
-    /// The per-step table, in Markdown (`md`) or aligned plain text.
-    pub fn table(&self, md: bool) -> String {
-        let head = [
-            "step",
-            "weight",
-            "window",
-            "canary p95",
-            "stable p95",
-            "canary failures",
-            "stable failures",
-            "canary share",
-            "verdict",
-        ];
-        let rows: Vec<[String; 9]> = self
-            .steps
+    /// The per-step table's header.
+    pub const HEAD: [&'static str; 9] = [
+        "step",
+        "weight",
+        "window",
+        "canary p95",
+        "stable p95",
+        "canary failures",
+        "stable failures",
+        "canary share",
+        "verdict",
+    ];
+
+    /// The per-step table's rows, cells as people read them.
+    pub fn rows(&self) -> Vec<[String; 9]> {
+        self.steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -313,7 +314,13 @@ impl CanaryReport {
                     s.verdict.as_str().into(),
                 ]
             })
-            .collect();
+            .collect()
+    }
+
+    /// The per-step table, in Markdown (`md`) or aligned plain text.
+    pub fn table(&self, md: bool) -> String {
+        let head = Self::HEAD;
+        let rows = self.rows();
         let mut out = String::new();
         if md {
             let _ = writeln!(out, "| {} |", head.join(" | "));

@@ -27,6 +27,9 @@ pub fn render(r: &RunReport, charts: &Charts) -> String {
     );
     banner(&mut out, r);
     slo_table(&mut out, &r.slos);
+    if let Some(c) = &r.canary {
+        canary_section(&mut out, c);
+    }
     if let Some(b) = &r.baseline {
         baseline_section(&mut out, b);
     }
@@ -119,6 +122,29 @@ fn pill(status: Status, allowed: bool) -> String {
         (Status::Unknown, false) => ("fail", "unknown"),
     };
     format!("<span class=\"pill {class}\">{word}</span>")
+}
+
+/// The canary's outcome and its per-step table.
+fn canary_section(out: &mut String, c: &super::canary::CanaryReport) {
+    let _ = write!(
+        out,
+        "<section>\n<h2>Canary: {} → {}</h2>\n<p><strong>{}</strong></p>\n<p>Each step is judged at its end on the canary's workflows of the step that had ended by then; the table counts every workflow started in the step, by the version that served it.</p>\n<table class=\"slos\">\n<thead><tr>",
+        esc(&c.versions.stable),
+        esc(&c.versions.canary),
+        esc(&c.outcome_line())
+    );
+    for h in super::canary::CanaryReport::HEAD {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in c.rows() {
+        out.push_str("<tr>");
+        for cell in &row {
+            let _ = write!(out, "<td>{}</td>", esc(cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 fn slo_table(out: &mut String, slos: &[SloResult]) {
@@ -246,6 +272,14 @@ fn chart_sections(out: &mut String, r: &RunReport, charts: &Charts) {
         None => out.push_str(
             "<p class=\"note\">No replica chart: this platform has no replica observer (no Deployment or HPA was watched).</p>\n",
         ),
+    }
+    if let Some(c) = &charts.canary {
+        figure(
+            out,
+            c,
+            "canary weight",
+            "The canary's weight as the platform took it; each step's window shaded by its verdict (green pass, red fail, grey skipped or not judged).",
+        );
     }
     out.push_str("</section>\n<section>\n<h2>Latency distribution</h2>\n");
     match &charts.spectrum {

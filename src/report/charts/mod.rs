@@ -1,8 +1,9 @@
 //! SVG charts of a run, drawn with plotters from `RunReport` alone: latency
 //! percentiles over time, start rate, failures, replicas, and the latency
-//! percentile spectrum. Each is embedded in report.html and written as its
+//! percentile spectrum, a canary's weight over time. Each is embedded in report.html and written as its
 //! own `.svg` file.
 
+pub mod canary;
 pub mod frame;
 pub mod load;
 pub mod over_time;
@@ -30,6 +31,8 @@ pub struct Charts {
     pub replicas: Option<Chart>,
     /// None when no workflow succeeded.
     pub spectrum: Option<Chart>,
+    /// None without a canary.
+    pub canary: Option<Chart>,
 }
 
 impl Charts {
@@ -42,6 +45,7 @@ impl Charts {
             failures: chart("failures.svg", load::failures(r)?),
             replicas: load::replicas(r)?.map(|svg| chart("replicas.svg", svg)),
             spectrum: spectrum::spectrum(r)?.map(|svg| chart("spectrum.svg", svg)),
+            canary: canary::weight(r)?.map(|svg| chart("canary.svg", svg)),
         })
     }
 
@@ -50,6 +54,7 @@ impl Charts {
         let mut out = vec![&self.latency, &self.rate, &self.failures];
         out.extend(self.replicas.as_ref());
         out.extend(self.spectrum.as_ref());
+        out.extend(self.canary.as_ref());
         out
     }
 }
