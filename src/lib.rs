@@ -26,6 +26,7 @@ pub mod phase;
 pub mod plan;
 pub mod platform;
 pub mod prom;
+pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -83,7 +83,7 @@ fn scenario_run(name: &str, scale: &str) -> (Option<i32>, Value, String, tempfil
 /// theirs holds, and the windows show the fault where it was asked and nowhere else.
 #[test]
 fn the_fault_scenarios_hold_on_the_embedded_platform() {
-    let (code, abort, stderr, _) = scenario_run("fault-abort", "0.5");
+    let (code, abort, stderr, abort_dir) = scenario_run("fault-abort", "0.5");
     assert_eq!(code, Some(0), "{stderr}\n{:#}", abort["slos"]);
     let window = |r: &Value, label: &str| -> Value {
         r["windows"]
@@ -99,7 +99,7 @@ fn the_fault_scenarios_hold_on_the_embedded_platform() {
     assert!((0.06..=0.14).contains(&rate), "{aborts:#}");
     assert_eq!(abort["counts"]["failed"], aborts["counts"]["failed"]);
 
-    let (code, delay, stderr, _) = scenario_run("fault-delay", "0.5");
+    let (code, delay, stderr, delay_dir) = scenario_run("fault-delay", "0.5");
     assert_eq!(code, Some(0), "{stderr}\n{:#}", delay["slos"]);
     let delays = window(&delay, "fault delays");
     assert!(
@@ -108,4 +108,24 @@ fn the_fault_scenarios_hold_on_the_embedded_platform() {
     );
     let whole = &delay["workflow"]["latency_ms"];
     assert!(whole["p50"].as_f64() < Some(100.0), "{whole:#}");
+
+    // Recovery: the balancer drops a fault at once, so the run is back within its
+    // pre-fault envelope from the second holding the revert or the next; never before.
+    for (run, dir) in [(&abort, &abort_dir), (&delay, &delay_dir)] {
+        let f = &run["faults"][0];
+        let r = &f["recovery"];
+        let reverted = f["reverted_at_s"].as_f64().expect("reverted");
+        let at = r["recovered_at_s"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{f:#}"));
+        let after = r["recovery_seconds"].as_f64().unwrap();
+        assert!(
+            at >= reverted.floor() && (0.0..=1.0).contains(&after),
+            "{f:#}"
+        );
+        assert_eq!(r["hold_seconds"], 3, "{f:#}");
+        assert!(r["baseline_seconds"].as_u64() >= Some(3), "{f:#}");
+        let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        assert!(summary.contains("s after the revert"), "{summary}");
+    }
 }

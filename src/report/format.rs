@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{FaultReport, GatewayReport};
+use super::model::{FaultReport, GatewayReport, RecoveryReport};
 use crate::scenario::{Bound, Unit};
 use crate::slo::{SloResult, Status};
 
@@ -81,7 +81,32 @@ pub fn fault_line(f: &FaultReport) -> Option<String> {
             );
         }
     }
+    if let Some(r) = &f.recovery {
+        let _ = write!(line, "; {}", recovery(r));
+    }
     Some(line)
+}
+
+/// A fault's recovery, e.g. `recovered 1.40 s after the revert (from 47 s: ≤ 0.00 %
+/// failures and p95 ≤ 12.3 ms, the worst of 14 s before the first fault)`.
+pub fn recovery(r: &RecoveryReport) -> String {
+    if let Some(why) = &r.unmeasured {
+        return format!("recovery not measured: {why}");
+    }
+    let envelope = format!(
+        "≤ {:.2} % failures and p95 ≤ {} for {} s, the worst of {} s before the first fault",
+        r.baseline_failure_rate.unwrap_or(0.0) * 100.0,
+        ms(r.baseline_p95_ms),
+        r.hold_seconds,
+        r.baseline_seconds.unwrap_or(0),
+    );
+    match (r.recovery_seconds, r.recovered_at_s, r.not_recovered_by_s) {
+        (Some(after), Some(at), _) => {
+            format!("recovered {after:.2} s after the revert (from {at:.0} s: {envelope})")
+        }
+        (_, _, Some(by)) => format!("not recovered by {by:.0} s ({envelope})"),
+        _ => "recovery not measured".into(),
+    }
 }
 
 /// The gateway's counters for the load beside the client's own count: its injected

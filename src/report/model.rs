@@ -224,6 +224,77 @@ pub struct FaultReport {
     /// platform did not look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_plane: Option<DataPlaneReport>,
+    /// How long after the revert the run was back within its pre-fault envelope
+    /// (absent in run.json files written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryReport>,
+}
+
+/// A fault's recovery (`crate::recovery`): after its revert, the first of
+/// `hold_seconds` consecutive seconds whose failure rate and p95 lie within the worst
+/// second before the first fault. Resolution: one second (the per-second series).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// From the revert (`reverted_at_s`) to `recovered_at_s`; null when not recovered
+    /// or not measured.
+    pub recovery_seconds: Option<f64>,
+    /// Start of the first clean second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_at_s: Option<f64>,
+    /// Set when no clean run of seconds followed before the last second with load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_recovered_by_s: Option<f64>,
+    /// Why it could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
+    /// The envelope: seconds before the first fault, their worst failure rate and p95.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_failure_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p95_ms: Option<f64>,
+    /// Consecutive clean seconds required.
+    pub hold_seconds: u64,
+}
+
+impl RecoveryReport {
+    pub fn of(r: &crate::recovery::Recovery) -> RecoveryReport {
+        use crate::recovery::{HOLD_SECONDS, Recovery};
+        let mut out = RecoveryReport {
+            recovery_seconds: None,
+            recovered_at_s: None,
+            not_recovered_by_s: None,
+            unmeasured: None,
+            baseline_seconds: None,
+            baseline_failure_rate: None,
+            baseline_p95_ms: None,
+            hold_seconds: HOLD_SECONDS as u64,
+        };
+        let envelope = match r {
+            Recovery::Recovered {
+                at,
+                after,
+                envelope,
+            } => {
+                out.recovery_seconds = Some(after.as_secs_f64());
+                out.recovered_at_s = Some(at.as_secs_f64());
+                envelope
+            }
+            Recovery::NotRecovered { until, envelope } => {
+                out.not_recovered_by_s = Some(until.as_secs_f64());
+                envelope
+            }
+            Recovery::Unmeasured(why) => {
+                out.unmeasured = Some(why.clone());
+                return out;
+            }
+        };
+        out.baseline_seconds = Some(envelope.seconds as u64);
+        out.baseline_failure_rate = Some(envelope.failure_rate);
+        out.baseline_p95_ms = envelope.p95_ms;
+        out
+    }
 }
 
 /// A fault's propagation to the data plane, in seconds after the control plane took
@@ -390,7 +461,7 @@ impl RunReport {
             .collect();
         let lag = |p: f64| histogram::percentile_ms(&stats.lag, p);
         let verdict = crate::slo::verdict(&slos);
-        let faults = fault_reports(plan, &meta);
+        let faults = fault_reports(plan, &meta, stats);
         RunReport {
             schema_version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -486,8 +557,13 @@ fn window_reports(stats: &RunStats) -> Vec<WindowReport> {
 }
 
 /// The scenario's faults as planned, with what the timeline did.
-fn fault_reports(plan: &Plan, meta: &RunMeta) -> Vec<FaultReport> {
+fn fault_reports(plan: &Plan, meta: &RunMeta, stats: &RunStats) -> Vec<FaultReport> {
     let activity = |i: usize| meta.fault_activity.get(i);
+    let first_fault = meta
+        .fault_activity
+        .iter()
+        .filter_map(|a| a.applied_at)
+        .min();
     plan.scenario
         .faults
         .iter()
@@ -512,6 +588,15 @@ fn fault_reports(plan: &Plan, meta: &RunMeta) -> Vec<FaultReport> {
                 .and_then(|a| a.reverted_at)
                 .map(|d| d.as_secs_f64()),
             data_plane: activity(i).and_then(DataPlaneReport::of),
+            recovery: activity(i)
+                .and_then(|a| a.applied_at.and(a.reverted_at))
+                .map(|reverted| {
+                    RecoveryReport::of(&crate::recovery::recovery(
+                        &stats.seconds,
+                        first_fault,
+                        Some(reverted),
+                    ))
+                }),
         })
         .collect()
 }

@@ -351,6 +351,7 @@ pub fn spike() -> RunReport {
             applied_at_s: None,
             reverted_at_s: None,
             data_plane: None,
+            recovery: None,
         }],
         histograms: Histograms {
             workflow: histogram::encode(&sim.workflow),
