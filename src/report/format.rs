@@ -127,8 +127,18 @@ pub fn gateway_line(g: &GatewayReport, client_status_failures: u64) -> String {
     ]
     .iter()
     .any(Option::is_none);
+    let ejected_at = if g.ejections.is_empty() {
+        String::new()
+    } else {
+        let at: Vec<String> = g
+            .ejections
+            .iter()
+            .map(|e| format!("{} by {:.1} s", e.ejected, e.seen_at_s))
+            .collect();
+        format!(" ({})", at.join(", "))
+    };
     format!(
-        "{} aborts injected, {} delays; {} requests, {} 5xx, {} circuit-breaker overflows, {} outlier ejections; client saw {client_status_failures} status failures{}",
+        "{} aborts injected, {} delays; {} requests, {} 5xx, {} circuit-breaker overflows, {} outlier ejections{ejected_at}; client saw {client_status_failures} status failures{}",
         n(g.aborts_injected),
         n(g.delays_injected),
         n(g.downstream_rq),

@@ -370,6 +370,20 @@ pub struct GatewayReport {
     /// Endpoints of the service ejected by outlier detection.
     #[serde(default)]
     pub outlier_ejections_enforced: Option<u64>,
+    /// When ejections happened: seconds after the run's zero of each reading (one a
+    /// second during the load) whose `outlier_ejections_enforced` had risen, and by how
+    /// many. Resolution: the reading interval; empty when none rose or none was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ejections: Vec<EjectionReport>,
+}
+
+/// Outlier ejections first seen by one reading of the gateway's counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EjectionReport {
+    /// When the reading was answered, seconds after the run's zero.
+    pub seen_at_s: f64,
+    /// How many more ejections than at the previous reading.
+    pub ejected: u64,
 }
 
 impl GatewayReport {
@@ -401,6 +415,7 @@ impl GatewayReport {
             downstream_rq_5xx: c.downstream_rq_5xx,
             upstream_rq_pending_overflow: c.upstream_rq_pending_overflow,
             outlier_ejections_enforced: c.outlier_ejections_enforced,
+            ejections: Vec::new(),
         }
     }
 }

@@ -87,13 +87,20 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         grace: cfg.grace,
     };
     let gateway_start = read_gateway(&target).await;
+    let ejections = watch_ejections(&target, &gateway_start);
     let outcome = phase::execute_plan(&cfg.plan, &target, opts, control).await;
     let duration_s = wall.elapsed().as_secs_f64();
     // Envoy's counters are cumulative since it started: the load's are the difference.
     let gateway = match gateway_start {
-        Some(start) => read_gateway(&target)
-            .await
-            .map(|end| GatewayReport::between(&start, &end)),
+        Some(start) => {
+            let mut report = read_gateway(&target)
+                .await
+                .map(|end| GatewayReport::between(&start, &end));
+            if let (Some(r), Some(watch)) = (report.as_mut(), ejections) {
+                r.ejections = watch.finish(outcome.zero).await;
+            }
+            report
+        }
         None => None,
     };
     // Before the platform goes down: its metrics must still be scraped while we wait.
@@ -138,6 +145,66 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     ending.problems.extend(left_behind);
     watcher.abort();
     Ok(ending)
+}
+
+/// How often the gateway's counters are read during the load, for its ejections.
+const EJECTION_READ_EVERY: Duration = Duration::from_secs(1);
+
+/// The gateway's outlier ejections, read every `EJECTION_READ_EVERY` during the load.
+struct EjectionWatch {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<(Instant, u64)>>,
+}
+
+/// Starts reading the gateway's ejection counter, when there is a gateway whose first
+/// reading exports it: each reading that shows it risen keeps when and by how much.
+fn watch_ejections(
+    target: &Target,
+    start: &Option<Result<GatewayReading, String>>,
+) -> Option<EjectionWatch> {
+    let gateway = target.gateway.clone()?;
+    let Some(Ok(first)) = start else { return None };
+    let mut last = first.counts.outlier_ejections_enforced?;
+    let pods = first.pods.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut tick = tokio::time::interval(EJECTION_READ_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return seen,
+                _ = tick.tick() => {}
+            }
+            let read = tokio::time::timeout(GATEWAY_READ_TIMEOUT, gateway.read()).await;
+            // Only the same pods' counters compare; others are left to the end's reading.
+            if let Ok(Ok(r)) = read
+                && r.pods == pods
+                && let Some(now) = r.counts.outlier_ejections_enforced
+            {
+                if now > last {
+                    seen.push((Instant::now(), now - last));
+                }
+                last = now;
+            }
+        }
+    });
+    Some(EjectionWatch { stop, task })
+}
+
+impl EjectionWatch {
+    /// Stops the readings: each rise, in seconds after the run's `zero`.
+    async fn finish(self, zero: Instant) -> Vec<crate::report::model::EjectionReport> {
+        self.stop.cancel();
+        let seen = self.task.await.unwrap_or_default();
+        seen.into_iter()
+            .map(|(at, ejected)| crate::report::model::EjectionReport {
+                seen_at_s: at.saturating_duration_since(zero).as_secs_f64(),
+                ejected,
+            })
+            .collect()
+    }
 }
 
 /// How long one reading of the gateway's counters may take.
