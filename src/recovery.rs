@@ -64,14 +64,25 @@ pub fn envelope(seconds: &[Second], first_fault: Duration) -> Option<Envelope> {
     (env.seconds >= MIN_BASELINE_SECONDS).then_some(env)
 }
 
+/// What a fault disturbs, so what its recovery is judged on: an abort the failure rate,
+/// a delay the latency, both for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    pub failure_rate: bool,
+    pub p95: bool,
+}
+
 /// The recovery after a fault reverted at `reverted_at`, against the run's envelope
-/// before `first_fault`. A second is clean when it had finished workflows, its failure
-/// rate is at most the envelope's, and its p95 at most the envelope's (a second with no
-/// succeeded workflow is clean only if the envelope had none either).
+/// before `first_fault`. A second is clean when it had finished workflows and, as
+/// `judged` says, its failure rate is at most the envelope's and its p95 at most the
+/// envelope's (a second with succeeded workflows is clean on p95 only if the envelope
+/// had a p95 too). Judging only what the fault disturbs keeps a latency blip on a busy
+/// machine from delaying an abort's recovery.
 pub fn recovery(
     seconds: &[Second],
     first_fault: Option<Duration>,
     reverted_at: Option<Duration>,
+    judged: Judged,
 ) -> Recovery {
     let (Some(first), Some(reverted)) = (first_fault, reverted_at) else {
         return Recovery::Unmeasured("the fault was not applied and reverted".into());
@@ -90,7 +101,7 @@ pub fn recovery(
             (Some(_), None) => false,
             (None, _) => true,
         };
-        rate <= env.failure_rate && p95_ok
+        (!judged.failure_rate || rate <= env.failure_rate) && (!judged.p95 || p95_ok)
     };
     // From the second that holds the revert: at one-second resolution, a revert just
     // after a second's start (the embedded platform's, to the microsecond) is that
@@ -161,6 +172,11 @@ mod tests {
         Duration::from_secs_f64(s)
     }
 
+    const BOTH: Judged = Judged {
+        failure_rate: true,
+        p95: true,
+    };
+
     #[test]
     fn recovered_at_the_first_of_three_clean_seconds_after_the_revert() {
         // Baseline 0..5 (≤ 1 failure in 20, p95 100 ms), fault 5..10, a slow tail.
@@ -169,7 +185,7 @@ mod tests {
             100, 90, 100, 80, 100, 100, 100, 100, 100, 100, 100, 300, 100, 100, 100, 100,
         ];
         let s = series(&f, &l);
-        match recovery(&s, Some(secs(5.0)), Some(secs(9.6))) {
+        match recovery(&s, Some(secs(5.0)), Some(secs(9.6)), BOTH) {
             Recovery::Recovered {
                 at,
                 after,
@@ -189,7 +205,7 @@ mod tests {
     fn a_clean_second_holding_the_revert_counts_as_recovered_at_once() {
         let s = series(&[0, 0, 0, 4, 0, 0, 0, 0], &[100; 8]);
         let Recovery::Recovered { at, after, .. } =
-            recovery(&s, Some(secs(3.0)), Some(secs(4.0001)))
+            recovery(&s, Some(secs(3.0)), Some(secs(4.0001)), BOTH)
         else {
             panic!("recovered")
         };
@@ -197,11 +213,35 @@ mod tests {
     }
 
     #[test]
+    fn an_abort_is_judged_on_failures_and_a_delay_on_latency() {
+        // Failures stop at 5, a slow second at 6.
+        let s = series(
+            &[0, 0, 0, 5, 5, 0, 0, 0, 0, 0],
+            &[100, 100, 100, 100, 100, 100, 400, 100, 100, 100],
+        );
+        let at = |judged| match recovery(&s, Some(secs(3.0)), Some(secs(5.0)), judged) {
+            Recovery::Recovered { at, .. } => at,
+            other => panic!("{other:?}"),
+        };
+        let abort = Judged {
+            failure_rate: true,
+            p95: false,
+        };
+        let delay = Judged {
+            failure_rate: false,
+            p95: true,
+        };
+        assert_eq!(at(abort), secs(5.0));
+        assert_eq!(at(delay), secs(7.0));
+        assert_eq!(at(BOTH), secs(7.0));
+    }
+
+    #[test]
     fn a_run_that_never_settles_is_not_recovered_and_says_until_when() {
         let f = [0, 0, 0, 5, 5, 2, 0, 2];
         let s = series(&f, &[100; 8]);
         assert_eq!(
-            recovery(&s, Some(secs(3.0)), Some(secs(5.0))),
+            recovery(&s, Some(secs(3.0)), Some(secs(5.0)), BOTH),
             Recovery::NotRecovered {
                 until: secs(8.0),
                 envelope: Envelope {
@@ -216,10 +256,13 @@ mod tests {
     #[test]
     fn no_baseline_or_no_revert_is_unmeasured_with_a_reason() {
         let s = series(&[0, 0, 0, 0], &[100; 4]);
-        let Recovery::Unmeasured(why) = recovery(&s, Some(secs(2.0)), Some(secs(3.0))) else {
+        let Recovery::Unmeasured(why) = recovery(&s, Some(secs(2.0)), Some(secs(3.0)), BOTH) else {
             panic!("two baseline seconds are not enough")
         };
         assert!(why.contains("fewer than 3 seconds"), "{why}");
-        assert!(matches!(recovery(&s, None, None), Recovery::Unmeasured(_)));
+        assert!(matches!(
+            recovery(&s, None, None, BOTH),
+            Recovery::Unmeasured(_)
+        ));
     }
 }

@@ -109,23 +109,30 @@ fn the_fault_scenarios_hold_on_the_embedded_platform() {
     let whole = &delay["workflow"]["latency_ms"];
     assert!(whole["p50"].as_f64() < Some(100.0), "{whole:#}");
 
-    // Recovery: the balancer drops a fault at once, so the run is back within its
-    // pre-fault envelope from the second holding the revert or the next; never before.
-    for (run, dir) in [(&abort, &abort_dir), (&delay, &delay_dir)] {
+    // Recovery: the balancer drops a fault at once. An abort is judged on failures:
+    // back from the second holding the revert or the next, never before. A delay is
+    // judged on p95, which other tests on the same cores can push past the pre-fault
+    // envelope for a while: never recovered before the revert.
+    for (run, dir, strict) in [(&abort, &abort_dir, true), (&delay, &delay_dir, false)] {
         let f = &run["faults"][0];
         let r = &f["recovery"];
         let reverted = f["reverted_at_s"].as_f64().expect("reverted");
-        let at = r["recovered_at_s"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{f:#}"));
-        let after = r["recovery_seconds"].as_f64().unwrap();
-        assert!(
-            at >= reverted.floor() && (0.0..=1.0).contains(&after),
-            "{f:#}"
-        );
         assert_eq!(r["hold_seconds"], 3, "{f:#}");
         assert!(r["baseline_seconds"].as_u64() >= Some(3), "{f:#}");
         let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-        assert!(summary.contains("s after the revert"), "{summary}");
+        match r["recovered_at_s"].as_f64() {
+            Some(at) => {
+                let after = r["recovery_seconds"].as_f64().unwrap();
+                assert!(at >= reverted.floor(), "{f:#}");
+                assert!(!strict || after <= 1.0, "{f:#}");
+                assert!(summary.contains("s after the revert"), "{summary}");
+            }
+            None => {
+                assert!(!strict, "the abort's run did not recover: {f:#}");
+                assert!(r["not_recovered_by_s"].as_f64().is_some(), "{f:#}");
+            }
+        }
     }
+    assert!(abort["faults"][0]["recovery"]["baseline_p95_ms"].is_null());
+    assert!(delay["faults"][0]["recovery"]["baseline_failure_rate"].is_null());
 }

@@ -93,10 +93,16 @@ pub fn recovery(r: &RecoveryReport) -> String {
     if let Some(why) = &r.unmeasured {
         return format!("recovery not measured: {why}");
     }
+    let mut bounds = Vec::new();
+    if let Some(rate) = r.baseline_failure_rate {
+        bounds.push(format!("≤ {:.2} % failures", rate * 100.0));
+    }
+    if r.baseline_p95_ms.is_some() {
+        bounds.push(format!("p95 ≤ {}", ms(r.baseline_p95_ms)));
+    }
     let envelope = format!(
-        "≤ {:.2} % failures and p95 ≤ {} for {} s, the worst of {} s before the first fault",
-        r.baseline_failure_rate.unwrap_or(0.0) * 100.0,
-        ms(r.baseline_p95_ms),
+        "{} for {} s, the worst of {} s before the first fault",
+        bounds.join(" and "),
         r.hold_seconds,
         r.baseline_seconds.unwrap_or(0),
     );

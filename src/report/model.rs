@@ -247,7 +247,9 @@ pub struct RecoveryReport {
     /// Why it could not be measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmeasured: Option<String>,
-    /// The envelope: seconds before the first fault, their worst failure rate and p95.
+    /// The envelope: seconds before the first fault, and of their worst failure rate and
+    /// p95 those the recovery is judged on (an abort's the failure rate, a delay's the
+    /// p95, both for a fault that does both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +261,7 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    pub fn of(r: &crate::recovery::Recovery) -> RecoveryReport {
+    pub fn of(r: &crate::recovery::Recovery, judged: crate::recovery::Judged) -> RecoveryReport {
         use crate::recovery::{HOLD_SECONDS, Recovery};
         let mut out = RecoveryReport {
             recovery_seconds: None,
@@ -291,8 +293,8 @@ impl RecoveryReport {
             }
         };
         out.baseline_seconds = Some(envelope.seconds as u64);
-        out.baseline_failure_rate = Some(envelope.failure_rate);
-        out.baseline_p95_ms = envelope.p95_ms;
+        out.baseline_failure_rate = judged.failure_rate.then_some(envelope.failure_rate);
+        out.baseline_p95_ms = envelope.p95_ms.filter(|_| judged.p95);
         out
     }
 }
@@ -606,11 +608,19 @@ fn fault_reports(plan: &Plan, meta: &RunMeta, stats: &RunStats) -> Vec<FaultRepo
             recovery: activity(i)
                 .and_then(|a| a.applied_at.and(a.reverted_at))
                 .map(|reverted| {
-                    RecoveryReport::of(&crate::recovery::recovery(
-                        &stats.seconds,
-                        first_fault,
-                        Some(reverted),
-                    ))
+                    let judged = crate::recovery::Judged {
+                        failure_rate: f.abort.is_some(),
+                        p95: f.delay.is_some(),
+                    };
+                    RecoveryReport::of(
+                        &crate::recovery::recovery(
+                            &stats.seconds,
+                            first_fault,
+                            Some(reverted),
+                            judged,
+                        ),
+                        judged,
+                    )
                 }),
         })
         .collect()

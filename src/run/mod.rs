@@ -177,7 +177,11 @@ fn watch_ejections(
                 _ = token.cancelled() => return seen,
                 _ = tick.tick() => {}
             }
-            let read = tokio::time::timeout(GATEWAY_READ_TIMEOUT, gateway.read()).await;
+            // A reading in progress when the load ends is abandoned, not waited for.
+            let read = tokio::select! {
+                _ = token.cancelled() => return seen,
+                r = tokio::time::timeout(GATEWAY_READ_TIMEOUT, gateway.read()) => r,
+            };
             // Only the same pods' counters compare; others are left to the end's reading.
             if let Ok(Ok(r)) = read
                 && r.pods == pods
