@@ -371,3 +371,46 @@ fn history_flags_are_checked_before_the_load() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!Path::new("x.db").exists());
 }
+
+/// report.html's trend chart: only with a history section; this run circled, the change
+/// point dashed, "regression" in the title when it regressed.
+#[test]
+fn the_trend_chart_is_drawn_from_the_history_section() {
+    use slo_check::report::charts::trend::trend;
+    use slo_check::report::model::Worse;
+    use slo_check::report::trend::HistoryReport;
+    use slo_check::scenario::Unit;
+    let mut r = crate::support::sample::spike();
+    assert_eq!(trend(&r).unwrap(), None);
+    let mut series = vec![800.0; 20];
+    series.push(1000.0);
+    let m = history::regress::trend(
+        "workflow p95",
+        Unit::Ms,
+        Worse::Higher,
+        Some(1000.0),
+        series,
+        true,
+        0.1,
+    );
+    assert!(m.regression, "{m:?}");
+    r.history = Some(HistoryReport {
+        store: "sqlite:h".into(),
+        runs: 20,
+        method: "m".into(),
+        max_pvalue: 0.001,
+        min_effect: 0.1,
+        regressions: 1,
+        metrics: vec![m],
+        notes: Vec::new(),
+    });
+    let svg = trend(&r).unwrap().expect("a chart");
+    assert!(svg.contains("over the last 21 runs: regression"), "{svg}");
+    assert!(
+        svg.contains("stroke-dasharray"),
+        "the change point is dashed"
+    );
+    let charts = slo_check::report::charts::Charts::render(&r).unwrap();
+    let html = slo_check::report::html::render(&r, &charts);
+    assert!(html.contains("Workflow p95 over the last 21 runs"));
+}

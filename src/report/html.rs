@@ -32,7 +32,7 @@ pub fn render(r: &RunReport, charts: &Charts) -> String {
         baseline_section(&mut out, b);
     }
     if let Some(h) = &r.history {
-        history_section(&mut out, h);
+        history_section(&mut out, h, charts.trend.as_ref());
     }
     chart_sections(&mut out, r, charts);
     run_facts(&mut out, r);
@@ -211,7 +211,7 @@ fn baseline_section(out: &mut String, b: &BaselineReport) {
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
-fn history_section(out: &mut String, h: &HistoryReport) {
+fn history_section(out: &mut String, h: &HistoryReport, trend: Option<&Chart>) {
     let _ = write!(
         out,
         "<section>\n<h2>Compared with the history</h2>\n<p>{} earlier comparable runs in <code>{}</code>. {}: \
@@ -255,7 +255,16 @@ fn history_section(out: &mut String, h: &HistoryReport) {
             }),
         );
     }
-    out.push_str("</tbody>\n</table>\n</section>\n");
+    out.push_str("</tbody>\n</table>\n");
+    if let Some(c) = trend {
+        figure(
+            out,
+            c,
+            "workflow p95 trend",
+            "Workflow p95 of the earlier comparable runs and this one (circled); the dashed line is the newest change point.",
+        );
+    }
+    out.push_str("</section>\n");
 }
 
 /// An inline copy of a chart: no XML namespace URL, scaled by CSS.
