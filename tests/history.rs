@@ -17,9 +17,14 @@ use crate::support::postgres::PgServer;
 
 /// One second of 20 GETs a second, with a latency SLO.
 fn scenario() -> String {
+    scenario_of(1, 20)
+}
+
+/// `secs` seconds of `rate` GETs a second, with a latency SLO.
+fn scenario_of(secs: u32, rate: u32) -> String {
     get_scenario(
         "/x",
-        "{ arrival: constant, stages: [ { for: 1s, rate: 20 } ] }",
+        &format!("{{ arrival: constant, stages: [ {{ for: {secs}s, rate: {rate} }} ] }}"),
         "[ { name: p95, metric: latency.p95, max: 2s } ]",
     )
 }
@@ -278,16 +283,17 @@ fn postgres_history_records_concurrent_writers_and_lists_them() {
     );
 }
 
-/// Runs at one latency flag nothing; after the server slows down, the first or second
-/// run flags the p95 step, and --fail-on-regression turns it into exit 1.
+/// Runs at one latency (40 ms) flag nothing; after the server slows down (120 ms), the
+/// first or second run flags the p95 step, and --fail-on-regression turns it into exit 1.
 #[test]
 fn repeated_runs_flag_nothing_until_the_target_slows_down() {
     let delay = Arc::new(AtomicU64::new(40));
     let server = slow_server(delay.clone());
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("h.sqlite").display());
+    // 50 requests a run, so one scheduling hiccup of a loaded machine moves p95 less.
     let judged = |extra: &[&str]| {
-        let mut run = Run::new(&scenario(), &server.url())
+        let mut run = Run::new(&scenario_of(2, 25), &server.url())
             .args_label("x=y")
             .arg("--history")
             .arg(store.clone())
@@ -305,7 +311,7 @@ fn repeated_runs_flag_nothing_until_the_target_slows_down() {
         assert_eq!(h["runs"], i, "{h:#}");
         assert_eq!(h["regressions"], 0, "run {i}: {h:#}");
     }
-    delay.store(80, Ordering::SeqCst);
+    delay.store(120, Ordering::SeqCst);
     let first = judged(&[]);
     first.expect_code(0);
     let second = judged(&["--fail-on-regression"]);
@@ -406,9 +412,16 @@ fn the_trend_chart_is_drawn_from_the_history_section() {
     });
     let svg = trend(&r).unwrap().expect("a chart");
     assert!(svg.contains("over the last 21 runs: regression"), "{svg}");
+    assert!(svg.contains("newest change point (dashed)"), "{svg}");
+    // The dashed change point is drawn as extra segments beyond the undashed chart's.
+    let mut plain = r.clone();
+    if let Some(h) = plain.history.as_mut() {
+        h.metrics[0].change_at = None;
+    }
+    let without = trend(&plain).unwrap().unwrap();
     assert!(
-        svg.contains("stroke-dasharray"),
-        "the change point is dashed"
+        svg.matches("<polyline").count() + svg.matches("<line").count()
+            > without.matches("<polyline").count() + without.matches("<line").count()
     );
     let charts = slo_check::report::charts::Charts::render(&r).unwrap();
     let html = slo_check::report::html::render(&r, &charts);
