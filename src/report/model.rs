@@ -80,6 +80,10 @@ pub struct RunReport {
     /// Comparison with an earlier run (`--baseline`); absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineReport>,
+    /// Regression detection against the run history (`--baseline history`); absent
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<super::trend::HistoryReport>,
     /// Client vs server (Prometheus) comparisons; empty when Prometheus was not queried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_check: Vec<crate::prom::CrossCheckItem>,
@@ -525,6 +529,7 @@ impl RunReport {
                 schedule_lag: histogram::encode(&stats.lag),
             },
             baseline: None,
+            history: None,
             cross_check: Vec::new(),
             gateway: meta.gateway,
         }
@@ -702,6 +707,11 @@ impl RunReport {
     /// Regressions found against the baseline (0 without one).
     pub fn regressions(&self) -> usize {
         self.baseline.as_ref().map_or(0, |b| b.regressions)
+    }
+
+    /// How many metrics regressed against the history (`--baseline history`).
+    pub fn history_regressions(&self) -> usize {
+        self.history.as_ref().map_or(0, |h| h.regressions)
     }
 }
 

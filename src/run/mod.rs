@@ -20,6 +20,8 @@ use crate::stats::record::FailureKind;
 use crate::target::AutoscalerClock;
 use crate::target::{GatewayReading, Target};
 
+mod history;
+
 /// One run, checked: all the run needs to know.
 pub struct RunConfig {
     pub plan: Plan,
@@ -36,6 +38,8 @@ pub struct RunConfig {
     /// An earlier run to compare with.
     pub baseline: Option<report::baseline::Baseline>,
     pub prometheus: crate::prom::PromSettings,
+    /// Where the run is recorded, and whether it is judged against its history.
+    pub history: crate::history::Settings,
 }
 
 /// Run `cfg`: the platform comes up (a failure to bring it up is the `Err`), the load
@@ -272,17 +276,30 @@ fn replica_report(
     (points, hpa)
 }
 
-/// Write reports and print the verdict; what the exit code depends on.
+/// Judge the run against its history, write reports, print the verdict, record the run;
+/// what the exit code depends on.
 fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target) -> Ending {
-    let compared = cfg.baseline.as_ref().map(|b| b.apply(report));
-    let report = compared.as_ref().unwrap_or(report);
+    let mut report = match &cfg.baseline {
+        Some(b) => b.apply(report),
+        None => report.clone(),
+    };
+    let mut problems = Vec::new();
+    match history::detect(&cfg.history, &report, "run") {
+        Some(Ok(h)) => report.history = Some(h),
+        Some(Err(e)) => problems.push(e),
+        None => {}
+    }
+    let report = &report;
     let dir = cfg
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&report.scenario, "", started_at));
+    let history_failed = cfg.history.fail_on_regression && report.history_regressions() > 0;
     let mut ending = Ending {
-        passed: report.verdict == slo::Verdict::Pass && report.regressions() == 0,
-        problems: Vec::new(),
+        passed: report.verdict == slo::Verdict::Pass
+            && report.regressions() == 0
+            && !history_failed,
+        problems,
         interrupted: report.interrupted,
     };
     let (written, problem) = report::write_or_fall_back(report, &dir, started_at);
@@ -293,8 +310,14 @@ fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
     }
+    let mut table = report::terminal::verdict_table(report, written.as_deref());
+    if let Some(location) = &cfg.history.location {
+        match history::record(location, &cfg.history, report, written.as_deref()) {
+            Ok(id) => table.push_str(&format!("history: recorded as run {id} in {location}\n")),
+            Err(e) => ending.problems.push(e),
+        }
+    }
     if !cfg.quiet {
-        let table = report::terminal::verdict_table(report, written.as_deref());
         if cfg.json {
             eprint!("{table}")
         } else {

@@ -367,6 +367,7 @@ pub fn spike() -> RunReport {
             schedule_lag: histogram::encode(&sim.lag),
         },
         baseline: None,
+        history: None,
         cross_check: Vec::new(),
         gateway: None,
     }

@@ -1,6 +1,7 @@
 //! SVG charts of a run, drawn with plotters from `RunReport` alone: latency
 //! percentiles over time, start rate, failures, replicas, and the latency
-//! percentile spectrum. Each is embedded in report.html and written as its
+//! percentile spectrum, and with `--baseline history` the p95 trend over the run
+//! history. Each is embedded in report.html and written as its
 //! own `.svg` file.
 
 pub mod frame;
@@ -8,6 +9,7 @@ pub mod load;
 pub mod over_time;
 pub mod palette;
 pub mod spectrum;
+pub mod trend;
 
 use super::model::RunReport;
 
@@ -30,6 +32,8 @@ pub struct Charts {
     pub replicas: Option<Chart>,
     /// None when no workflow succeeded.
     pub spectrum: Option<Chart>,
+    /// None without a history section (`--baseline history`).
+    pub trend: Option<Chart>,
 }
 
 impl Charts {
@@ -42,6 +46,7 @@ impl Charts {
             failures: chart("failures.svg", load::failures(r)?),
             replicas: load::replicas(r)?.map(|svg| chart("replicas.svg", svg)),
             spectrum: spectrum::spectrum(r)?.map(|svg| chart("spectrum.svg", svg)),
+            trend: trend::trend(r)?.map(|svg| chart("trend.svg", svg)),
         })
     }
 
@@ -50,6 +55,7 @@ impl Charts {
         let mut out = vec![&self.latency, &self.rate, &self.failures];
         out.extend(self.replicas.as_ref());
         out.extend(self.spectrum.as_ref());
+        out.extend(self.trend.as_ref());
         out
     }
 }
