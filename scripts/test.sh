@@ -26,6 +26,16 @@ if ! command -v redis-server >/dev/null; then
 fi
 export SLO_CHECK_REQUIRE_REDIS=1
 
+# A real PostgreSQL (Debian's postgresql) for tests/history.rs: the team history store.
+# The tests run initdb and postgres themselves, on a free loopback port in a temp dir as
+# an unprivileged user; the package's own cluster and service are never used. Its
+# binaries live in /usr/lib/postgresql/<version>/bin, which the tests look in.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "== installing Debian's postgresql package (tests start their own instance)"
+    apt-get update && apt-get install -y --no-install-recommends postgresql
+fi
+export SLO_CHECK_REQUIRE_POSTGRES=1
+
 # iproute2's `ip` for the test cluster's process node (a network namespace per pod).
 if ! command -v ip >/dev/null; then
     echo "== installing Debian's iproute2 (the process node's network namespaces)"

@@ -36,6 +36,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Find the highest arrival rate at which every SLO still holds (step up, then bisect).
     Capacity(CapacityArgs),
+    /// The runs recorded in the history, with their trends; `history compare A B`.
+    History(HistoryCmdArgs),
     /// Deploy, inspect, clean or delete the platform stack in a Kubernetes cluster.
     Stack(StackArgs),
 }
@@ -89,8 +91,8 @@ pub enum SdRole {
 /// Comparison with an earlier run.
 #[derive(Debug, Clone, Args)]
 pub struct BaselineArgs {
-    /// Compare with an earlier run's run.json; a regression beyond --max-regression exits 1.
-    #[arg(long, value_name = "OLD.json")]
+    /// Compare with an earlier run's run.json (a regression beyond --max-regression exits 1), or, on `run`, `history`: change-point detection over the scenario's earlier runs in --history (exit 1 only with --fail-on-regression).
+    #[arg(long, value_name = "OLD.json|history")]
     pub baseline: Option<PathBuf>,
     /// Largest change for the worse, relative to the baseline, that is not a regression.
     #[arg(long, value_name = "PERCENT", default_value = crate::report::baseline::DEFAULT_MAX_REGRESSION)]
@@ -231,6 +233,11 @@ pub struct RunArgs {
     pub max_response_bytes: Option<u64>,
     #[command(flatten)]
     pub baseline: BaselineArgs,
+    /// Exit 1 when --baseline history finds a regression (without it, regressions are reported only).
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    #[command(flatten)]
+    pub history: HistoryArgs,
     /// Prometheus base URL for PromQL and alert SLOs and the client/server cross-check (overrides the scenario's prometheus.url).
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
@@ -312,6 +319,62 @@ pub struct CapacityArgs {
     /// Print capacity.json to stdout (per-step lines and the summary go to stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+}
+
+/// Where a run is recorded, and its labels.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Record the run in this history: sqlite:PATH or postgres://USER@HOST:PORT/DB, or `off` [default: sqlite:reports/history.sqlite when the reports go under reports/, none with --out].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SLO_CHECK_HISTORY",
+        hide_env_values = true
+    )]
+    pub history: Option<String>,
+    /// A label stored with the run, e.g. --label commit=abc123 --label version=1.4 (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryCmdArgs {
+    #[command(subcommand)]
+    pub action: Option<HistoryAction>,
+    /// The history to read: sqlite:PATH or postgres://… [default: sqlite:reports/history.sqlite].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SLO_CHECK_HISTORY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub history: Option<String>,
+    /// Only runs of this scenario.
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Option<String>,
+    /// Show this metric's column (repeatable), e.g. "workflow p95", "failure rate", "SLO workflow p95" [default: p95, failure rate, achieved rate].
+    #[arg(long, value_name = "NAME")]
+    pub metric: Vec<String>,
+    /// The newest N runs.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub last: usize,
+    /// Print JSON instead of the table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum HistoryAction {
+    /// Two recorded runs side by side: every observed value and its change from A to B.
+    Compare {
+        /// The earlier run's id (the first column of `slo-check history`).
+        a: i64,
+        /// The later run's id.
+        b: i64,
+    },
 }
 
 /// Raw flags of `slo-check agent`; every one also reads an `AGENT_*` environment variable.

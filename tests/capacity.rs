@@ -47,6 +47,7 @@ fn slo_check() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("slo-check").expect("binary builds");
     cmd.timeout(CHILD_TIMEOUT);
     cmd.env_remove("GITHUB_STEP_SUMMARY");
+    cmd.env_remove("SLO_CHECK_HISTORY");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }
@@ -158,14 +159,36 @@ fn exits_1_when_even_from_fails() {
     let dir = tempfile::tempdir().unwrap();
     // 20 ms of CPU work can never finish within 5 ms.
     let yaml = KNOWN.replace("max: 150ms", "max: 5ms");
+    let store = format!("sqlite:{}", dir.path().join("h.sqlite").display());
     let (code, stdout, stderr) = capacity(
         dir.path(),
         &yaml,
-        &["--from", "20", "--step-for", "1s", "--warmup", "0s"],
+        &[
+            "--from",
+            "20",
+            "--step-for",
+            "1s",
+            "--warmup",
+            "0s",
+            "--history",
+            &store,
+            "--label",
+            "commit=abc",
+        ],
     );
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let r = report(dir.path());
     assert_eq!(r["conclusion"]["outcome"], "from_fails");
+    // The search is in the history too, as a run of kind `capacity`.
+    let listed = slo_check()
+        .args(["history", "--json", "--history", &store])
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let run = &listed["runs"][0];
+    assert_eq!(run["kind"], "capacity", "{listed:#}");
+    assert_eq!(run["verdict"], "not found");
+    assert_eq!(run["labels"]["commit"], "abc");
     assert_eq!(r["capacity_per_s"], Value::Null);
     assert_eq!(r["steps"].as_array().unwrap().len(), 1);
     assert!(

@@ -83,7 +83,7 @@ fn scenario_run(name: &str, scale: &str) -> (Option<i32>, Value, String, tempfil
 /// theirs holds, and the windows show the fault where it was asked and nowhere else.
 #[test]
 fn the_fault_scenarios_hold_on_the_embedded_platform() {
-    let (code, abort, stderr, _) = scenario_run("fault-abort", "0.5");
+    let (code, abort, stderr, abort_dir) = scenario_run("fault-abort", "0.5");
     assert_eq!(code, Some(0), "{stderr}\n{:#}", abort["slos"]);
     let window = |r: &Value, label: &str| -> Value {
         r["windows"]
@@ -99,7 +99,7 @@ fn the_fault_scenarios_hold_on_the_embedded_platform() {
     assert!((0.06..=0.14).contains(&rate), "{aborts:#}");
     assert_eq!(abort["counts"]["failed"], aborts["counts"]["failed"]);
 
-    let (code, delay, stderr, _) = scenario_run("fault-delay", "0.5");
+    let (code, delay, stderr, delay_dir) = scenario_run("fault-delay", "0.5");
     assert_eq!(code, Some(0), "{stderr}\n{:#}", delay["slos"]);
     let delays = window(&delay, "fault delays");
     assert!(
@@ -108,4 +108,31 @@ fn the_fault_scenarios_hold_on_the_embedded_platform() {
     );
     let whole = &delay["workflow"]["latency_ms"];
     assert!(whole["p50"].as_f64() < Some(100.0), "{whole:#}");
+
+    // Recovery: the balancer drops a fault at once. An abort is judged on failures:
+    // back from the second holding the revert or the next, never before. A delay is
+    // judged on p95, which other tests on the same cores can push past the pre-fault
+    // envelope for a while: never recovered before the revert.
+    for (run, dir, strict) in [(&abort, &abort_dir, true), (&delay, &delay_dir, false)] {
+        let f = &run["faults"][0];
+        let r = &f["recovery"];
+        let reverted = f["reverted_at_s"].as_f64().expect("reverted");
+        assert_eq!(r["hold_seconds"], 3, "{f:#}");
+        assert!(r["baseline_seconds"].as_u64() >= Some(3), "{f:#}");
+        let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        match r["recovered_at_s"].as_f64() {
+            Some(at) => {
+                let after = r["recovery_seconds"].as_f64().unwrap();
+                assert!(at >= reverted.floor(), "{f:#}");
+                assert!(!strict || after <= 1.0, "{f:#}");
+                assert!(summary.contains("s after the revert"), "{summary}");
+            }
+            None => {
+                assert!(!strict, "the abort's run did not recover: {f:#}");
+                assert!(r["not_recovered_by_s"].as_f64().is_some(), "{f:#}");
+            }
+        }
+    }
+    assert!(abort["faults"][0]["recovery"]["baseline_p95_ms"].is_null());
+    assert!(delay["faults"][0]["recovery"]["baseline_failure_rate"].is_null());
 }

@@ -63,6 +63,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
         ("window_stage_out_of_range", s(edit("max: 1s }", "max: 1s, window: { stage: 3 } }")), "slos[0].window", "stage"),
         ("window_stage_unknown_name", s(edit("max: 1s }", "max: 1s, window: { stage: hot } }")), "slos[0].window", "hot"),
         ("window_unknown_fault", s(edit("max: 1s }", "max: 1s, window: { fault: nope } }")), "slos[0].window", "nope"),
+        ("promql_window_in_brackets", s(edit("metric: latency.p95, max: 1s", "promql: 'sum(rate(x[${window}]))', max: 1")), "slos[0].promql", "already includes the brackets"),
+        ("promql_unknown_grafana_variable", s(edit("metric: latency.p95, max: 1s", "promql: 'sum(rate(x[$__rate_interval]))', max: 1")), "slos[0].promql", "$__range"),
         ("window_from_after_to", s(edit("max: 1s }", "max: 1s, window: { from: 5s, to: 2s } }")), "slos[0].window", "from"),
         ("capture_used_before_set", s(edit("path: /api,", "path: \"/api/${id}\",")), "workflow[0].request.path", "id"),
         ("unknown_template", s(edit("\"/api/${id}\"", "\"/api/${nope}\"")), "workflow[1].request.path", "nope"),

@@ -149,6 +149,17 @@ async fn run_through_own_gateway(
     s: &mut ClusterStack,
     scenario: &str,
 ) -> (Option<i32>, String, Value, Seen, String) {
+    run_through_own_gateway_on(s, scenario, "process", &[]).await
+}
+
+/// `run_through_own_gateway` with the stack's overlay `overlay` and further flags
+/// `extra`; `scenario` may also be a file's path.
+async fn run_through_own_gateway_on(
+    s: &mut ClusterStack,
+    scenario: &str,
+    overlay: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, Value, Seen, String) {
     let ingress = s.own_gateway();
     let ip = s.gateway_pod_ip();
     let scenarios = crate::support::stack::root().join("scenarios");
@@ -163,7 +174,7 @@ async fn run_through_own_gateway(
             "--platform",
             "kube",
             "--overlay",
-            "process",
+            overlay,
             "--ingress",
             &ingress,
             "--allow-faults",
@@ -172,6 +183,7 @@ async fn run_through_own_gateway(
             "--out",
             out.to_str().unwrap(),
         ])
+        .args(extra)
         .spawn()
         .expect("spawn slo-check");
     let done = Arc::new(AtomicBool::new(false));
@@ -221,6 +233,18 @@ async fn envoy_aborts_the_asked_share_and_its_counts_match_the_clients() {
     let Some(mut s) = ClusterStack::new("abort") else {
         return;
     };
+    let Some(prometheus) = crate::support::prom::kubernetes_sd_binary("prometheus") else {
+        return;
+    };
+    // Prometheus scrapes the gateway's Envoy as Istio's own Prometheus configuration
+    // does (job `envoy-stats`): pods discovered through the API server, their port named
+    // `*-envoy-prom` (15090, Istio's Prometheus listener), path /stats/prometheus.
+    let gateway = format!("gw-{}", s.ns.name);
+    let config = format!(
+        "scrape_configs:\n  - job_name: envoy-stats\n    metrics_path: /stats/prometheus\n    kubernetes_sd_configs:\n      - role: pod\n        kubeconfig_file: {}\n        namespaces: {{names: [istio-system]}}\n    relabel_configs:\n      - {{source_labels: [__meta_kubernetes_pod_container_port_name], action: keep, regex: '.*-envoy-prom'}}\n      - {{source_labels: [__meta_kubernetes_pod_label_istio], action: keep, regex: {gateway}}}\n",
+        s.cluster.kubeconfig.display()
+    );
+    let prom = crate::support::prom::PromServer::with_scrape_configs(&prometheus, &config, None);
     let (code, stderr, run, seen, ip) = run_through_own_gateway(&mut s, "fault-abort").await;
     // A verdict. The SLOs about the fault hold: the abort ratio inside 6–14 % (the
     // binomial bound) and no failure before or after the window. (The p95 SLO is the
@@ -261,6 +285,43 @@ async fn envoy_aborts_the_asked_share_and_its_counts_match_the_clients() {
         aborts,
         "FI lines in the access log"
     );
+
+    // Prometheus scraped the same counter from the gateway's /stats/prometheus on 15090
+    // (Envoy's default tags read the listener's prefix up to its first dot: the series
+    // is named after the rest of the address).
+    let query = "/api/v1/query?query=sum(envoy_http_0_0_0_8080_fault_aborts_injected%7Bjob%3D%22envoy-stats%22,envoy_http_conn_manager_prefix%3D%22outbound_0%22%7D)";
+    let scraped = cluster::eventually(
+        "Prometheus scrapes Envoy's abort count",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = crate::support::prom::http_get(prom.addr, query)?;
+            let v: Value = serde_json::from_str(&body).ok()?;
+            let n: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+            (n as u64 == aborts).then_some(n)
+        },
+    )
+    .await;
+    println!("Prometheus scraped {scraped} aborts from the gateway");
+
+    // The run recovered from the fault, measured on this path: back within the
+    // pre-fault envelope (an abort is judged on failures: none) within a few seconds of
+    // the revert (the revert's propagation is tens of milliseconds).
+    let f = &run["faults"][0];
+    let r = &f["recovery"];
+    assert_eq!(r["baseline_failure_rate"], 0.0, "{f:#}");
+    assert!(
+        r["baseline_p95_ms"].is_null(),
+        "an abort is not judged on p95: {f:#}"
+    );
+    let after = r["recovery_seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("not recovered: {f:#}\n{stderr}"));
+    let at = r["recovered_at_s"].as_f64().unwrap();
+    assert!(
+        at >= f["reverted_at_s"].as_f64().unwrap().floor() && after <= 10.0,
+        "{f:#}"
+    );
+    assert!(stderr.contains("s after the revert"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,5 +378,156 @@ async fn envoy_delays_the_asked_share_and_its_counts_match_the_clients() {
         access_log_flags(&s, "DI"),
         delays,
         "DI lines in the access log"
+    );
+}
+
+/// One agent pod that answers 503 to every submission after its first (one workflow
+/// slot, `AGENT_MAX_CONCURRENT_WORKFLOWS=1`, held for minutes by the first)
+/// beside the stack's own, behind the same Service: a further test-only overlay over
+/// tests/overlays/process (the user's stack/ is not touched). Its Deployment selects
+/// `track: bad` too, so the stack's Deployment never counts it.
+fn bad_pod_overlay(s: &ClusterStack) -> &'static str {
+    let dir = s.stack().join("overlays/one-bad-pod");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../process, bad.yaml]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mcp-agent-bad
+  labels: {app.kubernetes.io/name: mcp-agent, track: bad}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: mcp-agent, track: bad}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: mcp-agent, app: mcp-agent, track: bad}
+    spec:
+      nodeSelector: {slo-check.io/process-node: "true"}
+      tolerations: [{key: slo-check.io/process, operator: Exists, effect: NoSchedule}]
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+        - name: agent
+          image: slo-check:dev
+          args: [agent, --listen, 0.0.0.0:8080, --allow-non-loopback]
+          env:
+            # One workflow slot, held for minutes by the first submission: every
+            # later one is refused with 503 (the agent's limit is at least 1).
+            - {name: AGENT_MAX_CONCURRENT_WORKFLOWS, value: "1"}
+            - {name: AGENT_LLM_MEDIAN, value: 10m}
+            - {name: AGENT_LLM_P99, value: 20m}
+          ports: [{name: http, containerPort: 8080, protocol: TCP}]
+          readinessProbe:
+            httpGet: {path: /ready, port: http}
+            periodSeconds: 2
+          # The stack's ResourceQuota wants requests and limits on every pod.
+          resources:
+            requests: {cpu: 50m, memory: 64Mi}
+            limits: {cpu: 200m, memory: 128Mi}
+"#,
+    )
+    .unwrap();
+    "one-bad-pod"
+}
+
+/// 20 submissions a second for 20 s, one request each, through the gateway to the
+/// Service whose pods include the bad one.
+const EJECT: &str = r#"name: eject
+description: One agent pod answers 503 to every submission after its first; the gateway's outlier detection (the DestinationRule's consecutive5xxErrors 5) ejects it.
+platform: { deployment: mcp-agent, hpa: mcp-agent-hpa, service: mcp-agent-service, virtual_service: mcp-agent-vs }
+workflow:
+  - name: submit
+    request: { method: POST, path: /api/v1/workflows, json: { task: summarize } }
+    expect: { status: [200, 202] }
+load:
+  arrival: constant
+  stages:
+    - { for: 20s, rate: 20 }
+  request_timeout: 5s
+slos:
+  - { name: failures, metric: failure_rate, max: 50% }
+"#;
+
+/// The DestinationRule's outlier detection, executed by Envoy: a pod answering 503 to
+/// every submission (after its first) is ejected after five in a row (consecutive5xxErrors: 5), and from then on
+/// the client sees no failure. run.json's gateway section counts the ejection and says
+/// when the gateway's counters first showed it; the test holds that against the
+/// client's own series (the last failure comes before the ejection is seen) and against
+/// Envoy's `/clusters` (the bad pod's address marked `failed_outlier_check`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_ejects_the_pod_that_answers_5xx() {
+    let Some(mut s) = ClusterStack::new("eject") else {
+        return;
+    };
+    let overlay = bad_pod_overlay(&s);
+    let scenario = s.dir.path().join("eject.yaml");
+    std::fs::write(&scenario, EJECT).unwrap();
+    // --keep: the stack stays (until the test's namespace goes) for Envoy's /clusters.
+    let keep = ["--keep"];
+    let (code, stderr, run, _, ip) =
+        run_through_own_gateway_on(&mut s, scenario.to_str().unwrap(), overlay, &keep).await;
+    assert!(matches!(code, Some(0) | Some(1)), "{stderr}");
+
+    let g = &run["gateway"];
+    let ejections = g["outlier_ejections_enforced"].as_u64().unwrap_or(0);
+    assert!(ejections >= 1, "no ejection: {g:#}\n{stderr}");
+    let seen = &g["ejections"][0];
+    let seen_at = seen["seen_at_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("when: {g:#}"));
+    // The client: the bad pod's 503s, at least the five that eject it, and all of them
+    // before the ejection was seen (a second of reading interval, a second of series).
+    let failed = run["counts"]["failed"].as_u64().unwrap();
+    assert_eq!(
+        run["counts"]["failures_by_kind"]["status"].as_u64(),
+        Some(failed),
+        "{}",
+        run["counts"]
+    );
+    assert!(failed >= 5, "{}", run["counts"]);
+    let series = run["timeseries"].as_array().unwrap();
+    let first = series
+        .iter()
+        .find(|p| p["failed"].as_u64() > Some(0))
+        .and_then(|p| p["t_s"].as_f64())
+        .expect("a second with failures");
+    let last = series
+        .iter()
+        .rev()
+        .find(|p| p["failed"].as_u64() > Some(0))
+        .and_then(|p| p["t_s"].as_f64())
+        .unwrap();
+    println!("{failed} failures from {first} s to {last} s; ejection seen at {seen_at:.2} s; {g}");
+    assert!(
+        last <= seen_at + 1.0,
+        "failures after the ejection: {series:#?}\n{g:#}"
+    );
+    assert!(
+        series
+            .iter()
+            .filter(|p| p["t_s"].as_f64() > Some(seen_at + 1.0))
+            .all(|p| p["failed"] == 0),
+        "{series:#?}"
+    );
+    assert!(stderr.contains("outlier ejections ("), "{stderr}");
+
+    // Envoy's own view: the bad pod's endpoint failed the outlier check.
+    let bad_ip = s
+        .cluster
+        .get(&["-n", &s.ns.name, "pods", "-l", "track=bad"])["items"][0]["status"]["podIP"]
+        .as_str()
+        .expect("the bad pod's address")
+        .to_string();
+    let clusters = admin_get(&ip, "/clusters").expect("Envoy's /clusters");
+    let flag = format!("{bad_ip}:8080::health_flags::/failed_outlier_check");
+    assert!(
+        clusters.lines().any(|l| l.ends_with(&flag)),
+        "{flag} not in:\n{clusters}"
     );
 }

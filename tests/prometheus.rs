@@ -107,6 +107,7 @@ prometheus: {{ settle: 3s }}
   stages: [ {{ for: 4s, rate: 20 }} ]
 slos:
   - {{ name: submits seen, promql: 'sum(increase(http_requests_total{{endpoint="/api/v1/workflows",status_code="202"}}${{window}}))', min: 40 }}
+  - {{ name: submits seen as in Grafana, promql: 'sum(increase(http_requests_total{{endpoint="/api/v1/workflows",status_code="202"}}[$__range])) / $__range_s', min: 10 }}
   - {{ name: too many submits, promql: 'sum(increase(http_requests_total{{endpoint="/api/v1/workflows"}}${{window}}))', max: 10 }}
   - {{ name: no such metric, promql: 'sum(no_such_metric_total)', max: 1 }}
   - {{ name: bad query, promql: 'sum(rate(http_requests_total[', max: 1 }}
@@ -139,6 +140,17 @@ slos:
     assert!(
         query.contains("status_code=\"202\"}[4s]"),
         "window expanded: {query}"
+    );
+
+    // Grafana's `$__range` is the same window without brackets; `$__range_s` its seconds.
+    let grafana = slo(&run, "submits seen as in Grafana");
+    assert_eq!(grafana["status"], "pass", "{grafana:#}");
+    let query = grafana["query"].as_str().unwrap();
+    assert!(query.ends_with("}[4s])) / 4"), "range expanded: {query}");
+    let per_s = grafana["observed"].as_f64().unwrap();
+    assert!(
+        (per_s - observed / 4.0).abs() < 1e-9,
+        "the same increase over the same range, per second: {per_s} vs {observed}"
     );
 
     let fail = slo(&run, "too many submits");

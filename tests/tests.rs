@@ -13,6 +13,7 @@ mod cluster;
 mod coordinated_omission;
 mod embedded_spike;
 mod failures;
+mod history;
 mod hpa_manifest;
 mod hpa_parity;
 mod interrupts;

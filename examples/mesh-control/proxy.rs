@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-/// Parse `--xds-dir DIR [--admin ADDR] [--node-id ID] [--cluster NAME] [--root DIR]`,
+/// Parse `--xds-dir DIR [--admin ADDR] [--stats ADDR] [--node-id ID] [--cluster NAME] [--root DIR]`,
 /// write the bootstrap and exec Envoy. Returns only on failure.
 pub fn exec(argv: &[String]) -> anyhow::Error {
     match prepare(argv) {
@@ -19,6 +19,7 @@ pub fn exec(argv: &[String]) -> anyhow::Error {
 fn prepare(argv: &[String]) -> anyhow::Result<std::process::Command> {
     let mut dir = None;
     let mut admin: std::net::SocketAddr = "0.0.0.0:15000".parse().expect("a socket address");
+    let mut stats: Option<std::net::SocketAddr> = None;
     let mut node_id = None;
     let mut cluster = "istio-ingressgateway".to_string();
     let mut root = PathBuf::from(crate::DEFAULT_ROOT);
@@ -32,6 +33,13 @@ fn prepare(argv: &[String]) -> anyhow::Result<std::process::Command> {
                 admin = v
                     .parse()
                     .with_context(|| format!("--admin {v}: not HOST:PORT"))?;
+            }
+            "--stats" => {
+                let v = value()?;
+                stats = Some(
+                    v.parse()
+                        .with_context(|| format!("--stats {v}: not HOST:PORT"))?,
+                );
             }
             "--node-id" => node_id = Some(value()?.clone()),
             "--cluster" => cluster = value()?.clone(),
@@ -51,7 +59,7 @@ fn prepare(argv: &[String]) -> anyhow::Result<std::process::Command> {
             crate::xds::write_atomically(&path, br#"{"version_info":"0","resources":[]}"#)?;
         }
     }
-    let bootstrap = crate::xds::bootstrap(&dir, &node_id, &cluster, admin);
+    let bootstrap = crate::xds::bootstrap(&dir, &node_id, &cluster, admin, stats);
     // Every pod of the gateway writes the same text; node id and cluster go as flags.
     let path = dir.join("bootstrap.json");
     crate::xds::write_atomically(&path, serde_json::to_string_pretty(&bootstrap)?.as_bytes())?;

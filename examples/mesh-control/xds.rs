@@ -76,9 +76,18 @@ fn resource_file(folder: &Path, name: &str) -> PathBuf {
 /// resolves relative ones against its own working directory): node `node_id` of
 /// `cluster`, admin on `admin` (port 0: any, see `--admin-address-path`), listeners and
 /// clusters from `dir`, and a runtime with an admin layer (runtime overrides through
-/// the admin's /runtime_modify need one).
-pub fn bootstrap(dir: &Path, node_id: &str, cluster: &str, admin: SocketAddr) -> Value {
-    json!({
+/// the admin's /runtime_modify need one). With `stats`, Istio's Prometheus listener as
+/// its bootstrap has it: `stats` (Istio: 0.0.0.0:15090) serves `/stats/prometheus`
+/// through the static cluster `prometheus_stats`, which is the admin (then on a known
+/// port).
+pub fn bootstrap(
+    dir: &Path,
+    node_id: &str,
+    cluster: &str,
+    admin: SocketAddr,
+    stats: Option<SocketAddr>,
+) -> Value {
+    let mut boot = json!({
         "node": {"id": node_id, "cluster": cluster},
         "admin": {
             "address": {"socket_address": {"address": admin.ip().to_string(), "port_value": admin.port()}},
@@ -88,7 +97,52 @@ pub fn bootstrap(dir: &Path, node_id: &str, cluster: &str, admin: SocketAddr) ->
             "cds_config": path_source(&dir.join(CDS), dir),
         },
         "layered_runtime": {"layers": [{"name": "admin", "admin_layer": {}}]},
-    })
+    });
+    if let Some(stats) = stats {
+        let admin_ip = if admin.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            admin.ip().to_string()
+        };
+        boot["static_resources"] = json!({
+            "listeners": [{
+                "name": "prometheus_stats",
+                "address": {"socket_address": {"address": stats.ip().to_string(), "port_value": stats.port()}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "codec_type": "AUTO",
+                        "stat_prefix": "stats",
+                        "route_config": {"virtual_hosts": [{
+                            "name": "backend",
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": {"prefix": "/stats/prometheus"},
+                                "route": {"cluster": "prometheus_stats"},
+                            }],
+                        }]},
+                        "http_filters": [{
+                            "name": "envoy.filters.http.router",
+                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                        }],
+                    },
+                }]}],
+            }],
+            "clusters": [{
+                "name": "prometheus_stats",
+                "type": "STATIC",
+                "connect_timeout": "0.250s",
+                "load_assignment": {
+                    "cluster_name": "prometheus_stats",
+                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                        "socket_address": {"address": admin_ip, "port_value": admin.port()},
+                    }}}]}],
+                },
+            }],
+        });
+    }
+    boot
 }
 
 /// Writes `snapshot` under `dir` as version `version`: only the files whose resources
@@ -294,6 +348,7 @@ mod tests {
             "node",
             "istio-ingressgateway",
             "127.0.0.1:0".parse().unwrap(),
+            None,
         );
         assert_eq!(
             boot["dynamic_resources"]["lds_config"]["path_config_source"]["path"],

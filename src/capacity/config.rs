@@ -32,4 +32,6 @@ pub struct CapacityConfig {
     pub out: Option<PathBuf>,
     pub quiet: bool,
     pub json: bool,
+    /// Where the search is recorded (`--history`), with its labels.
+    pub history: crate::history::Settings,
 }

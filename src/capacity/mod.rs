@@ -92,9 +92,59 @@ pub async fn run(cfg: CapacityConfig) -> Result<Ending, Failure> {
     if let Err(e) = output::finish(&report, cfg.out.as_deref(), cfg.quiet, cfg.json) {
         ending.problems.push(e);
     }
+    if let Some(location) = &cfg.history.location {
+        let rec = history_record(&report, &cfg.history.labels, cfg.out.as_deref());
+        match crate::history::with_store(location, |s| s.insert(&rec)) {
+            Ok(id) if !cfg.quiet => eprintln!("history: recorded as run {id} in {location}"),
+            Ok(_) => {}
+            Err(e) => ending
+                .problems
+                .push(format!("{e}; the search was not recorded")),
+        }
+    }
     ending.problems.extend(searched.infra.clone());
     ending.problems.extend(left_behind);
     Ok(ending)
+}
+
+/// The history's record of a search (kind `capacity`): the capacity found and the rate
+/// achieved at it are its observations; capacity.json without its steps is the summary.
+fn history_record(
+    report: &CapacityReport,
+    labels: &std::collections::BTreeMap<String, String>,
+    out: Option<&std::path::Path>,
+) -> crate::history::Record {
+    use crate::history::Observation;
+    use crate::report::model::Worse;
+    use crate::scenario::Unit;
+    let per_s = |name: &str, value| Observation {
+        name: name.into(),
+        unit: Unit::PerSecond,
+        worse: Worse::Lower,
+        value,
+    };
+    let mut summary = serde_json::to_value(report).unwrap_or_default();
+    if let Some(map) = summary.as_object_mut() {
+        map.remove("steps");
+    }
+    crate::history::Record {
+        kind: "capacity".into(),
+        scenario: report.scenario.clone(),
+        started_at: report.started_at.clone(),
+        tool_version: report.tool_version.clone(),
+        verdict: if report.found() { "found" } else { "not found" }.into(),
+        platform: report.platform.kind.clone(),
+        time_scale: report.time_scale,
+        duration_s: report.duration_s,
+        report_dir: out.map(|d| d.display().to_string()),
+        labels: labels.clone(),
+        observations: vec![
+            per_s("capacity", report.capacity_per_s),
+            per_s("achieved at capacity", report.achieved_at_capacity_per_s),
+        ],
+        summary: summary.to_string(),
+        histograms: "{}".into(),
+    }
 }
 
 /// Hold the rates the search proposes until it concludes, is interrupted, or the target

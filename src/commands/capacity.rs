@@ -91,6 +91,11 @@ fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
         quiet: args.quiet,
         json: args.json,
         scenario: sc,
+        history: crate::history::Settings {
+            location: crate::history::resolve(args.history.history.as_deref(), args.out.is_none())?,
+            labels: crate::history::parse_labels(&args.history.labels)?,
+            ..Default::default()
+        },
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod agent;
 mod capacity;
+mod history;
 mod plan;
 mod report;
 mod run;
@@ -33,6 +34,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Report(args)) => report::run(&args),
         Some(Command::Capacity(args)) => capacity::run(&args),
+        Some(Command::History(args)) => history::run(&args),
         Some(Command::Stack(args)) => stack::run(&args),
         None => run::run(&cli.run),
     };

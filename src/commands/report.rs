@@ -12,6 +12,11 @@ use crate::slo::Verdict;
 /// Run the command; the exit code mirrors the run's verdict (1 on a failed
 /// SLO or a regression), 2 for a bad file or flag, 3 if writing fails.
 pub fn run(args: &ReportArgs) -> u8 {
+    if args.baseline.baseline.as_deref() == Some(Path::new("history")) {
+        return super::usage(
+            "--baseline history judges a run against the run history as it ends (`slo-check run --baseline history`); `report` compares with a run.json: --baseline OLD.json",
+        );
+    }
     let loaded = input::read(&args.run).and_then(|report| {
         Baseline::from_args(
             args.baseline.baseline.as_deref(),

@@ -1,9 +1,10 @@
 //! `slo-check run` (and `slo-check --scenario NAME`): the flags checked into a
 //! `RunConfig`, one run, its ending as the exit code (0 pass, 1 an SLO failed or a
-//! regression, 2 bad input, 3 infrastructure, 130 interrupted).
+//! regression, 2 bad input, 3 infrastructure — the history too —, 130 interrupted).
 
 use crate::cli::RunArgs;
 use crate::exit;
+use crate::history;
 use crate::report::baseline::Baseline;
 use crate::run::{self, RunConfig};
 
@@ -29,7 +30,14 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         &plan,
         args.quiet,
     )?;
+    let history_baseline = args
+        .baseline
+        .baseline
+        .as_deref()
+        .is_some_and(|b| b == std::path::Path::new("history"));
+    let history = history_settings(args, history_baseline)?;
     Ok(RunConfig {
+        history,
         prometheus,
         plan,
         platform,
@@ -38,8 +46,34 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         json: args.json,
         grace,
         baseline: Baseline::from_args(
-            args.baseline.baseline.as_deref(),
+            args.baseline
+                .baseline
+                .as_deref()
+                .filter(|_| !history_baseline),
             &args.baseline.max_regression,
         )?,
+    })
+}
+
+/// `--history`, `--label`, `--baseline history`, `--fail-on-regression`.
+fn history_settings(args: &RunArgs, detect: bool) -> Result<history::Settings, String> {
+    let location = history::resolve(args.history.history.as_deref(), args.out.is_none())?;
+    if detect && location.is_none() {
+        return Err(
+            "--baseline history needs a history to read: give --history URL (with --out there is no default; `off` records none)".into(),
+        );
+    }
+    if args.fail_on_regression && !detect {
+        return Err(
+            "--fail-on-regression applies to --baseline history (a --baseline OLD.json regression always exits 1)".into(),
+        );
+    }
+    let max_regression =
+        crate::report::baseline::parse_max_regression(&args.baseline.max_regression)?;
+    Ok(history::Settings {
+        location,
+        labels: history::parse_labels(&args.history.labels)?,
+        detect: detect.then_some(max_regression),
+        fail_on_regression: args.fail_on_regression,
     })
 }

@@ -1,5 +1,6 @@
 //! Plan time (µs after the run's zero, already time-scaled) to wall-clock time, which is
-//! what Prometheus stores; and the `${window}` expansion of PromQL SLOs.
+//! what Prometheus stores; and the expansion of PromQL SLOs' window variables: `${window}`
+//! (with brackets) and Grafana's `$__range`, `$__range_s`, `$__range_ms` (without).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,9 +59,28 @@ pub fn promql_range(len: Duration) -> String {
     format!("[{}s]", secs.max(1))
 }
 
-/// Replaces every `${window}` in `query` with the window's range, e.g. `[90s]`.
+/// Replaces the window variables in `query`: `${window}` with the window's range in
+/// brackets (`[90s]`); Grafana's `$__range` (or `${__range}`) with its length without
+/// them (`90s`, so `rate(x[$__range])` reads as in a Grafana panel), `$__range_s` with
+/// whole seconds (`90`) and `$__range_ms` with milliseconds (`90000`). The length is the
+/// one [`promql_range`] gives: whole seconds, rounded up, at least 1 s. Validation
+/// (`scenario::validate`) has already refused any other `$` variable.
 pub fn expand_window(query: &str, len: Duration) -> String {
-    query.replace("${window}", &promql_range(len))
+    let range = promql_range(len);
+    let secs = &range[1..range.len() - 2];
+    let ms = format!("{secs}000");
+    // Longest names first: `$__range` is a prefix of `$__range_s` and `$__range_ms`.
+    [
+        ("${window}", range.as_str()),
+        ("${__range_ms}", ms.as_str()),
+        ("$__range_ms", ms.as_str()),
+        ("${__range_s}", secs),
+        ("$__range_s", secs),
+        ("${__range}", &range[1..range.len() - 1]),
+        ("$__range", &range[1..range.len() - 1]),
+    ]
+    .iter()
+    .fold(query.to_string(), |q, (var, value)| q.replace(var, value))
 }
 
 #[cfg(test)]
@@ -85,6 +105,23 @@ mod tests {
             "sum(rate(a[30s])) / sum(rate(b[30s]))"
         );
         assert_eq!(expand_window("up", Duration::from_secs(3)), "up");
+    }
+
+    #[test]
+    fn grafana_range_variables_expand_without_brackets() {
+        let len = Duration::from_millis(89_500);
+        assert_eq!(
+            expand_window("sum(rate(a[$__range])) / sum(rate(b[${__range}]))", len),
+            "sum(rate(a[90s])) / sum(rate(b[90s]))"
+        );
+        assert_eq!(
+            expand_window("increase(a[$__range]) / $__range_s + $__range_ms", len),
+            "increase(a[90s]) / 90 + 90000"
+        );
+        assert_eq!(
+            expand_window("${__range_s} ${__range_ms}", Duration::ZERO),
+            "1 1000"
+        );
     }
 
     #[test]

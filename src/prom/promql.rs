@@ -1,4 +1,4 @@
-//! PromQL SLOs: the query, `${window}` expanded, evaluated at the window's end. One
+//! PromQL SLOs: the query, its window variables expanded, evaluated at the window's end. One
 //! finite value is an observation; anything else is a reason for `unknown`.
 
 use crate::stats::WindowSpec;

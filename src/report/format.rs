@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{FaultReport, GatewayReport};
+use super::model::{FaultReport, GatewayReport, RecoveryReport};
 use crate::scenario::{Bound, Unit};
 use crate::slo::{SloResult, Status};
 
@@ -81,7 +81,38 @@ pub fn fault_line(f: &FaultReport) -> Option<String> {
             );
         }
     }
+    if let Some(r) = &f.recovery {
+        let _ = write!(line, "; {}", recovery(r));
+    }
     Some(line)
+}
+
+/// A fault's recovery, e.g. `recovered 1.40 s after the revert (from 47 s: ≤ 0.00 %
+/// failures and p95 ≤ 12.3 ms, the worst of 14 s before the first fault)`.
+pub fn recovery(r: &RecoveryReport) -> String {
+    if let Some(why) = &r.unmeasured {
+        return format!("recovery not measured: {why}");
+    }
+    let mut bounds = Vec::new();
+    if let Some(rate) = r.baseline_failure_rate {
+        bounds.push(format!("≤ {:.2} % failures", rate * 100.0));
+    }
+    if r.baseline_p95_ms.is_some() {
+        bounds.push(format!("p95 ≤ {}", ms(r.baseline_p95_ms)));
+    }
+    let envelope = format!(
+        "{} for {} s, the worst of {} s before the first fault",
+        bounds.join(" and "),
+        r.hold_seconds,
+        r.baseline_seconds.unwrap_or(0),
+    );
+    match (r.recovery_seconds, r.recovered_at_s, r.not_recovered_by_s) {
+        (Some(after), Some(at), _) => {
+            format!("recovered {after:.2} s after the revert (from {at:.0} s: {envelope})")
+        }
+        (_, _, Some(by)) => format!("not recovered by {by:.0} s ({envelope})"),
+        _ => "recovery not measured".into(),
+    }
 }
 
 /// The gateway's counters for the load beside the client's own count: its injected
@@ -102,8 +133,18 @@ pub fn gateway_line(g: &GatewayReport, client_status_failures: u64) -> String {
     ]
     .iter()
     .any(Option::is_none);
+    let ejected_at = if g.ejections.is_empty() {
+        String::new()
+    } else {
+        let at: Vec<String> = g
+            .ejections
+            .iter()
+            .map(|e| format!("{} by {:.1} s", e.ejected, e.seen_at_s))
+            .collect();
+        format!(" ({})", at.join(", "))
+    };
     format!(
-        "{} aborts injected, {} delays; {} requests, {} 5xx, {} circuit-breaker overflows, {} outlier ejections; client saw {client_status_failures} status failures{}",
+        "{} aborts injected, {} delays; {} requests, {} 5xx, {} circuit-breaker overflows, {} outlier ejections{ejected_at}; client saw {client_status_failures} status failures{}",
         n(g.aborts_injected),
         n(g.delays_injected),
         n(g.downstream_rq),

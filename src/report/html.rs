@@ -8,6 +8,7 @@ use super::baseline::{self, BaselineReport};
 use super::charts::{Chart, Charts, palette};
 use super::format;
 use super::model::RunReport;
+use super::trend::HistoryReport;
 use crate::scenario::Unit;
 use crate::slo::{SloResult, Status, Verdict};
 use crate::stats::histogram::LatencySummary;
@@ -32,6 +33,9 @@ pub fn render(r: &RunReport, charts: &Charts) -> String {
     }
     if let Some(b) = &r.baseline {
         baseline_section(&mut out, b);
+    }
+    if let Some(h) = &r.history {
+        history_section(&mut out, h, charts.trend.as_ref());
     }
     chart_sections(&mut out, r, charts);
     run_facts(&mut out, r);
@@ -81,13 +85,17 @@ fn banner(out: &mut String, r: &RunReport) {
         let _ = writeln!(out, "<p class=\"desc\">{}</p>", esc(&r.description));
     }
     let mut facts = format!("{held} of {} SLOs hold", r.slos.len());
-    let regressions = r.regressions();
-    if regressions > 0 {
-        let _ = write!(
-            facts,
-            " · <strong>{regressions} regression{} against the baseline</strong>",
-            plural(regressions)
-        );
+    for (n, against) in [
+        (r.regressions(), "the baseline"),
+        (r.history_regressions(), "the history"),
+    ] {
+        if n > 0 {
+            let _ = write!(
+                facts,
+                " · <strong>{n} regression{} against {against}</strong>",
+                plural(n)
+            );
+        }
     }
     let _ = write!(
         facts,
@@ -227,6 +235,62 @@ fn baseline_section(out: &mut String, b: &BaselineReport) {
         );
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn history_section(out: &mut String, h: &HistoryReport, trend: Option<&Chart>) {
+    let _ = write!(
+        out,
+        "<section>\n<h2>Compared with the history</h2>\n<p>{} earlier comparable runs in <code>{}</code>. {}: \
+         a change point (p &lt; {}) that this run is part of, for the worse by more than {:.1} %, is a regression: \
+         <strong>{} regression{}</strong>.</p>\n",
+        h.runs,
+        esc(&h.store),
+        esc(&h.method),
+        h.max_pvalue,
+        h.min_effect * 100.0,
+        h.regressions,
+        plural(h.regressions)
+    );
+    for n in &h.notes {
+        let _ = writeln!(out, "<p class=\"note warn\">{}</p>", esc(n));
+    }
+    out.push_str(
+        "<table class=\"deltas\">\n<thead><tr><th>measure</th><th class=\"num\">before</th><th class=\"num\">this run</th>\
+         <th>newest change point</th><th></th></tr></thead>\n<tbody>\n",
+    );
+    for m in &h.metrics {
+        let v = |x: Option<f64>| x.map_or_else(|| "no data".into(), |v| format::value(v, m.unit));
+        let (class, flag) = if m.regression {
+            (
+                " class=\"regressed\"",
+                "<span class=\"pill fail\">regression</span>",
+            )
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(
+            out,
+            "<tr{class}><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{flag}</td></tr>",
+            esc(&m.name),
+            esc(&v(m.before_mean)),
+            esc(&v(m.current)),
+            esc(&if m.change_at.is_some() {
+                m.text()
+            } else {
+                "none".into()
+            }),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if let Some(c) = trend {
+        figure(
+            out,
+            c,
+            "workflow p95 trend",
+            "Workflow p95 of the earlier comparable runs and this one (circled); the dashed line is the newest change point.",
+        );
+    }
+    out.push_str("</section>\n");
 }
 
 /// An inline copy of a chart: no XML namespace URL, scaled by CSS.

@@ -8,6 +8,7 @@ use super::baseline::{self, BaselineReport, Worse};
 use super::canary::{CanaryReport, StepVerdict};
 use super::format;
 use super::model::RunReport;
+use super::trend::HistoryReport;
 use crate::slo::Status;
 
 pub fn render(r: &RunReport) -> Result<String, String> {
@@ -57,6 +58,9 @@ pub fn render(r: &RunReport) -> Result<String, String> {
     }
     if let Some(b) = &r.baseline {
         report.add_test_suite(baseline_suite(r, b));
+    }
+    if let Some(h) = &r.history {
+        report.add_test_suite(history_suite(r, h));
     }
     report
         .to_string()
@@ -136,6 +140,36 @@ fn baseline_suite(r: &RunReport, b: &BaselineReport) -> TestSuite {
         let mut case = TestCase::new(format!("baseline: {}", d.name), status);
         case.set_classname(format!("slo-check.{}.baseline", r.scenario));
         if !d.regression {
+            case.set_system_out(detail);
+        }
+        suite.add_test_case(case);
+    }
+    suite
+}
+
+/// One test case per metric judged against the history; a regression is a failure.
+fn history_suite(r: &RunReport, h: &HistoryReport) -> TestSuite {
+    let mut suite = TestSuite::new(format!("slo-check {} vs history", r.scenario));
+    for m in &h.metrics {
+        let detail = format!(
+            "{} ({} earlier runs in {}; regression: a change point with p < {} this run is part of, worse by more than {:.1} %)",
+            m.text(),
+            h.runs,
+            h.store,
+            h.max_pvalue,
+            h.min_effect * 100.0
+        );
+        let status = if m.regression {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(format!("REGRESSION: {detail}"));
+            st.set_type("regression");
+            st
+        } else {
+            TestCaseStatus::success()
+        };
+        let mut case = TestCase::new(format!("history: {}", m.name), status);
+        case.set_classname(format!("slo-check.{}.history", r.scenario));
+        if !m.regression {
             case.set_system_out(detail);
         }
         suite.add_test_case(case);

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::baseline::{self, BaselineReport};
 use super::format;
 use super::model::RunReport;
+use super::trend::HistoryReport;
 use crate::slo::Verdict;
 
 /// The whole summary.md of `r`.
@@ -16,11 +17,16 @@ pub fn render(r: &RunReport) -> String {
         (Verdict::Pass, false) => "PASS",
         (Verdict::Fail, false) => "FAIL",
     };
-    let regressions = match r.regressions() {
+    let mut regressions = match r.regressions() {
         0 => String::new(),
         1 => ", 1 regression against the baseline".into(),
         n => format!(", {n} regressions against the baseline"),
     };
+    match r.history_regressions() {
+        0 => {}
+        1 => regressions.push_str(", 1 regression against the history"),
+        n => regressions.push_str(&format!(", {n} regressions against the history")),
+    }
     let _ = writeln!(
         out,
         "# slo-check: {} — {verdict}{regressions}\n",
@@ -76,6 +82,9 @@ pub fn render(r: &RunReport) -> String {
     }
     if let Some(b) = &r.baseline {
         baseline_section(&mut out, b);
+    }
+    if let Some(h) = &r.history {
+        history_section(&mut out, h);
     }
     load_section(&mut out, r);
     mesh_section(&mut out, r);
@@ -202,6 +211,41 @@ fn baseline_section(out: &mut String, b: &BaselineReport) {
             v(d.current),
             baseline::change_text(d),
             if d.regression { "**REGRESSION**" } else { "" }
+        );
+    }
+}
+
+/// Each metric against the run history; regressions in bold.
+fn history_section(out: &mut String, h: &HistoryReport) {
+    let _ = writeln!(
+        out,
+        "\n## Compared with the history\n\n{} earlier comparable runs in `{}`. {}: a change point (p < {}) that this run is part of, for the worse by more than {:.1} %, is a regression: **{} regression{}**.\n",
+        h.runs,
+        h.store,
+        h.method,
+        h.max_pvalue,
+        h.min_effect * 100.0,
+        h.regressions,
+        if h.regressions == 1 { "" } else { "s" }
+    );
+    for n in &h.notes {
+        let _ = writeln!(out, "> {n}\n");
+    }
+    out.push_str("| measure | before | this run | change point | |\n|---|---|---|---|---|\n");
+    for m in &h.metrics {
+        let v = |x: Option<f64>| x.map_or_else(|| "no data".into(), |v| format::value(v, m.unit));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&m.name),
+            v(m.before_mean),
+            v(m.current),
+            if m.change_at.is_some() {
+                cell(&m.text())
+            } else {
+                "none".into()
+            },
+            if m.regression { "**REGRESSION**" } else { "" }
         );
     }
 }

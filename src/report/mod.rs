@@ -12,6 +12,7 @@ pub mod junit;
 pub mod markdown;
 pub mod model;
 pub mod terminal;
+pub mod trend;
 
 use std::path::{Path, PathBuf};
 

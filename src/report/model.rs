@@ -80,6 +80,10 @@ pub struct RunReport {
     /// Comparison with an earlier run (`--baseline`); absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineReport>,
+    /// Regression detection against the run history (`--baseline history`); absent
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<super::trend::HistoryReport>,
     /// Client vs server (Prometheus) comparisons; empty when Prometheus was not queried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_check: Vec<crate::prom::CrossCheckItem>,
@@ -227,6 +231,79 @@ pub struct FaultReport {
     /// platform did not look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_plane: Option<DataPlaneReport>,
+    /// How long after the revert the run was back within its pre-fault envelope
+    /// (absent in run.json files written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryReport>,
+}
+
+/// A fault's recovery (`crate::recovery`): after its revert, the first of
+/// `hold_seconds` consecutive seconds whose failure rate and p95 lie within the worst
+/// second before the first fault. Resolution: one second (the per-second series).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// From the revert (`reverted_at_s`) to `recovered_at_s`; null when not recovered
+    /// or not measured.
+    pub recovery_seconds: Option<f64>,
+    /// Start of the first clean second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_at_s: Option<f64>,
+    /// Set when no clean run of seconds followed before the last second with load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_recovered_by_s: Option<f64>,
+    /// Why it could not be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
+    /// The envelope: seconds before the first fault, and of their worst failure rate and
+    /// p95 those the recovery is judged on (an abort's the failure rate, a delay's the
+    /// p95, both for a fault that does both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_failure_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p95_ms: Option<f64>,
+    /// Consecutive clean seconds required.
+    pub hold_seconds: u64,
+}
+
+impl RecoveryReport {
+    pub fn of(r: &crate::recovery::Recovery, judged: crate::recovery::Judged) -> RecoveryReport {
+        use crate::recovery::{HOLD_SECONDS, Recovery};
+        let mut out = RecoveryReport {
+            recovery_seconds: None,
+            recovered_at_s: None,
+            not_recovered_by_s: None,
+            unmeasured: None,
+            baseline_seconds: None,
+            baseline_failure_rate: None,
+            baseline_p95_ms: None,
+            hold_seconds: HOLD_SECONDS as u64,
+        };
+        let envelope = match r {
+            Recovery::Recovered {
+                at,
+                after,
+                envelope,
+            } => {
+                out.recovery_seconds = Some(after.as_secs_f64());
+                out.recovered_at_s = Some(at.as_secs_f64());
+                envelope
+            }
+            Recovery::NotRecovered { until, envelope } => {
+                out.not_recovered_by_s = Some(until.as_secs_f64());
+                envelope
+            }
+            Recovery::Unmeasured(why) => {
+                out.unmeasured = Some(why.clone());
+                return out;
+            }
+        };
+        out.baseline_seconds = Some(envelope.seconds as u64);
+        out.baseline_failure_rate = judged.failure_rate.then_some(envelope.failure_rate);
+        out.baseline_p95_ms = envelope.p95_ms.filter(|_| judged.p95);
+        out
+    }
 }
 
 /// A fault's propagation to the data plane, in seconds after the control plane took
@@ -302,6 +379,20 @@ pub struct GatewayReport {
     /// Endpoints of the service ejected by outlier detection.
     #[serde(default)]
     pub outlier_ejections_enforced: Option<u64>,
+    /// When ejections happened: seconds after the run's zero of each reading (one a
+    /// second during the load) whose `outlier_ejections_enforced` had risen, and by how
+    /// many. Resolution: the reading interval; empty when none rose or none was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ejections: Vec<EjectionReport>,
+}
+
+/// Outlier ejections first seen by one reading of the gateway's counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EjectionReport {
+    /// When the reading was answered, seconds after the run's zero.
+    pub seen_at_s: f64,
+    /// How many more ejections than at the previous reading.
+    pub ejected: u64,
 }
 
 impl GatewayReport {
@@ -333,6 +424,7 @@ impl GatewayReport {
             downstream_rq_5xx: c.downstream_rq_5xx,
             upstream_rq_pending_overflow: c.upstream_rq_pending_overflow,
             outlier_ejections_enforced: c.outlier_ejections_enforced,
+            ejections: Vec::new(),
         }
     }
 }
@@ -403,7 +495,7 @@ impl RunReport {
             Some(c) if !c.holds() => Verdict::Fail,
             _ => crate::slo::verdict(&slos),
         };
-        let faults = fault_reports(plan, &meta);
+        let faults = fault_reports(plan, &meta, stats);
         RunReport {
             schema_version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -450,6 +542,7 @@ impl RunReport {
                 schedule_lag: histogram::encode(&stats.lag),
             },
             baseline: None,
+            history: None,
             cross_check: Vec::new(),
             gateway: meta.gateway,
             canary,
@@ -500,8 +593,13 @@ fn window_reports(stats: &RunStats) -> Vec<WindowReport> {
 }
 
 /// The scenario's faults as planned, with what the timeline did.
-fn fault_reports(plan: &Plan, meta: &RunMeta) -> Vec<FaultReport> {
+fn fault_reports(plan: &Plan, meta: &RunMeta, stats: &RunStats) -> Vec<FaultReport> {
     let activity = |i: usize| meta.fault_activity.get(i);
+    let first_fault = meta
+        .fault_activity
+        .iter()
+        .filter_map(|a| a.applied_at)
+        .min();
     plan.scenario
         .faults
         .iter()
@@ -526,6 +624,23 @@ fn fault_reports(plan: &Plan, meta: &RunMeta) -> Vec<FaultReport> {
                 .and_then(|a| a.reverted_at)
                 .map(|d| d.as_secs_f64()),
             data_plane: activity(i).and_then(DataPlaneReport::of),
+            recovery: activity(i)
+                .and_then(|a| a.applied_at.and(a.reverted_at))
+                .map(|reverted| {
+                    let judged = crate::recovery::Judged {
+                        failure_rate: f.abort.is_some(),
+                        p95: f.delay.is_some(),
+                    };
+                    RecoveryReport::of(
+                        &crate::recovery::recovery(
+                            &stats.seconds,
+                            first_fault,
+                            Some(reverted),
+                            judged,
+                        ),
+                        judged,
+                    )
+                }),
         })
         .collect()
 }
@@ -606,6 +721,11 @@ impl RunReport {
     /// Regressions found against the baseline (0 without one).
     pub fn regressions(&self) -> usize {
         self.baseline.as_ref().map_or(0, |b| b.regressions)
+    }
+
+    /// How many metrics regressed against the history (`--baseline history`).
+    pub fn history_regressions(&self) -> usize {
+        self.history.as_ref().map_or(0, |h| h.regressions)
     }
 }
 

@@ -158,6 +158,9 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
     if r.platform.emulated {
         let _ = writeln!(out, "platform: {}", r.platform.description);
     }
+    if let Some(h) = &r.history {
+        let _ = writeln!(out, "{}", h.summary_line());
+    }
     let _ = write!(
         out,
         "verdict: {verdict} ({held} of {} SLOs hold{})",

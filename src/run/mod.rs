@@ -20,6 +20,8 @@ use crate::stats::record::FailureKind;
 use crate::target::AutoscalerClock;
 use crate::target::{GatewayReading, Target};
 
+mod history;
+
 /// One run, checked: all the run needs to know.
 pub struct RunConfig {
     pub plan: Plan,
@@ -36,6 +38,8 @@ pub struct RunConfig {
     /// An earlier run to compare with.
     pub baseline: Option<report::baseline::Baseline>,
     pub prometheus: crate::prom::PromSettings,
+    /// Where the run is recorded, and whether it is judged against its history.
+    pub history: crate::history::Settings,
 }
 
 /// Run `cfg`: the platform comes up (a failure to bring it up is the `Err`), the load
@@ -87,13 +91,20 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         grace: cfg.grace,
     };
     let gateway_start = read_gateway(&target).await;
+    let ejections = watch_ejections(&target, &gateway_start);
     let outcome = phase::execute_plan(&cfg.plan, &target, opts, control).await;
     let duration_s = wall.elapsed().as_secs_f64();
     // Envoy's counters are cumulative since it started: the load's are the difference.
     let gateway = match gateway_start {
-        Some(start) => read_gateway(&target)
-            .await
-            .map(|end| GatewayReport::between(&start, &end)),
+        Some(start) => {
+            let mut report = read_gateway(&target)
+                .await
+                .map(|end| GatewayReport::between(&start, &end));
+            if let (Some(r), Some(watch)) = (report.as_mut(), ejections) {
+                r.ejections = watch.finish(outcome.zero).await;
+            }
+            report
+        }
         None => None,
     };
     // Before the platform goes down: its metrics must still be scraped while we wait.
@@ -139,6 +150,70 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     ending.problems.extend(left_behind);
     watcher.abort();
     Ok(ending)
+}
+
+/// How often the gateway's counters are read during the load, for its ejections.
+const EJECTION_READ_EVERY: Duration = Duration::from_secs(1);
+
+/// The gateway's outlier ejections, read every `EJECTION_READ_EVERY` during the load.
+struct EjectionWatch {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<(Instant, u64)>>,
+}
+
+/// Starts reading the gateway's ejection counter, when there is a gateway whose first
+/// reading exports it: each reading that shows it risen keeps when and by how much.
+fn watch_ejections(
+    target: &Target,
+    start: &Option<Result<GatewayReading, String>>,
+) -> Option<EjectionWatch> {
+    let gateway = target.gateway.clone()?;
+    let Some(Ok(first)) = start else { return None };
+    let mut last = first.counts.outlier_ejections_enforced?;
+    let pods = first.pods.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut tick = tokio::time::interval(EJECTION_READ_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return seen,
+                _ = tick.tick() => {}
+            }
+            // A reading in progress when the load ends is abandoned, not waited for.
+            let read = tokio::select! {
+                _ = token.cancelled() => return seen,
+                r = tokio::time::timeout(GATEWAY_READ_TIMEOUT, gateway.read()) => r,
+            };
+            // Only the same pods' counters compare; others are left to the end's reading.
+            if let Ok(Ok(r)) = read
+                && r.pods == pods
+                && let Some(now) = r.counts.outlier_ejections_enforced
+            {
+                if now > last {
+                    seen.push((Instant::now(), now - last));
+                }
+                last = now;
+            }
+        }
+    });
+    Some(EjectionWatch { stop, task })
+}
+
+impl EjectionWatch {
+    /// Stops the readings: each rise, in seconds after the run's `zero`.
+    async fn finish(self, zero: Instant) -> Vec<crate::report::model::EjectionReport> {
+        self.stop.cancel();
+        let seen = self.task.await.unwrap_or_default();
+        seen.into_iter()
+            .map(|(at, ejected)| crate::report::model::EjectionReport {
+                seen_at_s: at.saturating_duration_since(zero).as_secs_f64(),
+                ejected,
+            })
+            .collect()
+    }
 }
 
 /// How long one reading of the gateway's counters may take.
@@ -202,17 +277,30 @@ fn replica_report(
     (points, hpa)
 }
 
-/// Write reports and print the verdict; what the exit code depends on.
+/// Judge the run against its history, write reports, print the verdict, record the run;
+/// what the exit code depends on.
 fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target) -> Ending {
-    let compared = cfg.baseline.as_ref().map(|b| b.apply(report));
-    let report = compared.as_ref().unwrap_or(report);
+    let mut report = match &cfg.baseline {
+        Some(b) => b.apply(report),
+        None => report.clone(),
+    };
+    let mut problems = Vec::new();
+    match history::detect(&cfg.history, &report, "run") {
+        Some(Ok(h)) => report.history = Some(h),
+        Some(Err(e)) => problems.push(e),
+        None => {}
+    }
+    let report = &report;
     let dir = cfg
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&report.scenario, "", started_at));
+    let history_failed = cfg.history.fail_on_regression && report.history_regressions() > 0;
     let mut ending = Ending {
-        passed: report.verdict == slo::Verdict::Pass && report.regressions() == 0,
-        problems: Vec::new(),
+        passed: report.verdict == slo::Verdict::Pass
+            && report.regressions() == 0
+            && !history_failed,
+        problems,
         interrupted: report.interrupted,
     };
     let (written, problem) = report::write_or_fall_back(report, &dir, started_at);
@@ -223,8 +311,14 @@ fn finish(cfg: &RunConfig, report: &RunReport, started_at: &str, target: &Target
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
     }
+    let mut table = report::terminal::verdict_table(report, written.as_deref());
+    if let Some(location) = &cfg.history.location {
+        match history::record(location, &cfg.history, report, written.as_deref()) {
+            Ok(id) => table.push_str(&format!("history: recorded as run {id} in {location}\n")),
+            Err(e) => ending.problems.push(e),
+        }
+    }
     if !cfg.quiet {
-        let table = report::terminal::verdict_table(report, written.as_deref());
         if cfg.json {
             eprint!("{table}")
         } else {

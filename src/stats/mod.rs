@@ -1,6 +1,7 @@
 //! Statistics: the records the engine produces, the recorder that owns every
-//! histogram and counter, and histogram helpers.
+//! histogram and counter, histogram helpers, and change points in a series of runs.
 
+pub mod changepoint;
 pub mod histogram;
 pub mod record;
 pub mod recorder;

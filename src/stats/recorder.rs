@@ -144,6 +144,13 @@ impl Second {
         }
     }
 
+    /// failed / (succeeded + failed) of the workflows intended to start in this second,
+    /// None when none finished.
+    pub fn failure_rate(&self) -> Option<f64> {
+        let done = self.succeeded + self.failed;
+        (done > 0).then(|| self.failed as f64 / done as f64)
+    }
+
     /// Workflow latency summary of the second (succeeded workflows).
     pub fn summary(&self) -> LatencySummary {
         match (&self.open, &self.sealed) {

@@ -28,6 +28,8 @@ pub fn slo_check() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("slo-check").expect("binary builds");
     cmd.timeout(CHILD_TIMEOUT);
     cmd.env_remove("GITHUB_STEP_SUMMARY");
+    // A developer's own history store is never written by the tests.
+    cmd.env_remove("SLO_CHECK_HISTORY");
     cmd
 }
 
@@ -73,6 +75,11 @@ impl Run {
     pub fn arg(mut self, a: impl Into<String>) -> Run {
         self.extra.push(a.into());
         self
+    }
+
+    /// `--label KV`.
+    pub fn args_label(self, kv: &str) -> Run {
+        self.arg("--label").arg(kv)
     }
 
     /// An environment variable for the child.

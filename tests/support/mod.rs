@@ -13,6 +13,8 @@ pub mod cpu;
 pub mod envoy_admin;
 /// An in-process Kubernetes API-server double for the real kube client.
 pub mod kube_double;
+/// A real PostgreSQL started per test on a free loopback port (the history store).
+pub mod postgres;
 /// A real Prometheus (and promtool) started per test on a free loopback port.
 pub mod prom;
 /// A deterministic example `RunReport` (a 10× spike with a fault window).

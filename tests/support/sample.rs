@@ -351,6 +351,7 @@ pub fn spike() -> RunReport {
             applied_at_s: None,
             reverted_at_s: None,
             data_plane: None,
+            recovery: None,
         }],
         histograms: Histograms {
             workflow: histogram::encode(&sim.workflow),
@@ -366,6 +367,7 @@ pub fn spike() -> RunReport {
             schedule_lag: histogram::encode(&sim.lag),
         },
         baseline: None,
+        history: None,
         cross_check: Vec::new(),
         gateway: None,
         canary: None,

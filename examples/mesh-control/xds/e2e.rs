@@ -323,11 +323,15 @@ fn a_real_envoy_serves_the_translation_and_switches_faults_on_live_connections()
     let plain = translate(&world(port, backend), &proxy());
     assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
     xds::write(d, &plain, "1").unwrap();
+    // Admin on a known port, so Istio's Prometheus listener can reach it.
+    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let prom: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let boot = xds::bootstrap(
         d,
         "istio-ingressgateway-0.istio-system",
         "istio-ingressgateway",
-        "127.0.0.1:0".parse().unwrap(),
+        admin,
+        Some(prom),
     );
     std::fs::write(
         d.join("bootstrap.json"),
@@ -364,6 +368,23 @@ fn a_real_envoy_serves_the_translation_and_switches_faults_on_live_connections()
         stats.get(&aborts).is_some_and(|n| *n > 0),
         "{aborts} in {stats:#?}"
     );
+    // The same counter on Istio's Prometheus listener, as Prometheus scrapes a gateway.
+    // Envoy's default tag extraction reads the prefix up to its first dot: the tag says
+    // `outbound_0` and the rest of the address lands in the name (istio-proxy replaces
+    // these tags with its own; upstream Envoy has its defaults).
+    let (status, text) = Client::connect(prom)
+        .expect("the stats listener")
+        .get("/stats/prometheus", "stats")
+        .expect("an answer");
+    assert_eq!(status, 200, "{text}");
+    let series = format!(
+        "envoy_http_0_0_0_{port}_fault_aborts_injected{{envoy_http_conn_manager_prefix=\"outbound_0\"}} "
+    );
+    let aborted = text
+        .lines()
+        .find(|l| l.starts_with(&series))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    assert!(!aborted.ends_with(" 0"), "{aborted}");
     let dump: Value =
         serde_json::from_str(&envoy.admin("/config_dump?resource=dynamic_route_configs")).unwrap();
     let routes: Vec<&Value> = dump["configs"]

@@ -1,6 +1,7 @@
 //! SVG charts of a run, drawn with plotters from `RunReport` alone: latency
 //! percentiles over time, start rate, failures, replicas, and the latency
-//! percentile spectrum, a canary's weight over time. Each is embedded in report.html and written as its
+//! percentile spectrum, a canary's weight over time, and with `--baseline history` the
+//! p95 trend over the run history. Each is embedded in report.html and written as its
 //! own `.svg` file.
 
 pub mod canary;
@@ -9,6 +10,7 @@ pub mod load;
 pub mod over_time;
 pub mod palette;
 pub mod spectrum;
+pub mod trend;
 
 use super::model::RunReport;
 
@@ -33,6 +35,8 @@ pub struct Charts {
     pub spectrum: Option<Chart>,
     /// None without a canary.
     pub canary: Option<Chart>,
+    /// None without a history section (`--baseline history`).
+    pub trend: Option<Chart>,
 }
 
 impl Charts {
@@ -46,6 +50,7 @@ impl Charts {
             replicas: load::replicas(r)?.map(|svg| chart("replicas.svg", svg)),
             spectrum: spectrum::spectrum(r)?.map(|svg| chart("spectrum.svg", svg)),
             canary: canary::weight(r)?.map(|svg| chart("canary.svg", svg)),
+            trend: trend::trend(r)?.map(|svg| chart("trend.svg", svg)),
         })
     }
 
@@ -55,6 +60,7 @@ impl Charts {
         out.extend(self.replicas.as_ref());
         out.extend(self.spectrum.as_ref());
         out.extend(self.canary.as_ref());
+        out.extend(self.trend.as_ref());
         out
     }
 }

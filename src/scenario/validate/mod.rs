@@ -1,5 +1,5 @@
 //! Raw scenario → validated `Scenario`: the entry point. Each section is checked in
-//! its own file (`load`, `workflow`, `faults`, `slos`, `metric`, `alert`, `local`,
+//! its own file (`load`, `workflow`, `faults`, `slos`, `metric`, `promql`, `alert`, `local`,
 //! `canary`);
 //! here are the top-level keys (`name`, `platform`, `prometheus`), and all errors
 //! are collected at once.
@@ -19,6 +19,7 @@ mod faults;
 mod load;
 mod local;
 mod metric;
+mod promql;
 mod slos;
 mod workflow;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::{Ctx, alert, metric::parse_metric};
+use super::{Ctx, alert, metric::parse_metric, promql::check_variables};
 use crate::scenario::model::{
     Bound, Fault, Load, Metric, Slo, SloSource, Step, Subset, Unit, WindowRef,
 };
@@ -204,7 +204,13 @@ fn slo_source(
                 None
             }
         },
-        (None, Some(q)) if !q.trim().is_empty() => Some(SloSource::PromQl(q.clone())),
+        (None, Some(q)) if !q.trim().is_empty() => {
+            let problems = check_variables(q);
+            for p in &problems {
+                cx.err(loc, format!("{path}.promql"), p.clone());
+            }
+            problems.is_empty().then(|| SloSource::PromQl(q.clone()))
+        }
         (None, Some(_)) => {
             cx.err(
                 loc,
