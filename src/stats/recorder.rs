@@ -52,8 +52,7 @@ pub struct Counts {
 impl Counts {
     /// failed / (succeeded + failed), None when neither happened.
     pub fn failure_rate(&self) -> Option<f64> {
-        let done = self.succeeded + self.failed;
-        (done > 0).then(|| self.failed as f64 / done as f64)
+        failure_rate(self.succeeded, self.failed)
     }
 }
 
@@ -147,8 +146,7 @@ impl Second {
     /// failed / (succeeded + failed) of the workflows intended to start in this second,
     /// None when none finished.
     pub fn failure_rate(&self) -> Option<f64> {
-        let done = self.succeeded + self.failed;
-        (done > 0).then(|| self.failed as f64 / done as f64)
+        failure_rate(self.succeeded, self.failed)
     }
 
     /// Workflow latency summary of the second (succeeded workflows).
@@ -168,6 +166,12 @@ impl Second {
             (None, None) => String::new(),
         }
     }
+}
+
+/// failed / (succeeded + failed), None when neither happened.
+fn failure_rate(succeeded: u64, failed: u64) -> Option<f64> {
+    let done = succeeded + failed;
+    (done > 0).then(|| failed as f64 / done as f64)
 }
 
 /// The aggregator's state.
