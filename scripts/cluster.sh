@@ -188,9 +188,9 @@ start_process_node() {
     [ "$(id -u)" = 0 ] || fail "the process node makes network namespaces and needs root: run as root (CI does)."
     command -v ip >/dev/null || fail "\`ip\` is missing: apt-get install iproute2."
     command -v redis-server >/dev/null || fail "redis-server is missing (the process node runs redis:* images with it): apt-get install redis-server."
-    info "building the process-node controller, the mesh controller and slo-check (cargo build --release)"
-    (cd "$repo" && cargo build --release --quiet --example process-node --example mesh-control --bin slo-check) >&2 \
-        || fail "cargo could not build examples/process-node or examples/mesh-control (above)."
+    info "building the process-node controller, the mesh controller, the stall server and slo-check (cargo build --release)"
+    (cd "$repo" && cargo build --release --quiet --example process-node --example mesh-control --example stall_server --bin slo-check) >&2 \
+        || fail "cargo could not build examples/process-node, examples/mesh-control or examples/stall_server (above)."
     exe="$(release_dir)"
     # Envoy first: the gateway's pods exec the copy the mesh controller makes.
     start_mesh_control
@@ -198,6 +198,7 @@ start_process_node() {
     setsid "$exe/examples/process-node" --kubeconfig "$KUBECONFIG_PATH" --state "$CLUSTER_DIR/process-node" \
         --image "slo-check:dev=$exe/slo-check" --image "redis:*=-" \
         --image "istio/proxyv2:*=$exe/examples/mesh-control" \
+        --image "slo-check/stall-server:dev=$exe/examples/stall_server" \
         </dev/null >>"$PROCESS_NODE_LOG" 2>&1 &
     echo $! >"$PROCESS_NODE_PID"
     sleep 1

@@ -148,8 +148,14 @@ pub struct GatewayCounts {
     pub downstream_rq: Option<u64>,
     /// Of those, answered 5xx, aborts included (`downstream_rq_5xx`).
     pub downstream_rq_5xx: Option<u64>,
-    /// Requests refused by the service cluster's circuit breaker (`upstream_rq_pending_overflow`).
+    /// Requests refused by the service cluster's circuit breaker because too many were
+    /// waiting for a connection (`upstream_rq_pending_overflow`: Istio's
+    /// `http1MaxPendingRequests`).
     pub upstream_rq_pending_overflow: Option<u64>,
+    /// Requests refused by the service cluster's circuit breaker because too many were
+    /// in flight (`upstream_rq_active_overflow`, counted apart since Envoy 1.3x:
+    /// Istio's `http2MaxRequests`).
+    pub upstream_rq_active_overflow: Option<u64>,
     /// Endpoints ejected by outlier detection (`outlier_detection.ejections_enforced_total`).
     pub outlier_ejections_enforced: Option<u64>,
 }
@@ -200,6 +206,11 @@ impl GatewayCounts {
                 "upstream_rq_pending_overflow",
                 self.upstream_rq_pending_overflow,
                 earlier.upstream_rq_pending_overflow,
+            )?,
+            upstream_rq_active_overflow: diff(
+                "upstream_rq_active_overflow",
+                self.upstream_rq_active_overflow,
+                earlier.upstream_rq_active_overflow,
             )?,
             outlier_ejections_enforced: diff(
                 "outlier_ejections_enforced",

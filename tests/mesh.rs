@@ -531,3 +531,155 @@ async fn envoy_ejects_the_pod_that_answers_5xx() {
         "{flag} not in:\n{clusters}"
     );
 }
+
+/// The stack behind a gateway whose circuit breaker trips: a further test-only overlay
+/// over tests/overlays/process. The DestinationRule allows one request in flight and
+/// one waiting (Istio's `http2MaxRequests` and `http1MaxPendingRequests`, on one
+/// connection), and beside the agents, behind the same Service, a stall server holds
+/// every request that arrives in the second half of each second until the second
+/// ends (examples/stall_server.rs, image `slo-check/stall-server:dev`). Whatever
+/// arrives while it holds one is over the limits: Envoy answers it itself.
+fn overflow_overlay(s: &ClusterStack) -> &'static str {
+    let dir = s.stack().join("overlays/overflow");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        r#"apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [../process, stall.yaml]
+patches:
+  - target: {group: networking.istio.io, kind: DestinationRule, name: mcp-agent-dr}
+    patch: |
+      - {op: replace, path: /spec/trafficPolicy/connectionPool/tcp/maxConnections, value: 1}
+      - {op: replace, path: /spec/trafficPolicy/connectionPool/http/http1MaxPendingRequests, value: 1}
+      - {op: replace, path: /spec/trafficPolicy/connectionPool/http/http2MaxRequests, value: 1}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("stall.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mcp-agent-stall
+  labels: {app.kubernetes.io/name: mcp-agent, track: stall}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: mcp-agent, track: stall}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: mcp-agent, app: mcp-agent, track: stall}
+    spec:
+      nodeSelector: {slo-check.io/process-node: "true"}
+      tolerations: [{key: slo-check.io/process, operator: Exists, effect: NoSchedule}]
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+        - name: stall
+          image: slo-check/stall-server:dev
+          args: [--listen, 0.0.0.0:8080, --period, 1s, --stall, 500ms]
+          ports: [{name: http, containerPort: 8080, protocol: TCP}]
+          readinessProbe:
+            httpGet: {path: /ready, port: http}
+            periodSeconds: 2
+          resources:
+            requests: {cpu: 50m, memory: 64Mi}
+            limits: {cpu: 200m, memory: 128Mi}
+"#,
+    )
+    .unwrap();
+    "overflow"
+}
+
+/// 40 submissions a second for 10 s through the gateway whose circuit breaker trips.
+const OVERFLOW: &str = r#"name: overflow
+description: The DestinationRule's connection pool allows one request in flight and one waiting, and one pod behind the Service holds requests for half of every second; Envoy refuses the rest itself (503, x-envoy-overloaded, response flag UO).
+platform: { deployment: mcp-agent, hpa: mcp-agent-hpa, service: mcp-agent-service, virtual_service: mcp-agent-vs }
+workflow:
+  - name: submit
+    request: { method: POST, path: /api/v1/workflows, json: { task: summarize } }
+    expect: { status: [200, 202] }
+load:
+  arrival: constant
+  stages:
+    - { for: 10s, rate: 40 }
+  request_timeout: 5s
+slos:
+  - { name: failures, metric: failure_rate, max: 100% }
+"#;
+
+/// The DestinationRule's connection pool limits, applied by Envoy: over them, Envoy
+/// answers 503 with `x-envoy-overloaded` (response flag UO) without asking any pod,
+/// and the client counts exactly those as failures of kind `overloaded`, not
+/// `status`: as many as the gateway's two overflow counters in run.json (too many
+/// waiting, too many in flight), as Envoy's own counters, and as the UO lines of its
+/// access log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoys_overflow_is_counted_as_overloaded() {
+    let Some(mut s) = ClusterStack::new("overflow") else {
+        return;
+    };
+    let overlay = overflow_overlay(&s);
+    let scenario = s.dir.path().join("overflow.yaml");
+    std::fs::write(&scenario, OVERFLOW).unwrap();
+    // --keep: the stack stays (until the test's namespace goes), and with it the
+    // service's cluster in Envoy and that cluster's counters.
+    let keep = ["--keep"];
+    let (code, stderr, run, _, ip) =
+        run_through_own_gateway_on(&mut s, scenario.to_str().unwrap(), overlay, &keep).await;
+    assert!(matches!(code, Some(0) | Some(1)), "{stderr}");
+
+    let kinds = &run["counts"]["failures_by_kind"];
+    let overloaded = kinds["overloaded"].as_u64().unwrap_or(0);
+    let g = &run["gateway"];
+    let (waiting, in_flight) = (
+        g["upstream_rq_pending_overflow"].as_u64(),
+        g["upstream_rq_active_overflow"].as_u64(),
+    );
+    println!(
+        "client: {} started, {overloaded} overloaded, {} status; gateway: {waiting:?} waiting + {in_flight:?} in flight overflows",
+        run["counts"]["started"], kinds["status"]
+    );
+    assert!(
+        overloaded > 0,
+        "nothing overflowed: {:#}\n{stderr}",
+        run["counts"]
+    );
+    assert_eq!(
+        Some(overloaded),
+        waiting.zip(in_flight).map(|(w, a)| w + a),
+        "{:#}\n{g:#}",
+        run["counts"]
+    );
+    assert_eq!(kinds["status"].as_u64(), Some(0), "{:#}", run["counts"]);
+    // Envoy's own counters (the service cluster's) and its access log say the same.
+    let stats = admin_get(&ip, "/stats").expect("Envoy's /stats");
+    let counted: u64 = stats
+        .lines()
+        .filter(|l| {
+            l.contains("|mcp-agent-service.")
+                && (l.contains(".upstream_rq_pending_overflow: ")
+                    || l.contains(".upstream_rq_active_overflow: "))
+        })
+        .filter_map(|l| l.rsplit(": ").next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, overloaded, "Envoy's counters against the client's");
+    // Envoy writes its access log on its flush interval: wait for the last lines.
+    cluster::eventually(
+        "as many UO lines in the gateway's access log as overloaded failures",
+        Duration::from_secs(30),
+        || (access_log_flags(&s, "UO") == overloaded).then_some(()),
+    )
+    .await;
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("gateway ("))
+        .unwrap_or_default();
+    println!("{line}");
+    assert!(
+        line.contains(&format!(
+            "client saw 0 status failures, {overloaded} overloaded"
+        )),
+        "{stderr}"
+    );
+}

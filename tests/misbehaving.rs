@@ -14,10 +14,11 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "connect",
     "timeout",
     "status",
+    "overloaded",
     "expectation",
     "poll_timeout",
     "other",
@@ -230,6 +231,27 @@ fn garbage_instead_of_http_is_other() {
     run(&server.url(), &scenario(""), &[])
         .code(1)
         .all_failed_as("other");
+}
+
+/// A 503 is a `status` failure, unless Envoy marked it as its own circuit breaker's
+/// refusal (`x-envoy-overloaded`): then it is `overloaded`.
+#[test]
+fn envoys_overflow_503_is_overloaded_and_a_plain_503_status() {
+    for (header, kind) in [
+        ("x-envoy-overloaded: true\r\n", "overloaded"),
+        ("", "status"),
+    ] {
+        let server = Server::tcp(move |mut s| async move {
+            read_head(&mut s).await;
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\n{header}content-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        });
+        run(&server.url(), &scenario(""), &[])
+            .code(1)
+            .all_failed_as(kind);
+    }
 }
 
 /// Each connection would get a 500 MB chunked body, written as fast as the client reads.

@@ -124,7 +124,7 @@ fn kube_report() -> RunReport {
     v["gateway"] = json!({ "source": "Envoy admin /stats of 1 gateway pod",
         "aborts_injected": 4, "delays_injected": 0, "downstream_rq": 2000,
         "downstream_rq_5xx": 4, "upstream_rq_pending_overflow": 0,
-        "outlier_ejections_enforced": null });
+        "upstream_rq_active_overflow": 0, "outlier_ejections_enforced": null });
     serde_json::from_value(v).expect("a valid RunReport")
 }
 
@@ -147,7 +147,7 @@ fn the_verdict_table_says_each_faults_propagation_and_the_gateways_counts() {
     );
     assert!(!table.contains("fault `late`"), "never applied: {table}");
     assert!(
-        table.contains("gateway (Envoy admin /stats of 1 gateway pod): 4 aborts injected, 0 delays; 2000 requests, 4 5xx, 0 circuit-breaker overflows, ? outlier ejections; client saw 5 status failures (?: a counter the proxy does not export)"),
+        table.contains("gateway (Envoy admin /stats of 1 gateway pod): 4 aborts injected, 0 delays; 2000 requests, 4 5xx, 0 circuit-breaker overflows, ? outlier ejections; client saw 5 status failures, 0 overloaded (?: a counter the proxy does not export)"),
         "{table}"
     );
     let mut unread = kube_report();

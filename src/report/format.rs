@@ -1,10 +1,12 @@
 //! How values read in every human-facing format: units, thresholds, statuses.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::model::{FaultReport, GatewayReport, RecoveryReport};
 use crate::scenario::{Bound, Unit};
 use crate::slo::{SloResult, Status};
+use crate::stats::record::FailureKind;
 
 /// A value in its unit, for people: `3.21 ms`, `1.20 s`, `0.50 %`, `499.9/s`.
 pub fn value(v: f64, unit: Unit) -> String {
@@ -115,10 +117,28 @@ pub fn recovery(r: &RecoveryReport) -> String {
     }
 }
 
-/// The gateway's counters for the load beside the client's own count: its injected
-/// aborts against the workflows that failed on a status. Why not, when unread. (The
-/// caller names the source, `GatewayReport::source`.)
-pub fn gateway_line(g: &GatewayReport, client_status_failures: u64) -> String {
+/// The failures by kind that happened, e.g. ` (status 40, overloaded 3)`; empty when
+/// none did.
+pub fn failure_kinds(by_kind: &BTreeMap<String, u64>) -> String {
+    let kinds: Vec<String> = by_kind
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    }
+}
+
+/// The gateway's counters for the load beside the client's own counts: its injected
+/// aborts against the workflows that failed on a status, its circuit-breaker
+/// overflows against those the client saw marked `x-envoy-overloaded`. Why not, when
+/// unread. (The caller names the source, `GatewayReport::source`.)
+pub fn gateway_line(g: &GatewayReport, client_failures: &BTreeMap<String, u64>) -> String {
+    let client = |k: FailureKind| client_failures.get(k.as_str()).copied().unwrap_or(0);
+    let (status, overloaded) = (client(FailureKind::Status), client(FailureKind::Overloaded));
     if let Some(why) = &g.unavailable {
         return format!("counters not read: {why}");
     }
@@ -129,10 +149,28 @@ pub fn gateway_line(g: &GatewayReport, client_status_failures: u64) -> String {
         g.downstream_rq,
         g.downstream_rq_5xx,
         g.upstream_rq_pending_overflow,
+        g.upstream_rq_active_overflow,
         g.outlier_ejections_enforced,
     ]
     .iter()
     .any(Option::is_none);
+    let overflows = match (
+        g.upstream_rq_pending_overflow,
+        g.upstream_rq_active_overflow,
+    ) {
+        (Some(0), Some(0)) => "0 circuit-breaker overflows".to_string(),
+        (Some(p), Some(a)) => {
+            format!(
+                "{} circuit-breaker overflows ({p} waiting, {a} in flight)",
+                p + a
+            )
+        }
+        (p, a) => format!(
+            "{} waiting + {} in flight circuit-breaker overflows",
+            n(p),
+            n(a)
+        ),
+    };
     let ejected_at = if g.ejections.is_empty() {
         String::new()
     } else {
@@ -144,12 +182,11 @@ pub fn gateway_line(g: &GatewayReport, client_status_failures: u64) -> String {
         format!(" ({})", at.join(", "))
     };
     format!(
-        "{} aborts injected, {} delays; {} requests, {} 5xx, {} circuit-breaker overflows, {} outlier ejections{ejected_at}; client saw {client_status_failures} status failures{}",
+        "{} aborts injected, {} delays; {} requests, {} 5xx, {overflows}, {} outlier ejections{ejected_at}; client saw {status} status failures, {overloaded} overloaded{}",
         n(g.aborts_injected),
         n(g.delays_injected),
         n(g.downstream_rq),
         n(g.downstream_rq_5xx),
-        n(g.upstream_rq_pending_overflow),
         n(g.outlier_ejections_enforced),
         if unknown {
             " (?: a counter the proxy does not export)"

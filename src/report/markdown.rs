@@ -123,22 +123,12 @@ fn load_section(out: &mut String, r: &RunReport) {
         format::ms(r.schedule_lag_ms.p99),
         format::ms(Some(r.schedule_lag_ms.pacing_slack_ms))
     );
-    let kinds: Vec<String> = c
-        .failures_by_kind
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
     let _ = writeln!(
         out,
         "\n**Workflows**: {} succeeded, {} failed{}{}.",
         c.succeeded,
         c.failed,
-        if kinds.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", kinds.join(", "))
-        },
+        format::failure_kinds(&c.failures_by_kind),
         if c.abandoned > 0 {
             format!(", {} abandoned at interrupt", c.abandoned)
         } else {
@@ -157,7 +147,7 @@ fn mesh_section(out: &mut String, r: &RunReport) {
         }
     }
     if let Some(g) = &r.gateway {
-        let line = format::gateway_line(g, r.status_failures());
+        let line = format::gateway_line(g, &r.counts.failures_by_kind);
         let _ = writeln!(out, "\n**Gateway** ({}): {line}.", g.source);
     }
 }

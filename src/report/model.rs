@@ -128,7 +128,7 @@ pub struct CountsReport {
     pub failed: u64,
     /// In flight when an interrupt's grace period ended (never counted as success or failure).
     pub abandoned: u64,
-    /// Failures by kind: connect, timeout, status, expectation, poll_timeout, other.
+    /// Failures by kind: connect, timeout, status, overloaded, expectation, poll_timeout, other.
     pub failures_by_kind: BTreeMap<String, u64>,
     /// failed / (succeeded + failed); null when nothing finished.
     pub failure_rate: Option<f64>,
@@ -373,9 +373,13 @@ pub struct GatewayReport {
     /// Of those, answered 5xx (injected aborts included).
     #[serde(default)]
     pub downstream_rq_5xx: Option<u64>,
-    /// Requests the circuit breaker of the service's cluster refused.
+    /// Requests the circuit breaker of the service's cluster refused: too many waiting
+    /// for a connection.
     #[serde(default)]
     pub upstream_rq_pending_overflow: Option<u64>,
+    /// Requests the circuit breaker of the service's cluster refused: too many in flight.
+    #[serde(default)]
+    pub upstream_rq_active_overflow: Option<u64>,
     /// Endpoints of the service ejected by outlier detection.
     #[serde(default)]
     pub outlier_ejections_enforced: Option<u64>,
@@ -423,6 +427,7 @@ impl GatewayReport {
             downstream_rq: c.downstream_rq,
             downstream_rq_5xx: c.downstream_rq_5xx,
             upstream_rq_pending_overflow: c.upstream_rq_pending_overflow,
+            upstream_rq_active_overflow: c.upstream_rq_active_overflow,
             outlier_ejections_enforced: c.outlier_ejections_enforced,
             ejections: Vec::new(),
         }
@@ -706,16 +711,6 @@ impl RunReport {
                 self.time_scale
             )
         })
-    }
-
-    /// Workflows that failed on an unexpected status, the client's side of the gateway's
-    /// injected aborts.
-    pub fn status_failures(&self) -> u64 {
-        self.counts
-            .failures_by_kind
-            .get(crate::stats::record::FailureKind::Status.as_str())
-            .copied()
-            .unwrap_or(0)
     }
 
     /// Regressions found against the baseline (0 without one).

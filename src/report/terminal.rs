@@ -139,10 +139,11 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
     let c = &r.counts;
     let _ = writeln!(
         out,
-        "\n{} workflows: {} succeeded, {} failed, {} dropped; p95 {}; {:.1}/s achieved of {:.1}/s",
+        "\n{} workflows: {} succeeded, {} failed{}, {} dropped; p95 {}; {:.1}/s achieved of {:.1}/s",
         c.started,
         c.succeeded,
         c.failed,
+        format::failure_kinds(&c.failures_by_kind),
         c.dropped,
         format::ms(r.workflow.latency_ms.p95),
         r.achieved_rate_per_s,
@@ -152,7 +153,7 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
         let _ = writeln!(out, "{line}");
     }
     if let Some(g) = &r.gateway {
-        let line = format::gateway_line(g, r.status_failures());
+        let line = format::gateway_line(g, &r.counts.failures_by_kind);
         let _ = writeln!(out, "gateway ({}): {line}", g.source);
     }
     if r.platform.emulated {

@@ -13,6 +13,10 @@ pub enum FailureKind {
     Timeout,
     /// A response had a status the step does not accept.
     Status,
+    /// A response the step does not accept, marked by Envoy as its own overflow
+    /// (`x-envoy-overloaded`: a circuit breaker's limit, response flag UO), not
+    /// the service's answer.
+    Overloaded,
     /// A response could not be captured from, or a poll's `fail_if` held.
     Expectation,
     /// A poll's `until` did not hold within its timeout.
@@ -23,12 +27,13 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// How many kinds there are.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     /// Every kind, in report order.
     pub const ALL: [FailureKind; FailureKind::COUNT] = [
         FailureKind::Connect,
         FailureKind::Timeout,
         FailureKind::Status,
+        FailureKind::Overloaded,
         FailureKind::Expectation,
         FailureKind::PollTimeout,
         FailureKind::Other,
@@ -39,6 +44,7 @@ impl FailureKind {
             FailureKind::Connect => "connect",
             FailureKind::Timeout => "timeout",
             FailureKind::Status => "status",
+            FailureKind::Overloaded => "overloaded",
             FailureKind::Expectation => "expectation",
             FailureKind::PollTimeout => "poll_timeout",
             FailureKind::Other => "other",

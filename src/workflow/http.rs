@@ -23,6 +23,10 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::scenario::VERSION_HEADER;
+
+/// The header Envoy adds to the 503 it answers itself when a circuit breaker's
+/// limit is reached (`x-envoy-overloaded: true`, response flag UO).
+const OVERLOADED_HEADER: &str = "x-envoy-overloaded";
 use crate::stats::record::FailureKind;
 
 /// A response as far as a workflow step needs it.
@@ -33,6 +37,9 @@ pub struct Response {
     pub body: Bytes,
     /// The `x-agent-version` header: which version of the agent answered.
     pub version: Option<String>,
+    /// The answer carries `x-envoy-overloaded`: Envoy refused the request at a
+    /// circuit breaker's limit (response flag UO) before any upstream saw it.
+    pub overloaded: bool,
 }
 
 /// Why a request failed.
@@ -298,6 +305,8 @@ struct Head {
     len: usize,
     /// The `x-agent-version` header, when the answer has one.
     version: Option<String>,
+    /// The `x-envoy-overloaded` header is present.
+    overloaded: bool,
 }
 
 impl Conn {
@@ -356,6 +365,7 @@ impl Conn {
                 status: head.status,
                 body: body.finish(),
                 version: head.version,
+                overloaded: head.overloaded,
             },
             keep_alive,
         ))
@@ -467,9 +477,14 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, FailureKin
     let mut length: Option<u64> = None;
     let mut transfer_encoding: Option<&[u8]> = None;
     let mut version = None;
+    let mut overloaded = false;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case(VERSION_HEADER) {
             version = std::str::from_utf8(h.value).ok().map(str::to_owned);
+            continue;
+        }
+        if h.name.eq_ignore_ascii_case(OVERLOADED_HEADER) {
+            overloaded = true;
             continue;
         }
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -517,6 +532,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, FailureKin
         keep_alive,
         len,
         version,
+        overloaded,
     }))
 }
 

@@ -217,7 +217,7 @@ impl WorkflowRunner {
             Err(SendError::Failed(k)) => return Err(k),
         };
         self.attribute(&resp, vars);
-        check_status(step, resp.status.as_u16())?;
+        check_status(step, &resp)?;
         if step.captures.is_empty() {
             return Ok(());
         }
@@ -246,7 +246,7 @@ impl WorkflowRunner {
                 Err(SendError::Failed(k)) => return Err(k),
             };
             self.attribute(&resp, vars);
-            check_status(step, resp.status.as_u16())?;
+            check_status(step, &resp)?;
             let json = parse_json(&resp.body)?;
             if holds(&poll.until, &json) {
                 return capture(step, &json, vars);
@@ -289,13 +289,20 @@ impl WorkflowRunner {
     }
 }
 
-fn check_status(step: &Step, status: u16) -> StepResult {
+/// A status the step does not accept is a `status` failure, or `overloaded`
+/// when Envoy marked the answer as its own circuit breaker's refusal.
+fn check_status(step: &Step, resp: &http::Response) -> StepResult {
+    let status = resp.status.as_u16();
     let ok = if step.expect_status.is_empty() {
         (200..300).contains(&status)
     } else {
         step.expect_status.contains(&status)
     };
-    if ok { Ok(()) } else { Err(FailureKind::Status) }
+    match (ok, resp.overloaded) {
+        (true, _) => Ok(()),
+        (false, true) => Err(FailureKind::Overloaded),
+        (false, false) => Err(FailureKind::Status),
+    }
 }
 
 fn parse_json(body: &[u8]) -> Result<serde_json::Value, FailureKind> {

@@ -356,6 +356,7 @@ pub fn parse_stats(text: &str, stat_prefix: &str, service_host: &str) -> Gateway
         {
             match &rest[at + cluster_end.len()..] {
                 "upstream_rq_pending_overflow" => add(&mut c.upstream_rq_pending_overflow, v),
+                "upstream_rq_active_overflow" => add(&mut c.upstream_rq_active_overflow, v),
                 "outlier_detection.ejections_enforced_total" => {
                     add(&mut c.outlier_ejections_enforced, v)
                 }
@@ -379,6 +380,7 @@ fn sum(all: &[GatewayCounts]) -> GatewayCounts {
         downstream_rq: total(|c| c.downstream_rq),
         downstream_rq_5xx: total(|c| c.downstream_rq_5xx),
         upstream_rq_pending_overflow: total(|c| c.upstream_rq_pending_overflow),
+        upstream_rq_active_overflow: total(|c| c.upstream_rq_active_overflow),
         outlier_ejections_enforced: total(|c| c.outlier_ejections_enforced),
     }
 }
@@ -739,6 +741,7 @@ mod tests {
                 downstream_rq: Some(220),
                 downstream_rq_5xx: Some(109),
                 upstream_rq_pending_overflow: Some(0),
+                upstream_rq_active_overflow: Some(0),
                 outlier_ejections_enforced: Some(0),
             }
         );

@@ -50,6 +50,7 @@ const STEPS: [RGBColor; 5] = [
 pub fn failure_kind(kind: &str) -> RGBColor {
     match kind {
         "status" => RGBColor(0xE4, 0x57, 0x56),
+        "overloaded" => RGBColor(0xF2, 0x8E, 0x2B),
         "timeout" => RGBColor(0xB2, 0x79, 0xA2),
         "connect" => RGBColor(0x9D, 0x75, 0x5D),
         "expectation" => RGBColor(0xEE, 0xCA, 0x3B),

@@ -246,3 +246,11 @@ mod wire {
         );
     }
 }
+
+#[test]
+fn envoys_overflow_mark_is_read_from_the_head() {
+    let h = head(b"HTTP/1.1 503 Service Unavailable\r\nx-envoy-overloaded: true\r\ncontent-length: 0\r\n\r\n");
+    assert!(h.overloaded);
+    let h = head(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    assert!(!h.overloaded);
+}
