@@ -118,20 +118,77 @@ fn remote_write_into_a_real_prometheus_holds_run_json_counts() {
             "step {step}"
         );
     }
-    // The histogram's p95 and run.json's (HdrHistogram) agree to the buckets' width:
-    // histogram_quantile interpolates within the bucket that holds the p95.
-    let p95 = one(&format!(
-        "histogram_quantile(0.95, sum by (le) (slo_check_workflow_duration_seconds_bucket{sel}))"
-    ));
-    let p95_ms = report["workflow"]["latency_ms"]["p95"].as_f64().unwrap();
-    let bounds = [0.5, 1.0, 2.5, 5.0];
-    let bucket = |v: f64| bounds.iter().position(|b| v <= *b);
-    assert_eq!(bucket(p95), bucket(p95_ms / 1e3), "{p95} s vs {p95_ms} ms");
+    // The histograms' p95 (histogram_quantile interpolates within a bucket) lies in the
+    // bucket that holds run.json's exact (HdrHistogram, 3 significant digits) p95.
+    let mut les: Vec<f64> = prom
+        .query(&format!("slo_check_workflow_duration_seconds_bucket{sel}"))
+        .iter()
+        .filter_map(|(m, _)| m["le"].as_str()?.parse().ok())
+        .filter(|le: &f64| le.is_finite())
+        .collect();
+    les.sort_by(f64::total_cmp);
+    assert!(les.len() > 20, "{les:?}");
+    let holds = |exact_ms: f64, estimate_s: f64, what: &str| {
+        let exact = exact_ms / 1e3;
+        let lo = les
+            .iter()
+            .copied()
+            .filter(|b| *b < exact * 0.998)
+            .fold(0.0, f64::max);
+        let hi = les.iter().copied().find(|b| *b >= exact * 1.002).unwrap();
+        assert!(
+            (lo..=hi).contains(&estimate_s),
+            "{what}: histogram_quantile {estimate_s} s, run.json {exact_ms} ms, bucket {lo}..{hi}"
+        );
+    };
+    let p95 = |metric: &str, by: &str| {
+        format!("histogram_quantile(0.95, sum by (le{by}) ({metric}_bucket{sel}))")
+    };
+    holds(
+        report["workflow"]["latency_ms"]["p95"].as_f64().unwrap(),
+        one(&p95("slo_check_workflow_duration_seconds", "")),
+        "workflow p95",
+    );
+    let per_step = prom.query(&p95("slo_check_step_duration_seconds", ", step"));
+    assert_eq!(per_step.len(), report["steps"].as_object().unwrap().len());
+    for (labels, estimate) in per_step {
+        let step = labels["step"].as_str().unwrap();
+        let exact = report["steps"][step]["latency_ms"]["p95"].as_f64().unwrap();
+        holds(exact, estimate, step);
+    }
     // Pushed during the run, not only at its end: several samples per series.
     let samples = one(&format!(
         "count_over_time(slo_check_workflows_started_total{sel}[10m])"
     ));
     assert!(samples >= 8.0, "{samples} samples");
+
+    // Every panel of the shipped Grafana dashboard answers on the run's series, with its
+    // template variables set to this run (Grafana's $__rate_interval at a 1 s push: 10 s).
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dashboards/slo-check.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$testid", testid)
+                .replace("$scenario", "spike")
+                .replace("$__rate_interval", "10s")
+                .replace("$__range", "5m");
+            let r = prom.query(&expr);
+            assert!(!r.is_empty(), "{}: no data for {expr}", panel["title"]);
+        }
+    }
+    let started = one(&format!(
+        "sum(max_over_time(slo_check_workflows_started_total{sel}[5m]))"
+    ));
+    assert_eq!(started, n("started"), "the dashboard's Started stat");
 }
 
 #[test]

@@ -6,8 +6,11 @@
 //! frames it publishes.
 //!
 //! Files: `series` (the tally and its frames), `text` (the exposition format),
-//! `remote_write` (protobuf, snappy, the POST), `exporter` (the listener and the pushes).
+//! `remote_write` (protobuf, snappy, the POST), `exporter` (the listener and the pushes);
+//! `dashboard_tests` checks dashboards/slo-check.json against what `series` renders.
 
+#[cfg(test)]
+mod dashboard_tests;
 mod exporter;
 pub mod remote_write;
 pub mod series;

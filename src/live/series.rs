@@ -8,26 +8,51 @@ use crate::stats::record::{Event, FailureKind, Outcome, WorkflowRecord};
 /// Every metric name starts with this (k6's are `k6_…`).
 pub const PREFIX: &str = "slo_check_";
 
-/// Bucket bounds of the latency histograms, µs (`le` in seconds: 5 ms … 120 s).
-const LATENCY_BOUNDS_US: [u64; 14] = [
+/// Bucket bounds of the latency histograms, µs (`le` in seconds: 1 ms … 120 s). About
+/// 25 % apart from 10 ms to 5 s, so `histogram_quantile`, which interpolates within a
+/// bucket, lands within a quarter of the exact (HdrHistogram) percentile there.
+const LATENCY_BOUNDS_US: [u64; 36] = [
+    1_000,
+    2_500,
     5_000,
+    7_500,
     10_000,
+    12_500,
+    15_000,
+    20_000,
     25_000,
+    30_000,
+    40_000,
     50_000,
+    60_000,
+    75_000,
     100_000,
+    125_000,
+    150_000,
+    200_000,
     250_000,
+    300_000,
+    400_000,
     500_000,
+    600_000,
+    750_000,
     1_000_000,
+    1_250_000,
+    1_500_000,
+    2_000_000,
     2_500_000,
+    3_000_000,
+    4_000_000,
     5_000_000,
     10_000_000,
     30_000_000,
     60_000_000,
     120_000_000,
 ];
-/// Bucket bounds of the schedule lag histogram, µs (`le` in seconds: 100 µs … 1 s).
-const LAG_BOUNDS_US: [u64; 10] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 100_000, 1_000_000,
+/// Bucket bounds of the schedule lag histogram, µs (`le` in seconds: 50 µs … 1 s).
+const LAG_BOUNDS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
 ];
 
 /// A Prometheus metric type.
@@ -409,10 +434,10 @@ mod tests {
         assert_eq!(v("slo_check_workflows_dropped_total", &[]), 1.0);
         // Workflow latency: 40 ms and 3 s (the failed one is not a latency).
         let wf = "slo_check_workflow_duration_seconds_bucket";
-        assert_eq!(v(wf, &[("le", "0.025")]), 0.0);
-        assert_eq!(v(wf, &[("le", "0.05")]), 1.0);
+        assert_eq!(v(wf, &[("le", "0.03")]), 0.0);
+        assert_eq!(v(wf, &[("le", "0.04")]), 1.0);
         assert_eq!(v(wf, &[("le", "2.5")]), 1.0);
-        assert_eq!(v(wf, &[("le", "5")]), 2.0);
+        assert_eq!(v(wf, &[("le", "3")]), 2.0);
         assert_eq!(v(wf, &[("le", "+Inf")]), 2.0);
         assert_eq!(v("slo_check_workflow_duration_seconds_sum", &[]), 3.04);
         assert_eq!(v("slo_check_workflow_duration_seconds_count", &[]), 2.0);
@@ -429,11 +454,11 @@ mod tests {
     #[test]
     fn a_bound_is_inclusive_as_prometheus_le_is() {
         let mut b = Buckets::new(&LATENCY_BOUNDS_US);
-        b.observe(5_000);
-        b.observe(5_001);
+        b.observe(1_000);
+        b.observe(1_001);
         let s = b.samples("x", &[]);
-        assert_eq!((s[0].labels[0].1.as_str(), s[0].value), ("0.005", 1.0));
-        assert_eq!((s[1].labels[0].1.as_str(), s[1].value), ("0.01", 2.0));
+        assert_eq!((s[0].labels[0].1.as_str(), s[0].value), ("0.001", 1.0));
+        assert_eq!((s[1].labels[0].1.as_str(), s[1].value), ("0.0025", 2.0));
     }
 
     #[test]
