@@ -181,22 +181,27 @@ impl Pusher {
     }
 }
 
-/// A reqwest error with its causes (reqwest's own message alone is "error sending request").
+/// A reqwest error as its cause says it (reqwest's own message is "error sending request
+/// for url (…)", and the URL is in every message already).
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        format!(
+    if e.is_timeout() {
+        return format!(
             "no answer within {}",
             crate::units::format_duration(PUSH_TIMEOUT)
-        )
-    } else {
-        e.to_string()
-    };
+        );
+    }
+    let mut innermost = None;
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
+        innermost = Some(cause.to_string());
         source = cause.source();
     }
-    text
+    let what = innermost.unwrap_or_else(|| e.to_string());
+    if e.is_connect() {
+        format!("cannot connect: {what}")
+    } else {
+        what
+    }
 }
 
 /// `url` with its password replaced by `***`.
