@@ -33,8 +33,10 @@ struct PushLog {
 }
 
 impl PushLog {
-    /// Push `frame` now (later than the previous push), and note how it went.
-    async fn push(&mut self, pusher: &Pusher, frame: &Frame) -> Result<(), String> {
+    /// Push `frame` now (later than the previous push), and note how it went; the first
+    /// failure during the run is warned about (`during`), the final push's is an error of
+    /// its own.
+    async fn push(&mut self, pusher: &Pusher, frame: &Frame, during: bool) -> Result<(), String> {
         let at = now_ms().max(self.last_ms + 1);
         self.last_ms = at;
         self.pushes += 1;
@@ -43,6 +45,8 @@ impl PushLog {
             self.failed += 1;
             if self.first_error.is_none() {
                 self.first_error = Some(e.clone());
+            }
+            if during && self.failed == 1 {
                 eprintln!(
                     "warning: --remote-write {}: a push failed ({e}); the run goes on and later pushes are tried (said once)",
                     pusher.shown
@@ -120,7 +124,7 @@ impl Exporter {
             Some((pusher, every, task)) => {
                 let mut log = task.await.unwrap_or_default();
                 let last = self.frames.borrow().clone();
-                let result = log.push(&pusher, &last).await;
+                let result = log.push(&pusher, &last, false).await;
                 if let Err(e) = &result {
                     problem = Some(format!(
                         "--remote-write {}: the final push failed ({e}): the receiver lacks the run's final values ({} of {} pushes failed)",
@@ -218,7 +222,7 @@ async fn push_every(
         // A push in progress when the run ends is abandoned; the final push follows.
         tokio::select! {
             _ = stop.cancelled() => return log,
-            _ = log.push(&pusher, &frame) => {}
+            _ = log.push(&pusher, &frame, true) => {}
         }
     }
 }
