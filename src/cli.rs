@@ -244,6 +244,25 @@ pub struct RunArgs {
     /// Write the platform's metrics endpoints as a Prometheus file_sd file here, kept current during the run; point your Prometheus's file_sd_configs at it.
     #[arg(long, value_name = "PATH")]
     pub prometheus_sd_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// Live metrics out during a run (k6's `testid`, `/metrics` and remote write).
+#[derive(Debug, Clone, Args)]
+pub struct LiveArgs {
+    /// The run's test id: the `testid` label of its live metrics, also in run.json [default: <scenario>-<UTC start time>, e.g. spike-2026-12-05T160102Z].
+    #[arg(long, value_name = "ID")]
+    pub testid: Option<String>,
+    /// Serve the run's live metrics (Prometheus text format, `slo_check_*`) at http://ADDR/metrics while it runs, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Push the same series to a Prometheus remote-write receiver (remote write 1.0) during the run and once at its end, e.g. http://127.0.0.1:9090/api/v1/write.
+    #[arg(long, value_name = "URL")]
+    pub remote_write: Option<String>,
+    /// Time between pushes to --remote-write.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub remote_write_interval: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -22,6 +22,7 @@ pub mod errors;
 pub mod exit;
 pub mod fault_timeline;
 pub mod history;
+pub mod live;
 pub mod load;
 pub mod phase;
 pub mod plan;

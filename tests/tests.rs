@@ -20,6 +20,7 @@ mod interrupts;
 mod invalid;
 mod kube_double;
 mod kube_platform;
+mod live_metrics;
 mod local_platform;
 mod malformed_corpus;
 mod mesh;

@@ -1,8 +1,10 @@
 //! `slo-check run` (and `slo-check --scenario NAME`): the flags checked into a
 //! `RunConfig`, one run, its ending as the exit code (0 pass, 1 an SLO failed or a
-//! regression, 2 bad input, 3 infrastructure — the history too —, 130 interrupted).
+//! regression, 2 bad input — a --metrics-listen that cannot be bound or a --remote-write
+//! that refuses the first push too —, 3 infrastructure — the history, or a remote write
+//! whose final push failed, too —, 130 interrupted).
 
-use crate::cli::RunArgs;
+use crate::cli::{LiveArgs, RunArgs};
 use crate::exit;
 use crate::history;
 use crate::report::baseline::Baseline;
@@ -36,7 +38,9 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         .as_deref()
         .is_some_and(|b| b == std::path::Path::new("history"));
     let history = history_settings(args, history_baseline)?;
+    let live = live_settings(&args.live, &plan.scenario.name)?;
     Ok(RunConfig {
+        live,
         history,
         prometheus,
         plan,
@@ -75,5 +79,60 @@ fn history_settings(args: &RunArgs, detect: bool) -> Result<history::Settings, S
         labels: history::parse_labels(&args.history.labels)?,
         detect: detect.then_some(max_regression),
         fail_on_regression: args.fail_on_regression,
+    })
+}
+
+/// `--testid`, `--metrics-listen`, `--remote-write`, `--remote-write-interval`.
+fn live_settings(args: &LiveArgs, scenario: &str) -> Result<crate::live::Settings, String> {
+    let testid = match &args.testid {
+        Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
+            return Err(format!(
+                "--testid {id:?}: must be non-empty printable text, e.g. nightly-1234"
+            ));
+        }
+        Some(id) => id.clone(),
+        None => {
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            format!("{scenario}-{}", now.to_string().replace(':', ""))
+        }
+    };
+    let listen = match &args.metrics_listen {
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            format!(
+                "--metrics-listen {addr}: expected IP:PORT, e.g. 127.0.0.1:9464 or [::1]:9464 (port 0: any free port)"
+            )
+        })?),
+        None => None,
+    };
+    let every = crate::units::parse_duration(&args.remote_write_interval)
+        .map_err(|e| format!("--remote-write-interval: {e}"))?;
+    if every < std::time::Duration::from_millis(100) {
+        return Err(format!(
+            "--remote-write-interval {}: must be at least 100ms, e.g. 1s",
+            args.remote_write_interval
+        ));
+    }
+    let remote_write = match &args.remote_write {
+        Some(text) => {
+            let example = "e.g. http://127.0.0.1:9090/api/v1/write";
+            let url = url::Url::parse(text)
+                .map_err(|e| format!("--remote-write {text}: not a URL ({e}); {example}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(format!(
+                    "--remote-write {}: expected an http:// or https:// URL with a host, {example}",
+                    crate::live::remote_write::redact(&url)
+                ));
+            }
+            Some(crate::live::RemoteWriteSettings { url, every })
+        }
+        None if args.remote_write_interval != "1s" => {
+            return Err("--remote-write-interval goes with --remote-write URL".into());
+        }
+        None => None,
+    };
+    Ok(crate::live::Settings {
+        testid,
+        listen,
+        remote_write,
     })
 }

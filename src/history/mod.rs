@@ -139,6 +139,9 @@ pub struct StoredRun {
     pub labels: BTreeMap<String, String>,
     /// Every observed value, by name (`workflow p95`, `SLO <name>`, …).
     pub observations: Vec<Observation>,
+    /// Stopped by SIGINT/SIGTERM (its summary's `interrupted`): its values cover part of
+    /// the schedule.
+    pub interrupted: bool,
 }
 
 impl StoredRun {

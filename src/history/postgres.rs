@@ -124,7 +124,8 @@ impl Store for PostgresStore {
         let rows = self
             .client
             .query(
-                "SELECT id, kind, scenario, started_at, verdict, platform, time_scale, tool_version, report_dir
+                "SELECT id, kind, scenario, started_at, verdict, platform, time_scale, tool_version, report_dir,
+                        COALESCE((summary->>'interrupted')::BOOLEAN, FALSE)
                  FROM runs
                  WHERE ($1::TEXT IS NULL OR scenario = $1) AND ($2::TEXT IS NULL OR kind = $2)
                    AND ($3::TEXT IS NULL OR platform = $3)
@@ -146,6 +147,7 @@ impl Store for PostgresStore {
                 time_scale: r.get(6),
                 tool_version: r.get(7),
                 report_dir: r.get(8),
+                interrupted: r.get(9),
                 labels: Default::default(),
                 observations: Vec::new(),
             })

@@ -2,8 +2,9 @@
 //! rate and every SLO's value, the series of the scenario's earlier comparable runs plus
 //! this one goes through `stats::changepoint`; a regression is a change point for the
 //! worse that this run is part of (the new segment is at most `RECENT` runs long), whose
-//! means differ by more than the effect-size floor. Pure: the runs come in, the
-//! `HistoryReport` goes out.
+//! means differ by more than the effect-size floor. Interrupted runs are left out of the
+//! series (their values cover part of a schedule), and an interrupted run is not judged.
+//! Pure: the runs come in, the `HistoryReport` goes out.
 
 use super::{StoredRun, record};
 use crate::report::RunReport;
@@ -45,6 +46,19 @@ pub fn detect(
         .iter()
         .filter(|o| METRICS.contains(&o.name.as_str()) || o.name.starts_with("SLO "));
     let mut notes = Vec::new();
+    let (earlier, left_out) = comparable(earlier);
+    if left_out > 0 {
+        notes.push(format!(
+            "{left_out} interrupted earlier run{} left out",
+            if left_out == 1 { "" } else { "s" }
+        ));
+    }
+    if current.interrupted {
+        notes.push(
+            "this run was interrupted: its values cover part of the schedule, so it is not judged"
+                .into(),
+        );
+    }
     if earlier.len() < MIN_RUNS {
         notes.push(format!(
             "{} earlier comparable run{} in the history; at least {MIN_RUNS} are needed to judge a change",
@@ -55,7 +69,7 @@ pub fn detect(
     let metrics: Vec<MetricTrend> = judged
         .map(|o| {
             let mut series: Vec<f64> = earlier.iter().filter_map(|r| r.value(&o.name)).collect();
-            let enough = series.len() >= MIN_RUNS;
+            let enough = series.len() >= MIN_RUNS && !current.interrupted;
             series.extend(o.value);
             trend(
                 &o.name, o.unit, o.worse, o.value, series, enough, min_effect,
@@ -72,6 +86,13 @@ pub fn detect(
         metrics,
         notes,
     }
+}
+
+/// The earlier runs a run is judged against: those not interrupted; and how many were.
+fn comparable(earlier: &[StoredRun]) -> (Vec<&StoredRun>, usize) {
+    let kept: Vec<&StoredRun> = earlier.iter().filter(|r| !r.interrupted).collect();
+    let left_out = earlier.len() - kept.len();
+    (kept, left_out)
 }
 
 /// One metric's verdict over `series` (this run last, when it has a value).
@@ -138,6 +159,47 @@ mod tests {
                 level * (1.0 + noise * (2.0 * u - 1.0))
             })
             .collect()
+    }
+
+    fn stored(id: i64, p95: f64, interrupted: bool) -> StoredRun {
+        StoredRun {
+            id,
+            kind: "run".into(),
+            scenario: "s".into(),
+            started_at: String::new(),
+            verdict: "pass".into(),
+            platform: "url".into(),
+            time_scale: 1.0,
+            tool_version: String::new(),
+            report_dir: None,
+            labels: Default::default(),
+            observations: vec![crate::history::Observation {
+                name: "workflow p95".into(),
+                unit: Unit::Ms,
+                worse: Worse::Higher,
+                value: Some(p95),
+            }],
+            interrupted,
+        }
+    }
+
+    /// An interrupted run's p95 (here a short run's, far off) is not part of the series.
+    #[test]
+    fn interrupted_runs_are_left_out_of_the_series() {
+        let runs: Vec<StoredRun> = (0..8)
+            .map(|i| stored(i, if i % 3 == 1 { 900.0 } else { 40.0 }, i % 3 == 1))
+            .collect();
+        let (kept, left_out) = comparable(&runs);
+        assert_eq!(left_out, 3);
+        let series: Vec<f64> = kept
+            .iter()
+            .filter_map(|r| r.value("workflow p95"))
+            .collect();
+        assert_eq!(series, vec![40.0; 5]);
+        assert_eq!(
+            kept.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [0, 2, 3, 5, 6]
+        );
     }
 
     fn judge(series: &[f64]) -> MetricTrend {

@@ -132,7 +132,8 @@ fn read_runs(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<StoredRun>> 
         format!(" AND id IN ({})", list.join(","))
     };
     let sql = format!(
-        "SELECT id, kind, scenario, started_at, verdict, platform, time_scale, tool_version, report_dir
+        "SELECT id, kind, scenario, started_at, verdict, platform, time_scale, tool_version, report_dir,
+                COALESCE(json_extract(summary, '$.interrupted'), 0)
          FROM runs
          WHERE (?1 IS NULL OR scenario = ?1) AND (?2 IS NULL OR kind = ?2)
            AND (?3 IS NULL OR platform = ?3) AND (?4 IS NULL OR abs(time_scale - ?4) < 1e-9){ids}
@@ -154,6 +155,7 @@ fn read_runs(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<StoredRun>> 
                     time_scale: r.get(6)?,
                     tool_version: r.get(7)?,
                     report_dir: r.get(8)?,
+                    interrupted: r.get::<_, i64>(9)? != 0,
                     labels: Default::default(),
                     observations: Vec::new(),
                 })
@@ -182,4 +184,46 @@ fn read_runs(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<StoredRun>> 
             .collect::<rusqlite::Result<_>>()?;
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Record, Store};
+
+    fn record(summary: &str) -> Record {
+        Record {
+            kind: "run".into(),
+            scenario: "s".into(),
+            started_at: "2026-12-05T00:00:00Z".into(),
+            tool_version: "0".into(),
+            verdict: "pass".into(),
+            platform: "url".into(),
+            time_scale: 1.0,
+            duration_s: 1.0,
+            report_dir: None,
+            labels: Default::default(),
+            observations: Vec::new(),
+            summary: summary.into(),
+            histograms: "{}".into(),
+        }
+    }
+
+    /// A run's `interrupted` comes back from its summary; a summary without it (a
+    /// capacity search) is not interrupted.
+    #[test]
+    fn an_interrupted_run_reads_back_as_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("h.sqlite")).unwrap();
+        for summary in [
+            r#"{"interrupted": true}"#,
+            r#"{"interrupted": false}"#,
+            r#"{"capacity": 12}"#,
+        ] {
+            store.insert(&record(summary)).unwrap();
+        }
+        let runs = store.runs(&Filter::default()).unwrap();
+        let flags: Vec<bool> = runs.iter().map(|r| r.interrupted).collect();
+        assert_eq!(flags, [true, false, false]);
+    }
 }

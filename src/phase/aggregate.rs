@@ -1,5 +1,6 @@
-//! The one owner of the recorder: it files the workers' records into the histograms
-//! and updates the progress line, on a thread of its own behind the load workers.
+//! The one owner of the recorder: it files the workers' records into the histograms,
+//! updates the progress line and feeds the live metrics, on a thread of its own behind
+//! the load workers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -64,13 +65,20 @@ where
     }
 }
 
+/// What the recorder's owner keeps up to date besides the recorder.
+pub(super) struct Consumers {
+    pub progress: Progress,
+    /// The live metrics (`--metrics-listen`, `--remote-write`), when exported.
+    pub metrics: Option<crate::live::Feed>,
+}
+
 /// The one owner of the recorder: consumes events until every workflow has
-/// ended, updating the progress line on a tick.
+/// ended, updating the progress line and publishing the live metrics on a tick.
 pub(super) async fn aggregate(
     mut rx: UnboundedReceiver<Vec<Event>>,
     mut rec: Recorder,
     zero: Instant,
-    progress: Progress,
+    consumers: Consumers,
     live: Arc<Live>,
     plan: Plan,
     canary: Option<StepFeed>,
@@ -91,6 +99,28 @@ pub(super) async fn aggregate(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut started_history: std::collections::VecDeque<(Instant, u64)> = Default::default();
     let total = plan.schedule.duration();
+    let Consumers {
+        progress,
+        mut metrics,
+    } = consumers;
+    let live_now = |elapsed: Duration| crate::live::Now {
+        started: live.started.load(Ordering::Relaxed),
+        dropped: live.dropped.load(Ordering::Relaxed),
+        in_flight: live.in_flight.load(Ordering::Relaxed),
+        target_rate_per_s: if elapsed < total {
+            plan.schedule.rate_at(elapsed.as_secs_f64())
+        } else {
+            0.0
+        },
+    };
+    fn file(rec: &mut Recorder, metrics: &mut Option<crate::live::Feed>, batch: Vec<Event>) {
+        for ev in &batch {
+            rec.add(ev);
+            if let Some(m) = metrics.as_mut() {
+                m.add(ev);
+            }
+        }
+    }
     loop {
         tokio::select! {
             biased;
@@ -107,6 +137,9 @@ pub(super) async fn aggregate(
                     (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => (s1 - s0) as f64 / (*t1 - *t0).as_secs_f64(),
                     _ => 0.0,
                 };
+                if let Some(m) = &metrics {
+                    m.publish(live_now(elapsed));
+                }
                 let run = rec.run_window();
                 progress.update(&Snapshot {
                     elapsed,
@@ -124,7 +157,7 @@ pub(super) async fn aggregate(
             _ = step_end(ends.get(next_step).map(|e| e.0)) => {
                 // File what has arrived by the step's end before judging it.
                 while let Ok(batch) = rx.try_recv() {
-                    batch.iter().for_each(|ev| rec.add(ev));
+                    file(&mut rec, &mut metrics, batch);
                 }
                 let windows = ends[next_step].1;
                 if let Some(tx) = &feed {
@@ -136,10 +169,14 @@ pub(super) async fn aggregate(
                 next_step += 1;
             }
             ev = rx.recv() => match ev {
-                Some(batch) => batch.iter().for_each(|ev| rec.add(ev)),
+                Some(batch) => file(&mut rec, &mut metrics, batch),
                 None => break,
             },
         }
+    }
+    // Every workflow has ended: the final values.
+    if let Some(m) = &metrics {
+        m.publish(live_now(Instant::now().saturating_duration_since(zero)));
     }
     progress.finish();
     rec.finish()

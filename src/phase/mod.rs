@@ -52,19 +52,21 @@ pub async fn execute_plan_with_signals(
     opts: PhaseOptions,
 ) -> PhaseOutcome {
     let (control, interrupted, signals) = signals::watch_interrupts(opts.grace);
-    let mut outcome = execute_plan(plan, target, opts, control).await;
+    let mut outcome = execute_plan(plan, target, opts, control, None).await;
     signals.abort();
     outcome.interrupted |= interrupted.load(Ordering::SeqCst);
     outcome
 }
 
 /// The load phase of `plan` against `target`: engine, recorder and faults, until every
-/// workflow has ended; `control` stops it early. The platform stays up.
+/// workflow has ended; `control` stops it early; `metrics` is fed live. The platform
+/// stays up.
 pub async fn execute_plan(
     plan: &Plan,
     target: &Target,
     opts: PhaseOptions,
     control: Control,
+    metrics: Option<crate::live::Feed>,
 ) -> PhaseOutcome {
     let load = &plan.scenario.load;
     // Every platform hands back an `http://host:port` base URL (`--target-url` is checked
@@ -121,7 +123,7 @@ pub async fn execute_plan(
         rx,
         recorder,
         zero,
-        progress,
+        aggregate::Consumers { progress, metrics },
         live.clone(),
         plan.clone(),
         feed,

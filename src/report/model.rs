@@ -94,6 +94,14 @@ pub struct RunReport {
     /// The canary rollout, step by step (scenarios with a `canary:` section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<super::canary::CanaryReport>,
+    /// The run's test id: the `testid` label of its live metrics (`--testid`; by default
+    /// `<scenario>-<start time>`). Absent in runs made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub testid: Option<String>,
+    /// The live metrics exported during the run (`--metrics-listen`, `--remote-write`):
+    /// where, how many pushes failed, whether the final values got there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_metrics: Option<crate::live::LiveReport>,
 }
 
 /// The platform a run used.
@@ -463,6 +471,10 @@ pub struct RunMeta {
     pub gateway: Option<GatewayReport>,
     /// What the canary controller did (`None`: no canary, or no platform to route).
     pub canary: Option<super::canary::CanaryActivity>,
+    /// The run's test id (the `testid` label of its live metrics).
+    pub testid: String,
+    /// What the live metrics exporter did (`None`: nothing was exported).
+    pub live: Option<crate::live::LiveReport>,
 }
 
 impl RunReport {
@@ -551,6 +563,8 @@ impl RunReport {
             cross_check: Vec::new(),
             gateway: meta.gateway,
             canary,
+            testid: Some(meta.testid),
+            live_metrics: meta.live,
         }
     }
 }

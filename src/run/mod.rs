@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub prometheus: crate::prom::PromSettings,
     /// Where the run is recorded, and whether it is judged against its history.
     pub history: crate::history::Settings,
+    /// The run's test id, and where its live metrics go.
+    pub live: crate::live::Settings,
 }
 
 /// Run `cfg`: the platform comes up (a failure to bring it up is the `Err`), the load
@@ -63,6 +65,21 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     // Signals are watched from before the platform comes up until the run ends: an
     // interrupt during `up` still takes the platform down; one after the load marks the
     // run interrupted.
+    // A --metrics-listen that cannot be bound, or a --remote-write that does not take a
+    // first push, is refused before anything is deployed.
+    let (exporter, feed) = if cfg.live.exports() {
+        let steps = cfg.plan.scenario.workflow.iter().map(|s| s.name.clone());
+        let started = crate::live::Exporter::start(
+            &cfg.live,
+            &cfg.plan.scenario.name,
+            steps.collect(),
+            cfg.quiet,
+        );
+        let (e, f) = started.await?;
+        (Some(e), Some(f))
+    } else {
+        (None, None)
+    };
     let (control, interrupted, watcher) = signals::watch_interrupts(cfg.grace);
     if let Some(warning) = crate::prom::unanswered(&cfg.prometheus).await {
         eprintln!("warning: {warning}");
@@ -92,8 +109,15 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     };
     let gateway_start = read_gateway(&target).await;
     let ejections = watch_ejections(&target, &gateway_start);
-    let outcome = phase::execute_plan(&cfg.plan, &target, opts, control).await;
+    let outcome = phase::execute_plan(&cfg.plan, &target, opts, control, feed).await;
     let duration_s = wall.elapsed().as_secs_f64();
+    let (live, live_problem) = match exporter {
+        Some(e) => {
+            let (report, problem) = e.finish().await;
+            (Some(report), problem)
+        }
+        None => (None, None),
+    };
     // Envoy's counters are cumulative since it started: the load's are the difference.
     let gateway = match gateway_start {
         Some(start) => {
@@ -143,10 +167,14 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         fault_activity: outcome.fault_activity,
         gateway,
         canary: outcome.canary,
+        testid: cfg.live.testid.clone(),
+        live,
     };
     let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     report.cross_check = prom.cross_check;
     let mut ending = finish(&cfg, &report, &started_at, &target);
+    // After the reports: a remote write whose final push failed is a problem (exit 3).
+    ending.problems.extend(live_problem);
     ending.problems.extend(left_behind);
     watcher.abort();
     Ok(ending)

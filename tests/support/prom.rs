@@ -1,8 +1,8 @@
 //! A real Prometheus for tests: Debian's `/usr/bin/prometheus` started on a free
 //! loopback port with a generated config (1s scrape and evaluation intervals; file_sd
 //! pointing at a file the test or the run writes, or scrape jobs the test gives, such as
-//! `slo-check stack scrape-config`'s; the stack's rules with short windows), ready when
-//! `/-/ready` answers 200, killed on drop.
+//! `slo-check stack scrape-config`'s; the stack's rules with short windows), or as a
+//! remote-write receiver; ready when `/-/ready` answers 200, killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -123,6 +123,51 @@ impl PromServer {
         scrape_configs: &str,
         rules: Option<&Path>,
     ) -> PromServer {
+        PromServer::launch(bin, scrape_configs, rules, &[])
+    }
+
+    /// Starts Debian's Prometheus with nothing to scrape, accepting remote write at
+    /// `{url}/api/v1/write` (`--web.enable-remote-write-receiver`, Prometheus ≥ 2.33).
+    pub fn remote_write_receiver() -> PromServer {
+        PromServer::launch(
+            &prometheus_binary(),
+            "scrape_configs: []\n",
+            None,
+            &["--web.enable-remote-write-receiver"],
+        )
+    }
+
+    /// The remote-write endpoint (with `remote_write_receiver`).
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.url)
+    }
+
+    /// An instant PromQL query: each series' labels and value.
+    pub fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", promql)
+            .finish();
+        let (code, body) = http_get(self.addr, &format!("/api/v1/query?{q}"))
+            .unwrap_or_else(|| panic!("Prometheus at {} does not answer", self.addr));
+        let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON answer");
+        assert_eq!(code, 200, "{promql}: {body}");
+        v["data"]["result"]
+            .as_array()
+            .expect("a vector result")
+            .iter()
+            .map(|r| {
+                let value = r["value"][1].as_str().expect("a value").parse().unwrap();
+                (r["metric"].clone(), value)
+            })
+            .collect()
+    }
+
+    fn launch(
+        bin: &Path,
+        scrape_configs: &str,
+        rules: Option<&Path>,
+        extra: &[&str],
+    ) -> PromServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -143,6 +188,7 @@ impl PromServer {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -371,5 +371,7 @@ pub fn spike() -> RunReport {
         cross_check: Vec::new(),
         gateway: None,
         canary: None,
+        testid: None,
+        live_metrics: None,
     }
 }
