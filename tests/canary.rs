@@ -278,3 +278,30 @@ slos:
         "{err}"
     );
 }
+
+/// Workflows of one quick request all end before the schedule does, and so before the
+/// last step: that step is still judged at its end, and the canary promoted.
+#[test]
+fn the_last_step_is_judged_when_every_workflow_ended_before_it() {
+    let yaml = r#"name: canary-quick
+platform:
+  local: { replicas: 2, autoscale: false, cores: 4, cpu_per_workflow: 1ms, seed: 5 }
+workflow:
+  - name: submit
+    request: { method: POST, path: /api/v1/workflows, json: { task: t } }
+    expect: { status: [202] }
+load:
+  arrival: constant
+  stages: [{ for: 2s, rate: 100 }]
+canary:
+  stable: { version: v1 }
+  canary: { version: v2 }
+  steps: [{ weight: 50, for: 1s }, { weight: 100, for: 1s }]
+  analysis: [{ name: canary errors, metric: failure_rate, max: 1% }]
+"#;
+    let (code, report, stderr) = run(yaml);
+    let c = &report["canary"];
+    assert_eq!(code, 0, "{stderr}\n{c:#}");
+    assert_eq!(c["outcome"], "promoted", "{c:#}");
+    assert_eq!(c["steps"][1]["verdict"], "pass", "{c:#}");
+}

@@ -683,3 +683,192 @@ async fn envoys_overflow_is_counted_as_overloaded() {
         "{stderr}"
     );
 }
+
+/// The stack with the canary (stack/components/canary) on the process node: a further
+/// test-only overlay over tests/overlays/process that adds the component and puts its
+/// canary Deployment on the process node, sized for the quota.
+fn canary_overlay(s: &ClusterStack) -> &'static str {
+    let dir = s.stack().join("overlays/process-canary");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        r#"apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [../process]
+components: [../../components/canary]
+patches:
+  - target: {group: apps, version: v1, kind: Deployment, name: mcp-agent-canary}
+    patch: |
+      - {op: add, path: /spec/template/spec/nodeSelector, value: {slo-check.io/process-node: "true"}}
+      - {op: add, path: /spec/template/spec/tolerations, value: [{key: slo-check.io/process, operator: Exists, effect: NoSchedule}]}
+      - op: replace
+        path: /spec/template/spec/containers/0/resources
+        value: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 200m, memory: 128Mi}}
+namespace: NAMESPACE
+"#
+        .replace("NAMESPACE", &s.ns.name),
+    )
+    .unwrap();
+    "process-canary"
+}
+
+/// A canary through the gateway: one submission per workflow, 40 a second, the canary
+/// at 30 % then 100 %; `header` adds the canary's header to every request.
+fn canary_scenario(header: bool, steps: &str) -> String {
+    let headers = if header {
+        r#", headers: { canary-user: "true" }"#
+    } else {
+        ""
+    };
+    format!(
+        r#"name: kube-canary
+description: The VirtualService's weights shifted between the DestinationRule subsets stable and canary by slo-check, executed by the gateway's Envoy.
+platform: {{ deployment: mcp-agent, hpa: mcp-agent-hpa, service: mcp-agent-service, virtual_service: mcp-agent-vs }}
+workflow:
+  - name: submit
+    request: {{ method: POST, path: /api/v1/workflows, json: {{ task: summarize }}{headers} }}
+    expect: {{ status: [200, 202] }}
+load:
+  arrival: constant
+  stages:
+    - {{ for: 24s, rate: 40 }}
+  request_timeout: 5s
+canary:
+  stable: {{ version: stable }}
+  canary: {{ version: canary }}
+  header: {{ canary-user: "true" }}
+  steps: {steps}
+  analysis:
+    - {{ name: canary errors, metric: failure_rate, max: 5% }}
+  on_failure: rollback
+"#
+    )
+}
+
+/// The VirtualService's split route (the canary component's second): stable's and
+/// canary's weights, and whether slo-check's record is on the object.
+fn split_weights(s: &ClusterStack) -> (Value, Value, bool) {
+    let vs = s
+        .cluster
+        .get(&["-n", &s.ns.name, "virtualservice", "mcp-agent-vs"]);
+    let route = &vs["spec"]["http"][1]["route"];
+    (
+        route[0]["weight"].clone(),
+        route[1]["weight"].clone(),
+        !vs["metadata"]["annotations"]["slo-check.io/weights-original"].is_null(),
+    )
+}
+
+/// Issue 20 on a cluster: slo-check shifts the VirtualService's weights step by step by
+/// JSON patch, the gateway's Envoy splits the traffic between the subsets' pods as
+/// asked (each workflow attributed by the `x-agent-version` its pod answered), the
+/// header route always reaches the canary, and the stack's weights are back at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_splits_traffic_by_the_weights_slo_check_patches() {
+    let Some(mut s) = ClusterStack::new("canary") else {
+        return;
+    };
+    let overlay = canary_overlay(&s);
+    let scenario = s.dir.path().join("canary.yaml");
+    std::fs::write(
+        &scenario,
+        canary_scenario(
+            false,
+            "[{ weight: 30, for: 16s }, { weight: 100, for: 8s }]",
+        ),
+    )
+    .unwrap();
+    // --keep: the VirtualService stays, to read its weights after the run.
+    let keep = ["--keep"];
+    let (code, stderr, run, _, _) =
+        run_through_own_gateway_on(&mut s, scenario.to_str().unwrap(), overlay, &keep).await;
+    assert_eq!(code, Some(0), "{stderr}\n{:#}", run["canary"]);
+    let c = &run["canary"];
+    assert_eq!(c["outcome"], "promoted", "{c:#}");
+    let served =
+        |step: &Value, subset: &str| step["subsets"][subset]["workflows"].as_u64().unwrap_or(0);
+    let first = &c["steps"][0];
+    let (stable, canary) = (served(first, "stable"), served(first, "canary"));
+    let n = (stable + canary) as f64;
+    println!(
+        "30 %: stable {stable}, canary {canary}; 100 %: {:?}",
+        (
+            served(&c["steps"][1], "stable"),
+            served(&c["steps"][1], "canary")
+        )
+    );
+    assert!(n >= 100.0, "{c:#}");
+    // 4 sigma of a binomial(n, 0.3) around n × 0.3.
+    let sigma = (n * 0.3 * 0.7).sqrt();
+    assert!(
+        (canary as f64 - n * 0.3).abs() < 4.0 * sigma,
+        "canary served {canary} of {n}"
+    );
+    // At 100 %, the canary serves all but what Envoy routed before the change reached it.
+    let last = &c["steps"][1];
+    let (stable, canary) = (served(last, "stable"), served(last, "canary"));
+    assert!(canary > 0 && stable * 20 <= canary, "{last:#}");
+    // The stack's own weights are back, and slo-check's record gone.
+    assert_eq!(split_weights(&s), (Value::from(100), Value::from(0), false));
+
+    // The header route reaches the canary whatever the weight.
+    std::fs::write(
+        &scenario,
+        canary_scenario(true, "[{ weight: 10, for: 8s }]").replace("24s", "8s"),
+    )
+    .unwrap();
+    let (code, stderr, run, _, _) =
+        run_through_own_gateway_on(&mut s, scenario.to_str().unwrap(), overlay, &keep).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let step = &run["canary"]["steps"][0];
+    assert_eq!(served(step, "stable"), 0, "{step:#}");
+    assert_eq!(
+        Some(served(step, "canary")),
+        run["counts"]["succeeded"].as_u64(),
+        "{step:#}"
+    );
+    assert_eq!(split_weights(&s), (Value::from(100), Value::from(0), false));
+
+    // SIGKILL inside a step: the shifted weights and slo-check's record stay on the
+    // object, and `slo-check stack clean` puts the stack's own weights back.
+    std::fs::write(
+        &scenario,
+        canary_scenario(false, "[{ weight: 30, for: 120s }]").replace("24s", "120s"),
+    )
+    .unwrap();
+    let ingress = s.own_gateway();
+    let out = s.dir.path().join("killed");
+    let mut child = s
+        .command(&[
+            "run",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--platform",
+            "kube",
+            "--overlay",
+            overlay,
+            "--ingress",
+            &ingress,
+            "--keep",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("spawn slo-check");
+    cluster::eventually(
+        "slo-check shifts the weights",
+        Duration::from_secs(120),
+        || split_weights(&s).2.then_some(()),
+    )
+    .await;
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    assert_eq!(split_weights(&s), (Value::from(70), Value::from(30), true));
+    let (code, stdout, stderr) = s.run(&["stack", "clean"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("had left its canary weights shifted"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(split_weights(&s), (Value::from(100), Value::from(0), false));
+}

@@ -80,6 +80,88 @@ fn every_rendered_object_is_valid_against_the_real_api() {
     }
 }
 
+/// The canary overlay (kind + stack/components/canary) is valid against the real APIs and
+/// the upstream CRDs, and adds exactly what a canary needs: the canary Deployment
+/// (`version: canary`, its own selector, the ConfigMap and Secret it references
+/// resolved), the stable pods labelled `version: stable`, the DestinationRule's two
+/// subsets, and the VirtualService's header route to the canary before the weighted
+/// route (stable 100, canary 0), which `slo-check run` shifts.
+#[test]
+fn the_canary_overlay_is_valid_and_splits_between_the_subsets() {
+    let Some(kubectl) = kubectl() else { return };
+    let copy = StackCopy::with_secrets();
+    let objects = copy.render(&kubectl, "kind-canary");
+    let kind = copy.render(&kubectl, "kind");
+    assert_eq!(
+        objects.len(),
+        kind.len() + 1,
+        "one object more: the canary Deployment"
+    );
+    for obj in &objects {
+        if let Err(errors) = validate(obj) {
+            panic!("{}: {}", describe(obj), errors.join("; "));
+        }
+    }
+    let find = |k: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == k && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{k} {name} rendered"))
+    };
+    let canary = find("Deployment", "mcp-agent-canary");
+    assert_eq!(canary["metadata"]["namespace"], "mcp-agents");
+    assert_eq!(
+        canary["spec"]["selector"]["matchLabels"]["version"],
+        "canary"
+    );
+    assert_eq!(
+        canary["spec"]["template"]["metadata"]["labels"]["version"],
+        "canary"
+    );
+    let stable = find("Deployment", "mcp-agent");
+    assert_eq!(
+        stable["spec"]["template"]["metadata"]["labels"]["version"],
+        "stable"
+    );
+    for d in [canary, stable] {
+        let c = agent_container(d);
+        let env = c["env"].as_array().unwrap();
+        assert!(
+            env.iter().any(|e| e["name"] == "AGENT_VERSION_LABEL"
+                && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['version']"),
+            "{env:?}"
+        );
+        // The generated names, with their hash suffix, not the bare ones.
+        let config = c["envFrom"][0]["configMapRef"]["name"].as_str().unwrap();
+        assert!(config.starts_with("mcp-agent-config-"), "{config}");
+    }
+    let dr = find("DestinationRule", "mcp-agent-dr");
+    assert_eq!(
+        dr["spec"]["subsets"],
+        serde_json::json!([{"name": "stable", "labels": {"version": "stable"}},
+                           {"name": "canary", "labels": {"version": "canary"}}])
+    );
+    let vs = find("VirtualService", "mcp-agent-vs");
+    let http = vs["spec"]["http"].as_array().unwrap();
+    assert_eq!(
+        http[0]["match"][0]["headers"]["canary-user"]["exact"],
+        "true"
+    );
+    assert_eq!(http[0]["route"][0]["destination"]["subset"], "canary");
+    let weights: Vec<(&str, u64)> = http[1]["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["destination"]["subset"].as_str().unwrap(),
+                d["weight"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(weights, [("stable", 100), ("canary", 0)]);
+}
+
 /// The tests' overlay (tests/overlays/process) is valid too, and changes only where the
 /// agent and Redis run and how much CPU the agent asks for and burns.
 #[test]

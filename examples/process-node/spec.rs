@@ -418,9 +418,28 @@ async fn environment(
                     )
                 })?
             } else if let Some(f) = &from.field_ref {
-                match f.field_path.as_str() {
+                let path = f.field_path.as_str();
+                // The kubelet's `metadata.labels['k']` and `metadata.annotations['k']`.
+                let keyed = |prefix: &str| {
+                    path.strip_prefix(prefix)
+                        .and_then(|k| k.strip_suffix("']"))
+                        .map(str::to_string)
+                };
+                match path {
                     "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
                     "metadata.namespace" => ns.to_string(),
+                    _ if let Some(k) = keyed("metadata.labels['") => pod
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(&k).cloned())
+                        .unwrap_or_default(),
+                    _ if let Some(k) = keyed("metadata.annotations['") => pod
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(&k).cloned())
+                        .unwrap_or_default(),
                     other => bail!("env {}: fieldRef {other} is not supported here", e.name),
                 }
             } else {

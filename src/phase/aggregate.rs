@@ -174,6 +174,22 @@ pub(super) async fn aggregate(
             },
         }
     }
+    // Every workflow ended before the last steps did (short workflows end before the
+    // schedule does): those steps end within the schedule, so they are judged at their
+    // ends, on everything there is. A step that would end after the schedule is not.
+    while let Some((at, windows)) = ends.get(next_step).copied() {
+        if at > zero + total {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        if let Some(tx) = &feed {
+            let _ = tx.send(StepSnapshot {
+                step: next_step,
+                subsets: windows.map(|w| rec.window(w).clone()),
+            });
+        }
+        next_step += 1;
+    }
     // Every workflow has ended: the final values.
     if let Some(m) = &metrics {
         m.publish(live_now(Instant::now().saturating_duration_since(zero)));

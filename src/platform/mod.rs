@@ -85,7 +85,8 @@ impl Deployed {
 }
 
 /// A canary needs a platform that runs both subsets and routes between them: the
-/// embedded one. The error points at the scenario's `canary:` section.
+/// embedded one, or a cluster's mesh. The error points at the scenario's `canary:`
+/// section.
 fn cannot_route(
     choice: &Choice,
     plan: &Plan,
@@ -96,14 +97,14 @@ fn cannot_route(
         Choice::Url(_) => {
             "the url platform cannot route: it sends every request to one address and has no subsets to shift traffic between"
         }
-        Choice::Kube(_) => "the kube platform does not shift a VirtualService's weights yet",
+        Choice::Kube(_) => return Ok(()),
     };
     let at = canary
         .line_col
         .map(|(l, c)| format!(":{l}:{c}"))
         .unwrap_or_default();
     Err(PlatformError::Usage(format!(
-        "{}{at}: canary: {why}; run it on the embedded platform (--platform local)",
+        "{}{at}: canary: {why}; run it on the embedded platform (--platform local) or on a cluster (--platform kube)",
         plan.scenario.source.display()
     )))
 }
@@ -133,7 +134,20 @@ pub async fn up(
             let mut settings =
                 kube::KubeSettings::resolve(request, &plan.scenario.platform, quiet)?;
             settings.wants_faults = !plan.scenario.faults.is_empty();
-            let handle = kube::up(settings, cancel).await?;
+            let canary = plan.scenario.canary.as_ref().map(|c| {
+                if c.local.iter().any(|l| {
+                    l.fail_ratio.is_some() || l.latency_factor != 1.0 || l.replicas.is_some()
+                }) {
+                    eprintln!(
+                        "warning: canary: the `local` settings shape the embedded platform's agents only; on a cluster the canary is the mcp-agent-canary Deployment as deployed"
+                    );
+                }
+                kube::CanarySubsets {
+                    stable: c.versions[crate::scenario::Subset::Stable.index()].clone(),
+                    canary: c.versions[crate::scenario::Subset::Canary.index()].clone(),
+                }
+            });
+            let handle = kube::up(settings, canary, cancel).await?;
             Ok((handle.target(), Deployed::Kube(Box::new(handle))))
         }
     }

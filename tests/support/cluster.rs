@@ -265,9 +265,12 @@ impl ClusterStack {
     /// Start the test's own ingress gateway (scripts/cluster/istio-gateway.yaml as
     /// `istio-system/gw-<namespace>`: Envoy on the process node, configured by the mesh
     /// controller), wait until it is Ready, and keep it until the stack is dropped. The
-    /// `--ingress` that reaches it.
+    /// `--ingress` that reaches it. Once started, later calls return the same one.
     pub fn own_gateway(&mut self) -> String {
         let name = format!("gw-{}", self.ns.name);
+        if matches!(&self.gateway, Some(GatewayHold::Own { .. })) {
+            return format!("istio-system/istio={name}:8080");
+        }
         let manifest = std::fs::read_to_string(
             super::stack::root().join("scripts/cluster/istio-gateway.yaml"),
         )

@@ -3,7 +3,8 @@
 //! service (a port-forward to the Istio ingress gateway, or a configured URL), watches
 //! the HPA and Deployment into the replica timeline, injects faults by JSON patch of
 //! the VirtualService (awaiting each change in the gateway's Envoy, whose counters it
-//! also reads), and deletes what it applied unless `--keep`.
+//! also reads), shifts a canary's weights in it, and deletes what it applied unless
+//! `--keep`.
 
 pub mod access;
 pub mod apply;
@@ -17,6 +18,7 @@ pub mod rollout;
 pub mod settings;
 pub mod stack;
 pub mod vs_faults;
+pub mod vs_weights;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub struct KubePlatformHandle {
     applied: Applied,
     observer: Arc<observe::Observer>,
     injector: Option<Arc<vs_faults::VirtualServiceFaults>>,
+    split: Option<Arc<vs_weights::VirtualServiceSplit>>,
     forward: Option<forward::PortForward>,
     target: Target,
 }
@@ -62,6 +65,17 @@ impl KubePlatformHandle {
         {
             problems.push(format!(
                 "the VirtualService {}/{} may still hold slo-check's fault ({e:#}): once the API server answers, run `slo-check stack clean --namespace {}{}`",
+                self.settings.namespace,
+                self.settings.refs.virtual_service,
+                self.settings.namespace,
+                self.settings.context_flag()
+            ));
+        }
+        if let Some(split) = &self.split
+            && let Err(e) = restore_weights(split).await
+        {
+            problems.push(format!(
+                "the VirtualService {}/{} may still hold slo-check's canary weights ({e:#}): once the API server answers, run `slo-check stack clean --namespace {}{}`",
                 self.settings.namespace,
                 self.settings.refs.virtual_service,
                 self.settings.namespace,
@@ -102,10 +116,31 @@ async fn restore(injector: &vs_faults::VirtualServiceFaults) -> anyhow::Result<(
     Err(last.expect("three attempts"))
 }
 
+/// Put the stack's own canary weights back, with a few attempts, as for faults.
+async fn restore_weights(split: &vs_weights::VirtualServiceSplit) -> anyhow::Result<()> {
+    let mut last = None;
+    for pause_s in [0, 1, 2] {
+        tokio::time::sleep(std::time::Duration::from_secs(pause_s)).await;
+        match split.restore().await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("three attempts"))
+}
+
+/// The subsets a canary shifts traffic between: the DestinationRule's subset names,
+/// which on the kube platform are the scenario's `version` labels (stable, canary).
+pub struct CanarySubsets {
+    pub stable: String,
+    pub canary: String,
+}
+
 /// Bring the stack up. `cancel` (the run's interrupt) stops the waits; what was applied
 /// by then is deleted again (unless `--keep`).
 pub async fn up(
     mut settings: KubeSettings,
+    canary: Option<CanarySubsets>,
     cancel: CancellationToken,
 ) -> Result<KubePlatformHandle, PlatformError> {
     let objects = render::render(&settings)?;
@@ -113,6 +148,21 @@ pub async fn up(
         .forward_ingress
         .then(|| bypassed_gateway(&objects, &settings))
         .flatten();
+    if canary.is_some() {
+        // The weights live in the gateway's routes: traffic that skips it is never split.
+        let why = match (&settings.target_url, &bypass) {
+            (Some(url), _) => Some(format!(
+                "--target-url {url} sends the traffic past the mesh's gateway"
+            )),
+            (None, Some(w)) => Some(w.clone()),
+            (None, None) => None,
+        };
+        if let Some(why) = why {
+            return Err(PlatformError::Usage(format!(
+                "canary: {why}, so the VirtualService's weights would not split it; reach the service through the gateway (the default --ingress)"
+            )));
+        }
+    }
     if let Some(w) = &bypass {
         eprintln!("warning: {w}");
         // A fault our traffic cannot meet would only reach others' traffic through
@@ -132,6 +182,7 @@ pub async fn up(
         vs_faults::check_opt_in(&client, &settings).await?;
     }
     vs_faults::clean_leftovers(&client, &settings).await?;
+    vs_weights::clean_leftovers(&client, &settings).await?;
     let applied = match apply::apply_all(&client, &settings, &catalog, objects).await {
         Ok(a) => a,
         Err((e, partly)) => {
@@ -162,6 +213,29 @@ pub async fn up(
             observer.stop();
             abandon(&client, &settings, &applied).await;
             return Err(e);
+        }
+    };
+    let split = match canary {
+        None => None,
+        Some(c) => {
+            match vs_weights::VirtualServiceSplit::new(
+                client.clone(),
+                &settings,
+                &c.stable,
+                &c.canary,
+            )
+            .await
+            {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    if let Some(f) = &forward {
+                        f.stop();
+                    }
+                    observer.stop();
+                    abandon(&client, &settings, &applied).await;
+                    return Err(e);
+                }
+            }
         }
     };
     // The gateway's Envoy is looked at only when the traffic goes through it.
@@ -198,7 +272,9 @@ pub async fn up(
         replicas: Some(observer.clone() as Arc<dyn crate::target::ReplicaObserver>),
         scrape: None,
         gateway: envoy.map(|e| e as Arc<dyn crate::target::GatewayCounters>),
-        split: None,
+        split: split
+            .clone()
+            .map(|s| s as Arc<dyn crate::target::TrafficSplit>),
     };
     Ok(KubePlatformHandle {
         client,
@@ -206,6 +282,7 @@ pub async fn up(
         applied,
         observer,
         injector,
+        split,
         forward,
         target,
     })

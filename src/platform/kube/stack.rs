@@ -14,7 +14,7 @@ use super::apply::{self, Applied, AppliedObject, CREATED_ANNOTATION};
 use super::catalog::{self, timed};
 use super::render::{self, Purpose};
 use super::settings::{KubeRequest, KubeSettings};
-use super::vs_faults;
+use super::{vs_faults, vs_weights};
 use crate::platform::PlatformError;
 use crate::scenario::PlatformRefs;
 
@@ -173,6 +173,7 @@ async fn up(settings: KubeSettings) -> Result<(), PlatformError> {
     )
     .await?;
     vs_faults::clean_leftovers(&client, &settings).await?;
+    vs_weights::clean_leftovers(&client, &settings).await?;
     let applied = apply::apply_all(&client, &settings, &catalog, objects)
         .await
         .map_err(|(e, _)| e)?;
@@ -222,6 +223,7 @@ async fn rendered(
 async fn down(settings: KubeSettings) -> Result<(), PlatformError> {
     let (client, objects) = rendered(&settings).await?;
     vs_faults::clean_leftovers(&client, &settings).await?;
+    vs_weights::clean_leftovers(&client, &settings).await?;
     let owns_namespace = namespace_is_ours(&client, &settings.namespace).await?;
     let applied = Applied {
         objects: objects.into_iter().map(|(a, _)| a).collect(),
@@ -245,9 +247,10 @@ async fn namespace_is_ours(client: &Client, ns: &str) -> Result<bool, PlatformEr
 async fn clean(settings: KubeSettings) -> Result<(), PlatformError> {
     let client = super::connect::client(&settings).await?;
     let restored = vs_faults::clean_leftovers(&client, &settings).await?;
-    if restored.is_empty() {
+    let reweighted = vs_weights::clean_leftovers(&client, &settings).await?;
+    if restored.is_empty() && reweighted.is_empty() {
         settings.say(&format!(
-            "kube: no VirtualService in namespace {} holds a fault left by slo-check",
+            "kube: no VirtualService in namespace {} holds a fault or canary weights left by slo-check",
             settings.namespace
         ));
     }
