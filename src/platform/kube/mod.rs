@@ -18,6 +18,7 @@ pub mod rollout;
 pub mod settings;
 pub mod stack;
 pub mod vs_faults;
+pub mod vs_patch;
 pub mod vs_weights;
 
 use std::sync::Arc;

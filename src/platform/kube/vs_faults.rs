@@ -9,12 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -23,6 +20,7 @@ use super::FIELD_MANAGER;
 use super::catalog::{Problem, retrying, timed};
 use super::envoy::{self, EnvoyAdmin};
 use super::settings::KubeSettings;
+use super::vs_patch::{self, add, put_back, test_version};
 use crate::platform::PlatformError;
 use crate::scenario::Fault;
 use crate::target::{BoxFuture, DataPlane, FaultChange, FaultInjector};
@@ -70,27 +68,16 @@ fn go_duration(d: Duration) -> String {
     format!("{}ms", d.as_millis().max(1))
 }
 
-/// JSON pointer escaping (RFC 6901).
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-fn pointer(text: &str) -> json_patch::jsonptr::PointerBuf {
-    json_patch::jsonptr::PointerBuf::parse(text).expect("pointers built here are valid")
-}
-
 /// The patch that writes `fault` into every route of `vs`, recording `original` (each
 /// route's fault before slo-check touched it) in the annotation. Guarded by a test of
 /// the resourceVersion, so a concurrent change makes it fail rather than clobber.
 pub fn inject_patch(vs: &Value, original: &[Value], fault: &Value) -> json_patch::Patch {
     let mut ops = vec![test_version(vs)];
-    if vs["metadata"]["annotations"].is_null() {
-        ops.push(add("/metadata/annotations", json!({})));
-    }
     let record = json!({ "manager": FIELD_MANAGER, "routes": original });
-    ops.push(add(
-        &format!("/metadata/annotations/{}", escape(ANNOTATION)),
-        Value::String(record.to_string()),
+    ops.extend(vs_patch::write_annotation(
+        vs,
+        ANNOTATION,
+        record.to_string(),
     ));
     for i in 0..original.len() {
         ops.push(add(&format!("/spec/http/{i}/fault"), fault.clone()));
@@ -103,40 +90,11 @@ pub fn restore_patch(vs: &Value, original: &[Value]) -> json_patch::Patch {
     let mut ops = vec![test_version(vs)];
     let routes = vs["spec"]["http"].as_array().map(Vec::len).unwrap_or(0);
     for (i, fault) in original.iter().enumerate().take(routes) {
-        let path = format!("/spec/http/{i}/fault");
         let present = !vs["spec"]["http"][i]["fault"].is_null();
-        match (fault.is_null(), present) {
-            (true, true) => ops.push(PatchOperation::Remove(RemoveOperation {
-                path: pointer(&path),
-            })),
-            (true, false) => {}
-            (false, true) => ops.push(PatchOperation::Replace(ReplaceOperation {
-                path: pointer(&path),
-                value: fault.clone(),
-            })),
-            (false, false) => ops.push(add(&path, fault.clone())),
-        }
+        ops.extend(put_back(&format!("/spec/http/{i}/fault"), fault, present));
     }
-    if !vs["metadata"]["annotations"][ANNOTATION].is_null() {
-        ops.push(PatchOperation::Remove(RemoveOperation {
-            path: pointer(&format!("/metadata/annotations/{}", escape(ANNOTATION))),
-        }));
-    }
+    ops.extend(vs_patch::drop_annotation(vs, ANNOTATION));
     json_patch::Patch(ops)
-}
-
-fn add(path: &str, value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: pointer(path),
-        value,
-    })
-}
-
-fn test_version(vs: &Value) -> PatchOperation {
-    PatchOperation::Test(TestOperation {
-        path: pointer("/metadata/resourceVersion"),
-        value: vs["metadata"]["resourceVersion"].clone(),
-    })
 }
 
 /// The routes' original faults recorded in `vs`'s annotation, if slo-check left one.
@@ -247,10 +205,7 @@ impl VirtualServiceFaults {
                 };
                 inject_patch(&vs, &original, &istio_fault(active))
             };
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..PatchParams::default()
-            };
+            let params = vs_patch::params();
             match timed(
                 self.api
                     .patch(&self.name, &params, &Patch::Json::<()>(patch)),
@@ -373,10 +328,7 @@ pub async fn clean_leftovers(
             continue;
         };
         let original = original.map_err(PlatformError::Infra)?;
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
+        let params = vs_patch::params();
         let patch = Patch::Json::<()>(restore_patch(&vs, &original));
         retrying(|| api.patch(&name, &params, &patch))
             .await

@@ -5,9 +5,8 @@
 //! the run's end, on every exit path, and — after a SIGKILL — by `slo-check stack
 //! clean` or the next run, exactly as faults are (`vs_faults`).
 
-use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation};
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -15,6 +14,7 @@ use super::FIELD_MANAGER;
 use super::catalog::{Problem, retrying, timed};
 use super::settings::KubeSettings;
 use super::vs_faults::virtual_services;
+use super::vs_patch::{self, add, put_back, test_version};
 use crate::platform::PlatformError;
 use crate::target::{BoxFuture, TrafficSplit};
 
@@ -129,13 +129,8 @@ impl Record {
 /// resourceVersion, so a concurrent change makes it fail rather than clobber.
 pub fn weight_patch(vs: &Value, record: &Record, percent: u8) -> json_patch::Patch {
     let mut ops = vec![test_version(vs)];
-    if vs["metadata"]["annotations"].is_null() {
-        ops.push(add("/metadata/annotations", json!({})));
-    }
-    ops.push(add(
-        &format!("/metadata/annotations/{}", escape(ANNOTATION)),
-        Value::String(serde_json::to_string(record).expect("a record serializes")),
-    ));
+    let text = serde_json::to_string(record).expect("a record serializes");
+    ops.extend(vs_patch::write_annotation(vs, ANNOTATION, text));
     let percent = u64::from(percent.min(100));
     for r in &record.routes {
         for (dest, weight) in [(r.stable, 100 - percent), (r.canary, percent)] {
@@ -159,56 +154,11 @@ pub fn restore_patch(vs: &Value, record: &Record) -> json_patch::Patch {
                 continue;
             }
             let path = format!("/spec/http/{}/route/{dest}/weight", r.http);
-            let present = !route[dest]["weight"].is_null();
-            match (weight.is_null(), present) {
-                (true, true) => ops.push(PatchOperation::Remove(RemoveOperation {
-                    path: pointer(&path),
-                })),
-                (true, false) => {}
-                (false, true) => ops.push(PatchOperation::Replace(ReplaceOperation {
-                    path: pointer(&path),
-                    value: weight.clone(),
-                })),
-                (false, false) => ops.push(add(&path, weight.clone())),
-            }
+            ops.extend(put_back(&path, weight, !route[dest]["weight"].is_null()));
         }
     }
-    if !vs["metadata"]["annotations"][ANNOTATION].is_null() {
-        ops.push(PatchOperation::Remove(RemoveOperation {
-            path: pointer(&format!("/metadata/annotations/{}", escape(ANNOTATION))),
-        }));
-    }
+    ops.extend(vs_patch::drop_annotation(vs, ANNOTATION));
     json_patch::Patch(ops)
-}
-
-fn add(path: &str, value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: pointer(path),
-        value,
-    })
-}
-
-fn test_version(vs: &Value) -> PatchOperation {
-    PatchOperation::Test(TestOperation {
-        path: pointer("/metadata/resourceVersion"),
-        value: vs["metadata"]["resourceVersion"].clone(),
-    })
-}
-
-/// JSON pointer escaping (RFC 6901).
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-fn pointer(text: &str) -> json_patch::jsonptr::PointerBuf {
-    json_patch::jsonptr::PointerBuf::parse(text).expect("pointers built here are valid")
-}
-
-fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    }
 }
 
 /// Shifts the canary's weight in one VirtualService; implements `TrafficSplit`.
@@ -277,7 +227,7 @@ impl VirtualServiceSplit {
             };
             match timed(
                 self.api
-                    .patch(&self.name, &patch_params(), &Patch::Json::<()>(patch)),
+                    .patch(&self.name, &vs_patch::params(), &Patch::Json::<()>(patch)),
             )
             .await
             {
@@ -333,7 +283,7 @@ pub async fn clean_leftovers(
             )));
         }
     };
-    let params = patch_params();
+    let params = vs_patch::params();
     let mut restored = Vec::new();
     for item in list.items {
         let Some(name) = item.metadata.name.clone() else {
