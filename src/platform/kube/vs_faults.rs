@@ -306,41 +306,54 @@ pub async fn clean_leftovers(
     client: &Client,
     settings: &KubeSettings,
 ) -> Result<Vec<String>, PlatformError> {
-    let api = virtual_services(client, &settings.namespace);
+    restore_leftovers(client, settings, "an injected fault in it", |vs| {
+        recorded_original(vs).map(|o| o.map(|o| restore_patch(vs, &o)))
+    })
+    .await
+}
+
+/// Patch back every VirtualService in the namespace for which `restore` finds slo-check's
+/// record (`None`: nothing of ours; an error: a record that is not ours to read), saying
+/// each, with `left` saying what an earlier run had left (e.g. `an injected fault in it`).
+/// Returns the names restored.
+pub async fn restore_leftovers(
+    client: &Client,
+    settings: &KubeSettings,
+    left: &str,
+    restore: impl Fn(&Value) -> Option<Result<json_patch::Patch, String>>,
+) -> Result<Vec<String>, PlatformError> {
+    let ns = &settings.namespace;
+    let api = virtual_services(client, ns);
     let all = ListParams::default();
     let list = match retrying(|| api.list(&all)).await {
         Ok(l) => l,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => {
             return Err(PlatformError::Infra(format!(
-                "cannot list VirtualServices in namespace {} to look for faults left by an earlier run: {e}",
-                settings.namespace
+                "cannot list VirtualServices in namespace {ns} to look for what an earlier run left ({left}): {e}"
             )));
         }
     };
+    let params = vs_patch::params();
     let mut restored = Vec::new();
     for item in list.items {
         let Some(name) = item.metadata.name.clone() else {
             continue;
         };
         let vs = serde_json::to_value(&item).unwrap_or_default();
-        let Some(original) = recorded_original(&vs) else {
+        let Some(patch) = restore(&vs) else {
             continue;
         };
-        let original = original.map_err(PlatformError::Infra)?;
-        let params = vs_patch::params();
-        let patch = Patch::Json::<()>(restore_patch(&vs, &original));
+        let patch = Patch::Json::<()>(patch.map_err(PlatformError::Infra)?);
         retrying(|| api.patch(&name, &params, &patch))
             .await
             .map_err(|e| {
                 PlatformError::Infra(format!(
-                    "cannot restore VirtualService {}/{name}, which an earlier run left with an injected fault: {e}",
-                    settings.namespace
+                    "cannot restore VirtualService {ns}/{name}, where an earlier run had left {left}: {e}"
                 ))
             })?;
         settings.say(&format!(
-            "kube: restored VirtualService {}/{name}: an earlier run (killed?) had left an injected fault in it",
-            settings.namespace
+            "kube: restored VirtualService {ns}/{name}: an earlier run (killed?) had left {left}"
         ));
         restored.push(name);
     }

@@ -6,14 +6,14 @@
 //! clean` or the next run, exactly as faults are (`vs_faults`).
 
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams, Patch};
+use kube::api::{Api, DynamicObject, Patch};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::FIELD_MANAGER;
-use super::catalog::{Problem, retrying, timed};
+use super::catalog::{Problem, timed};
 use super::settings::KubeSettings;
-use super::vs_faults::virtual_services;
+use super::vs_faults::{restore_leftovers, virtual_services};
 use super::vs_patch::{self, add, put_back, test_version};
 use crate::platform::PlatformError;
 use crate::target::{BoxFuture, TrafficSplit};
@@ -271,45 +271,10 @@ pub async fn clean_leftovers(
     client: &Client,
     settings: &KubeSettings,
 ) -> Result<Vec<String>, PlatformError> {
-    let api = virtual_services(client, &settings.namespace);
-    let all = ListParams::default();
-    let list = match retrying(|| api.list(&all)).await {
-        Ok(l) => l,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(PlatformError::Infra(format!(
-                "cannot list VirtualServices in namespace {} to look for canary weights left by an earlier run: {e}",
-                settings.namespace
-            )));
-        }
-    };
-    let params = vs_patch::params();
-    let mut restored = Vec::new();
-    for item in list.items {
-        let Some(name) = item.metadata.name.clone() else {
-            continue;
-        };
-        let vs = serde_json::to_value(&item).unwrap_or_default();
-        let Some(record) = recorded_original(&vs) else {
-            continue;
-        };
-        let record = record.map_err(PlatformError::Infra)?;
-        let patch = Patch::Json::<()>(restore_patch(&vs, &record));
-        retrying(|| api.patch(&name, &params, &patch))
-            .await
-            .map_err(|e| {
-                PlatformError::Infra(format!(
-                    "cannot restore VirtualService {}/{name}, whose canary weights an earlier run left shifted: {e}",
-                    settings.namespace
-                ))
-            })?;
-        settings.say(&format!(
-            "kube: restored VirtualService {}/{name}: an earlier run (killed?) had left its canary weights shifted",
-            settings.namespace
-        ));
-        restored.push(name);
-    }
-    Ok(restored)
+    restore_leftovers(client, settings, "its canary weights shifted", |vs| {
+        recorded_original(vs).map(|r| r.map(|r| restore_patch(vs, &r)))
+    })
+    .await
 }
 
 #[cfg(test)]
