@@ -378,52 +378,85 @@ fn history_flags_are_checked_before_the_load() {
     assert!(!Path::new("x.db").exists());
 }
 
-/// report.html's trend chart: only with a history section; this run circled, the change
-/// point dashed, "regression" in the title when it regressed.
+/// report.html's trend chart: only with a history section; three panels (workflow p95,
+/// failure rate, each SLO's margin to its threshold), this run circled in each, each
+/// metric's change point dashed in its colour, regressions named.
 #[test]
 fn the_trend_chart_is_drawn_from_the_history_section() {
-    use slo_check::report::charts::trend::trend;
+    use slo_check::report::charts::palette;
+    use slo_check::report::charts::trend::{margin_pct, trend};
     use slo_check::report::model::Worse;
     use slo_check::report::trend::HistoryReport;
     use slo_check::scenario::Unit;
     let mut r = crate::support::sample::spike();
     assert_eq!(trend(&r).unwrap(), None);
-    let mut series = vec![800.0; 20];
-    series.push(1000.0);
-    let m = history::regress::trend(
-        "workflow p95",
-        Unit::Ms,
-        Worse::Higher,
-        Some(1000.0),
-        series,
-        true,
-        0.1,
-    );
-    assert!(m.regression, "{m:?}");
-    r.history = Some(HistoryReport {
+    let step = |name: &str, unit, worse, from: f64, to: f64| {
+        let mut series = vec![from; 20];
+        series.push(to);
+        history::regress::trend(name, unit, worse, Some(to), series, true, 0.1)
+    };
+    // p95 steps up 25 % at this run: a regression. The failure rate stays flat. The p99
+    // SLO (threshold 1200 ms) steps from 600 to 1500 ms: its margin from +50 % to −25 %.
+    let p95 = step("workflow p95", Unit::Ms, Worse::Higher, 800.0, 1000.0);
+    let failures = step("failure rate", Unit::Ratio, Worse::Higher, 0.01, 0.01);
+    let p99 = step("SLO workflow p99", Unit::Ms, Worse::Higher, 600.0, 1500.0);
+    assert!(p95.regression && p99.regression && !failures.regression);
+    let p99_slo = r.slos.iter().find(|s| s.name == "workflow p99").unwrap();
+    assert_eq!(margin_pct(p99_slo, 600.0), 50.0);
+    assert_eq!(margin_pct(p99_slo, 1500.0), -25.0);
+    let delivered = r.slos.iter().find(|s| s.name == "load delivered").unwrap();
+    assert!(margin_pct(delivered, delivered.threshold * 1.1) > 9.9);
+    let history = |metrics: Vec<_>| HistoryReport {
         store: "sqlite:h".into(),
         runs: 20,
         method: "m".into(),
         max_pvalue: 0.001,
         min_effect: 0.1,
-        regressions: 1,
-        metrics: vec![m],
+        regressions: 2,
+        metrics,
         notes: Vec::new(),
-    });
+    };
+    r.history = Some(history(vec![p95.clone(), failures.clone(), p99.clone()]));
     let svg = trend(&r).unwrap().expect("a chart");
-    assert!(svg.contains("over the last 21 runs: regression"), "{svg}");
-    assert!(svg.contains("newest change point (dashed)"), "{svg}");
-    // The dashed change point is drawn as extra segments beyond the undashed chart's.
+    assert!(
+        svg.contains("Trend over the last 21 runs (this run last, circled): 2 regressions"),
+        "{svg}"
+    );
+    for text in [
+        "workflow p95 (ms)",
+        "failure rate (%)",
+        "SLO margins to this run&apos;s thresholds",
+        "workflow p99 (regression)",
+        "workflow p95 (regression)",
+        "threshold (margin 0; below fails)",
+        "newest change point",
+    ] {
+        assert!(
+            svg.contains(text) || svg.contains(&text.replace("&apos;", "'")),
+            "{text} missing in {svg}"
+        );
+    }
+    // Three panels: the canvas is taller than one chart.
+    assert!(svg.contains("height=\"940\""), "{}", &svg[..200]);
+    // Each change point is a dashed line in its metric's colour: without them, fewer
+    // segments of the p95 colour.
     let mut plain = r.clone();
     if let Some(h) = plain.history.as_mut() {
-        h.metrics[0].change_at = None;
+        for m in &mut h.metrics {
+            m.change_at = None;
+        }
     }
     let without = trend(&plain).unwrap().unwrap();
-    assert!(
-        svg.matches("<polyline").count() + svg.matches("<line").count()
-            > without.matches("<polyline").count() + without.matches("<line").count()
-    );
+    let p95_colour = palette::hex(palette::P95);
+    assert!(svg.matches(&p95_colour).count() > without.matches(&p95_colour).count());
+    // Without SLO series, two panels; without any, no chart.
+    r.history = Some(history(vec![p95, failures]));
+    let two = trend(&r).unwrap().unwrap();
+    assert!(two.contains("height=\"640\"") && !two.contains("SLO margins"));
+    r.history = Some(history(Vec::new()));
+    assert_eq!(trend(&r).unwrap(), None);
+    r.history = Some(history(vec![p99]));
     let charts = slo_check::report::charts::Charts::render(&r).unwrap();
     let html = slo_check::report::html::render(&r, &charts);
-    assert!(html.contains("Workflow p95 over the last 21 runs"));
+    assert!(html.contains("Trend over the last 21 runs"), "{html}");
 }

@@ -286,8 +286,8 @@ fn history_section(out: &mut String, h: &HistoryReport, trend: Option<&Chart>) {
         figure(
             out,
             c,
-            "workflow p95 trend",
-            "Workflow p95 of the earlier comparable runs and this one (circled); the dashed line is the newest change point.",
+            "trend over the run history",
+            "Workflow p95, failure rate and each SLO's margin to this run's threshold (in % of it: below 0 fails) over the earlier comparable runs and this one (circled); a dashed line in a metric's colour is its newest change point.",
         );
     }
     out.push_str("</section>\n");

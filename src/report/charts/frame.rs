@@ -34,9 +34,17 @@ pub fn font(px: f64) -> TextStyle<'static> {
 
 /// Draw onto a fresh white canvas and return the SVG text.
 pub fn render(draw: impl FnOnce(&Area<'_>) -> Result<(), String>) -> Result<String, String> {
+    render_sized(HEIGHT, draw)
+}
+
+/// `render` on a canvas `height` px tall (a chart of several panels).
+pub fn render_sized(
+    height: u32,
+    draw: impl FnOnce(&Area<'_>) -> Result<(), String>,
+) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         draw(&root)?;
         root.present().map_err(err)?;
@@ -147,7 +155,8 @@ pub fn time_chart<'a>(area: &Area<'a>, axes: &TimeAxes<'_>) -> Result<XyChart<'a
     xy_chart(area, 0.0..axes.x_max_s, 0.0..axes.y_max)
 }
 
-fn xy_chart<'a>(
+/// A chart over any x and y ranges, with the margins every chart shares.
+pub fn xy_chart<'a>(
     area: &Area<'a>,
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,

@@ -1,7 +1,7 @@
 //! SVG charts of a run, drawn with plotters from `RunReport` alone: latency
 //! percentiles over time, start rate, failures, replicas, and the latency
 //! percentile spectrum, a canary's weight over time, and with `--baseline history` the
-//! p95 trend over the run history. Each is embedded in report.html and written as its
+//! trend over the run history (p95, failure rate, SLO margins). Each is embedded in report.html and written as its
 //! own `.svg` file.
 
 pub mod canary;
