@@ -208,9 +208,9 @@ fn slo<'a>(run: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no SLO {name} in {:#}", run["slos"]))
 }
 
-/// How many lines of the test gateway's access log carry the response flags `flags`
+/// The test gateway's access log, one `(status, response flags, line)` per request
 /// (Istio's format: `[time] "METHOD PATH PROTOCOL" STATUS FLAGS DETAILS ...`).
-fn access_log_flags(s: &ClusterStack, flags: &str) -> u64 {
+fn access_log(s: &ClusterStack) -> Vec<(u16, String, String)> {
     let log = s.cluster.ok(&[
         "-n",
         "istio-system",
@@ -219,13 +219,17 @@ fn access_log_flags(s: &ClusterStack, flags: &str) -> u64 {
         "--tail=-1",
     ]);
     log.lines()
-        .filter(|l| {
-            l.splitn(3, '"')
-                .nth(2)
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                == Some(flags)
+        .filter_map(|l| {
+            let mut rest = l.splitn(3, '"').nth(2)?.split_whitespace();
+            let status = rest.next()?.parse().ok()?;
+            Some((status, rest.next()?.to_string(), l.to_string()))
         })
-        .count() as u64
+        .collect()
+}
+
+/// How many lines of the test gateway's access log carry the response flags `flags`.
+fn access_log_flags(s: &ClusterStack, flags: &str) -> u64 {
+    access_log(s).iter().filter(|(_, f, _)| f == flags).count() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,12 +282,38 @@ async fn envoy_aborts_the_asked_share_and_its_counts_match_the_clients() {
         run["counts"]
     );
     assert!(aborts > 0, "{stats}");
-    assert_eq!(aborts, status, "Envoy's aborts against the client's 503s");
-    // And its access log marks each with the response flag FI (fault injection abort).
+    // Its access log marks each abort with the response flag FI (fault injection
+    // abort); Envoy writes the log on its flush interval, so wait for the last lines.
+    cluster::eventually(
+        "as many FI lines in the gateway's access log as Envoy's aborts",
+        Duration::from_secs(30),
+        || (access_log_flags(&s, "FI") == aborts).then_some(()),
+    )
+    .await;
+    // Every client failure is one of those aborts, or a non-2xx that Envoy logged with the
+    // flag that says why (on this loaded machine a pod process can, rarely, reset a
+    // connection while Envoy reloads its routes: flag UC or URX). None is unexplained,
+    // and such others stay rare.
+    let others: Vec<String> = access_log(&s)
+        .into_iter()
+        .filter(|(code, flags, line)| {
+            line.contains("\"POST /api/v1/workflows") && !(200..300).contains(code) && flags != "FI"
+        })
+        .map(|(_, _, line)| line)
+        .collect();
+    println!(
+        "{aborts} aborts, {} other non-2xx: {others:#?}",
+        others.len()
+    );
     assert_eq!(
-        access_log_flags(&s, "FI"),
-        aborts,
-        "FI lines in the access log"
+        status,
+        aborts + others.len() as u64,
+        "the client's status failures against Envoy's aborts and other non-2xx lines: {others:#?}"
+    );
+    let started = run["counts"]["started"].as_u64().unwrap_or(0);
+    assert!(
+        others.len() as u64 * 100 <= started,
+        "more than 1 % of requests failed other than by the fault: {others:#?}"
     );
 
     // Prometheus scraped the same counter from the gateway's /stats/prometheus on 15090
