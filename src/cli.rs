@@ -40,6 +40,8 @@ pub enum Command {
     History(HistoryCmdArgs),
     /// Deploy, inspect, clean or delete the platform stack in a Kubernetes cluster.
     Stack(StackArgs),
+    /// One generator of a distributed run (`run --generators N` starts these): issue shard I/N of the scenario's schedule when the coordinator says, and serve the records to it.
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -246,6 +248,28 @@ pub struct RunArgs {
     pub prometheus_sd_file: Option<PathBuf>,
     #[command(flatten)]
     pub live: LiveArgs,
+    /// Issue the load from N generators instead of this process: each runs `slo-check generate` with its shard i/N of the one schedule (every N-th start), and their records are merged here into one verdict. With --platform local or url they are processes on this machine.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub generators: Option<u32>,
+}
+
+/// `slo-check generate`: one generator of a distributed run, started by `run --generators N`.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Base URL of the system under test.
+    #[arg(long, value_name = "URL")]
+    pub target_url: String,
+    /// Which starts to issue: I/N, the starts whose sequence number is I modulo N (0 ≤ I < N).
+    #[arg(long, value_name = "I/N")]
+    pub shard: String,
+    /// Serve the control API here (port 0: any free port; the address is printed as `listening on ADDR`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Most bytes of one response body read (as `run --max-response-bytes`).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_response_bytes: Option<u64>,
 }
 
 /// Live metrics out during a run (k6's `testid`, `/metrics` and remote write).

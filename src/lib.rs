@@ -21,6 +21,7 @@ pub mod distributions;
 pub mod errors;
 pub mod exit;
 pub mod fault_timeline;
+pub mod generate;
 pub mod history;
 pub mod live;
 pub mod load;

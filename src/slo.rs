@@ -42,6 +42,9 @@ pub struct External {
     pub hpa_missing: String,
     /// The run was stopped early by an interrupt.
     pub interrupted: bool,
+    /// A distributed run's generators whose starts are missing, one line each (they fail
+    /// the load-delivered check, whether or not the scenario turned it off).
+    pub lost_generators: Vec<String>,
 }
 
 /// The window an SLO was evaluated over (run.json `window`).
@@ -108,13 +111,24 @@ pub fn evaluate(plan: &Plan, stats: &RunStats, ext: &External) -> Vec<SloResult>
         .enumerate()
         .map(|(i, (slo, w))| evaluate_one(plan, i, slo, &stats.windows[*w], ext))
         .collect();
-    if plan.scenario.check_load_delivered {
-        out.push(load_delivered(
-            plan,
-            &stats.windows[0],
-            plan.scheduled,
-            ext.interrupted,
-        ));
+    if plan.scenario.check_load_delivered || !ext.lost_generators.is_empty() {
+        let mut check = load_delivered(plan, &stats.windows[0], plan.scheduled, ext.interrupted);
+        if !ext.lost_generators.is_empty() {
+            check.status = Status::Fail;
+            check.reason = Some(format!(
+                "{} of {} scheduled starts were sent; {} generator{} lost, so the load was not delivered: {}",
+                stats.windows[0].counts.started,
+                plan.scheduled,
+                ext.lost_generators.len(),
+                if ext.lost_generators.len() == 1 {
+                    " was"
+                } else {
+                    "s were"
+                },
+                ext.lost_generators.join("; ")
+            ));
+        }
+        out.push(check);
     }
     out
 }

@@ -1,6 +1,7 @@
 //! The seams between the platform and the stages that drive and observe it: the
 //! `Target` a platform hands back, and the traits behind it (fault injector, replica
-//! observer, scrape targets, the gateway's counters, the canary's traffic split). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
+//! observer, scrape targets, the gateway's counters, the canary's traffic split, a
+//! distributed run's generator launcher). A leaf: `prom`, `fault_timeline`, `autoscale` and `run` depend
 //! on it, not on `platform`.
 
 use std::future::Future;
@@ -37,6 +38,35 @@ pub struct Target {
     /// Shifts traffic between the stable and canary subsets, when the platform runs both
     /// and can route between them (a canary run).
     pub split: Option<Arc<dyn TrafficSplit>>,
+}
+
+/// Starts a distributed run's generators (`--generators N`): processes on this machine, or
+/// the pods of a Kubernetes Indexed Job. Each serves the control API of
+/// `phase::remote::wire` once it listens.
+pub trait GeneratorLauncher: Send + Sync {
+    /// Start generator `index` of `count`, driving `target_url`; returns once it listens
+    /// (or with why it could not start).
+    fn launch(
+        &self,
+        index: u32,
+        count: u32,
+        target_url: &str,
+    ) -> BoxFuture<'_, Result<Box<dyn LaunchedGenerator>, String>>;
+    /// What the generators run as, for reports (e.g. `processes on this machine`).
+    fn describe(&self) -> String;
+}
+
+/// One generator that was started.
+pub trait LaunchedGenerator: Send + Sync {
+    /// Where its control API answers (loopback, or the local end of a port-forward).
+    fn addr(&self) -> SocketAddr;
+    /// What it runs as, for reports (e.g. `pid 4242`, `pod slo-check-gen-1-x7k2p`).
+    fn describe(&self) -> String;
+    /// Why it is gone (it exited, its pod failed), if it is.
+    fn gone(&self) -> Option<String>;
+    /// Stop it if it still runs, and release what it holds (a process is reaped, a
+    /// port-forward closed).
+    fn stop(&self) -> BoxFuture<'_, ()>;
 }
 
 /// Sets the canary subset's share of the traffic, as Istio's weighted route does (a

@@ -11,6 +11,7 @@ mod canary;
 mod capacity;
 mod cluster;
 mod coordinated_omission;
+mod distributed;
 mod embedded_spike;
 mod failures;
 mod history;

@@ -159,10 +159,12 @@ async fn search_steps(cfg: &CapacityConfig, shape: &StepShape, target: &Target) 
     let exec = PhaseOptions {
         quiet: cfg.quiet,
         grace: GRACE,
+        generators: None,
     };
     while let Some(p) = out.search.next() {
         let index = out.steps.len() + 1;
-        let run = match run_step(shape, (index, p.phase, p.rate_per_s), target, exec).await {
+        let run = match run_step(shape, (index, p.phase, p.rate_per_s), target, exec.clone()).await
+        {
             Ok(r) => r,
             Err(e) => {
                 out.infra = Some(e);

@@ -4,6 +4,7 @@
 
 pub mod agent;
 mod capacity;
+mod generate;
 mod history;
 mod plan;
 mod report;
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         Some(Command::Capacity(args)) => capacity::run(&args),
         Some(Command::History(args)) => history::run(&args),
         Some(Command::Stack(args)) => stack::run(&args),
+        Some(Command::Generate(args)) => generate::run(&args),
         None => run::run(&cli.run),
     };
     ExitCode::from(code)

@@ -4,9 +4,13 @@
 //! that refuses the first push too —, 3 infrastructure — the history, or a remote write
 //! whose final push failed, too —, 130 interrupted).
 
-use crate::cli::{LiveArgs, RunArgs};
+use std::sync::Arc;
+
+use crate::cli::{LiveArgs, PlatformKind, RunArgs};
 use crate::exit;
 use crate::history;
+use crate::phase::remote::Distributed;
+use crate::phase::remote::process::ProcessLauncher;
 use crate::report::baseline::Baseline;
 use crate::run::{self, RunConfig};
 
@@ -39,7 +43,9 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         .is_some_and(|b| b == std::path::Path::new("history"));
     let history = history_settings(args, history_baseline)?;
     let live = live_settings(&args.live, &plan.scenario.name)?;
+    let generators = generators(args, &plan)?;
     Ok(RunConfig {
+        generators,
         live,
         history,
         prometheus,
@@ -57,6 +63,44 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
             &args.baseline.max_regression,
         )?,
     })
+}
+
+/// `--generators N`: processes of this executable, each given the scenario file, seed and
+/// time scale this run resolved (so every generator builds the same schedule).
+fn generators(args: &RunArgs, plan: &crate::plan::Plan) -> Result<Option<Distributed>, String> {
+    let Some(count) = args.generators else {
+        return Ok(None);
+    };
+    if args.target.platform == PlatformKind::Kube {
+        return Err(
+            "--generators with --platform kube: not yet; the generators run as processes on this machine with --platform local or url (the Indexed Job is the next step, see docs/distributed.md)"
+                .into(),
+        );
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("--generators: cannot find this executable to start them: {e}"))?;
+    let source = std::fs::canonicalize(&plan.scenario.source).map_err(|e| {
+        format!(
+            "--generators: the scenario file {}: {e}",
+            plan.scenario.source.display()
+        )
+    })?;
+    let mut argv = vec![
+        "generate".to_string(),
+        "--scenario".into(),
+        source.display().to_string(),
+        "--time-scale".into(),
+        plan.time_scale.to_string(),
+        "--seed".into(),
+        plan.schedule.seed.to_string(),
+    ];
+    if let Some(bytes) = args.max_response_bytes {
+        argv.extend(["--max-response-bytes".into(), bytes.to_string()]);
+    }
+    Ok(Some(Distributed {
+        count,
+        launcher: Arc::new(ProcessLauncher { exe, args: argv }),
+    }))
 }
 
 /// `--history`, `--label`, `--baseline history`, `--fail-on-regression`.

@@ -24,7 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::schedule::Schedule;
+use super::schedule::{Schedule, Shard};
 use super::timer::PreciseTimer;
 use crate::stats::record::{Event, Outcome, WorkflowRecord};
 use crate::workflow::WorkflowRunner;
@@ -72,6 +72,9 @@ pub struct Pacing {
     /// While starts come faster than this, a worker wakes once per this long and
     /// issues every start due by then.
     pub slack: Duration,
+    /// The starts this engine issues (`Shard::WHOLE` but for a distributed run's
+    /// generators).
+    pub shard: Shard,
 }
 
 /// What one run's workers share.
@@ -285,7 +288,8 @@ async fn sleep_running<F>(
     .await
 }
 
-/// Issue starts w, w + n, w + 2n, … of the schedule on time.
+/// Issue the worker's starts of its shard (w, w + n, w + 2n, … of the whole schedule for
+/// n workers) on time.
 async fn pace<F, L>(
     w: usize,
     shared: &Shared,
@@ -303,8 +307,9 @@ where
     let mut back_to_back = 0u32;
     let slack = shared.pacing.slack;
     let mut last_wake = std::time::Instant::now();
-    let starts = shared.schedule.iter().enumerate().skip(w);
-    for (seq, offset_s) in starts.step_by(shared.workers) {
+    let (skip, step) = shared.pacing.shard.worker_starts(w, shared.workers);
+    let starts = shared.schedule.iter().enumerate().skip(skip);
+    for (seq, offset_s) in starts.step_by(step) {
         let offset = Duration::from_secs_f64(offset_s);
         let due = zero_std + offset;
         let now = loop {

@@ -131,6 +131,34 @@ impl Schedule {
     }
 }
 
+/// Which starts of the schedule one generator issues when several share it (`--generators
+/// N`): shard `index` of `count` owns the starts whose sequence number is `index` modulo
+/// `count`. Every generator iterates the same schedule (same stages, seed, time scale) from
+/// the same instant, so the shards together are exactly the one-generator schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole schedule: one generator.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; None unless `index < count`.
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (index < count).then_some(Shard { index, count })
+    }
+
+    /// Worker `w` of `workers` within this shard: the sequence numbers it issues are
+    /// `skip, skip + step, skip + 2·step, …` (the shard's own starts, dealt to its
+    /// workers in turn).
+    pub fn worker_starts(self, w: usize, workers: usize) -> (usize, usize) {
+        let count = self.count.max(1) as usize;
+        (self.index as usize + w * count, count * workers.max(1))
+    }
+}
+
 /// Iterator over intended start offsets (seconds from the run's start).
 pub struct Starts<'a> {
     schedule: &'a Schedule,
@@ -181,6 +209,34 @@ impl Iterator for Starts<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every sequence number is issued by exactly one worker of exactly one shard, for
+    /// any number of shards and workers per shard.
+    #[test]
+    fn shards_and_their_workers_partition_the_schedule() {
+        for count in 1..=5u32 {
+            for workers in 1..=4usize {
+                let mut owner = vec![None; 500];
+                for index in 0..count {
+                    let shard = Shard::new(index, count).unwrap();
+                    for w in 0..workers {
+                        let (skip, step) = shard.worker_starts(w, workers);
+                        for seq in (skip..owner.len()).step_by(step) {
+                            assert_eq!(owner[seq], None, "{seq} issued twice ({count}×{workers})");
+                            assert_eq!(seq as u32 % count, index, "{seq} outside shard {index}");
+                            owner[seq] = Some((index, w));
+                        }
+                    }
+                }
+                assert!(
+                    owner.iter().all(Option::is_some),
+                    "{count}×{workers}: {owner:?}"
+                );
+            }
+        }
+        assert_eq!(Shard::new(3, 3), None);
+        assert_eq!(Shard::WHOLE.worker_starts(1, 2), (1, 2));
+    }
 
     fn stage(secs: f64, r0: f64, r1: f64) -> Stage {
         Stage {

@@ -5,6 +5,7 @@
 
 mod aggregate;
 pub mod canary;
+pub mod remote;
 pub mod signals;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use tokio::time::Instant;
 
 use crate::load::engine::{self, Control, Issued, Live, Pacing};
+use crate::load::schedule::Shard;
 use crate::plan::Plan;
 use crate::report::terminal::Progress;
 use crate::stats::{Recorder, RunStats};
@@ -33,15 +35,42 @@ pub struct PhaseOutcome {
     /// What the canary controller did, when the plan has a canary and the target can
     /// route between its subsets.
     pub canary: Option<crate::report::canary::CanaryActivity>,
+    /// A distributed run's generators (empty when this process issued the load).
+    pub generators: Vec<crate::report::model::GeneratorReport>,
 }
 
 /// How `execute_plan` behaves around the load.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct PhaseOptions {
     /// No progress line, no fault log.
     pub quiet: bool,
     /// After an interrupt, how long in-flight workflows may still finish.
     pub grace: Duration,
+    /// Issue the load from several generators (`--generators N`) instead of this process.
+    pub generators: Option<remote::Distributed>,
+}
+
+/// The workflow runner of `plan` against `base_url` (an `http://host:port` URL).
+pub fn runner(plan: &Plan, base_url: &str) -> Result<WorkflowRunner, String> {
+    let load = &plan.scenario.load;
+    let endpoint = Endpoint::of(base_url)
+        .ok_or_else(|| format!("{base_url} is not an http://HOST:PORT URL"))?;
+    let client = HttpClient::new(
+        endpoint,
+        load.max_in_flight as usize,
+        load.max_response_bytes,
+    );
+    let mut runner = WorkflowRunner::new(
+        client,
+        plan.scenario.workflow.clone(),
+        plan.scenario.capture_names.len(),
+        plan.env_values.clone(),
+        load.request_timeout,
+    );
+    if let Some(c) = &plan.scenario.canary {
+        runner = runner.with_versions(c.versions.clone());
+    }
+    Ok(runner)
 }
 
 /// The load phase of one plan with its own interrupt handling (`slo-check capacity`
@@ -71,27 +100,33 @@ pub async fn execute_plan(
     let load = &plan.scenario.load;
     // Every platform hands back an `http://host:port` base URL (`--target-url` is checked
     // in platform::url), so this cannot fail on user input.
-    let endpoint = Endpoint::of(&target.base_url).expect("platforms give http:// base URLs");
-    let client = HttpClient::new(
-        endpoint,
-        load.max_in_flight as usize,
-        load.max_response_bytes,
-    );
-    let mut runner = WorkflowRunner::new(
-        client,
-        plan.scenario.workflow.clone(),
-        plan.scenario.capture_names.len(),
-        plan.env_values.clone(),
-        load.request_timeout,
-    );
-    if let Some(c) = &plan.scenario.canary {
-        runner = runner.with_versions(c.versions.clone());
-    }
-    let runner = Arc::new(runner);
+    let runner =
+        Arc::new(runner(plan, &target.base_url).expect("platforms give http:// base URLs"));
+    // A distributed run: every generator launched and checked before the run's zero.
+    let fleet = match &opts.generators {
+        Some(d) => {
+            let fleet = remote::launch(d, &remote::fingerprint(plan), &target.base_url).await;
+            if !opts.quiet {
+                eprintln!(
+                    "generators: {} of {} ready ({})",
+                    fleet.ready(),
+                    d.count,
+                    d.launcher.describe()
+                );
+            }
+            for line in fleet.lost() {
+                eprintln!("error: {line}");
+            }
+            Some(fleet)
+        }
+        None => None,
+    };
     let live = Arc::new(Live::default());
     let (tx, rx) = unbounded_channel();
-    // A short lead time so the first starts are not late because of set-up work.
-    let zero = Instant::now() + Duration::from_millis(20);
+    // A short lead time so the first starts are not late because of set-up work (for
+    // generators elsewhere, time for the start to reach each of them).
+    let lead = if fleet.is_some() { 500 } else { 20 };
+    let zero = Instant::now() + Duration::from_millis(lead);
     let recorder = Recorder::new(
         plan.windows.clone(),
         plan.scenario.workflow.len(),
@@ -135,19 +170,30 @@ pub async fn execute_plan(
         zero,
         control.stop_starts.clone(),
     ));
-    let issued = engine::drive(
-        &plan.schedule,
-        Pacing {
-            max_in_flight: load.max_in_flight,
-            slack: load.pacing_slack,
-        },
-        runner,
-        tx,
-        live,
-        control.clone(),
-        zero,
-    )
-    .await;
+    let (issued, generators) = match fleet {
+        Some(fleet) => {
+            let (issued, rest) = fleet.drive(zero, tx, live, control.clone()).await;
+            (issued, Some(rest))
+        }
+        None => {
+            let pacing = Pacing {
+                max_in_flight: load.max_in_flight,
+                slack: load.pacing_slack,
+                shard: Shard::WHOLE,
+            };
+            let issued = engine::drive(
+                &plan.schedule,
+                pacing,
+                runner,
+                tx,
+                live,
+                control.clone(),
+                zero,
+            )
+            .await;
+            (issued, None)
+        }
+    };
     // The schedule is over (or stopped): faults end with it, whatever their windows say.
     control.stop_starts.cancel();
     let timeline = faults.await.unwrap_or_default();
@@ -159,6 +205,10 @@ pub async fn execute_plan(
         }
     }
     let stats = aggregator.await;
+    let generators = match generators {
+        Some(rest) => rest.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     let canary = match controller {
         Some(task) => task.await.ok(),
         None => None,
@@ -172,5 +222,6 @@ pub async fn execute_plan(
         interrupted: issued == Issued::Stopped,
         zero,
         fault_activity: timeline.activity,
+        generators,
     }
 }

@@ -102,6 +102,32 @@ pub struct RunReport {
     /// where, how many pushes failed, whether the final values got there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_metrics: Option<crate::live::LiveReport>,
+    /// A distributed run's generators (`--generators N`); absent when slo-check issued the
+    /// load itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generators: Vec<GeneratorReport>,
+}
+
+/// A generator's part in the run (run.json `generators[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorReport {
+    pub index: u32,
+    /// `index/count`: it issued the starts whose sequence number is `index` modulo `count`.
+    pub shard: String,
+    /// What it ran as (`pid 4242`, `pod …`).
+    pub runs_as: String,
+    /// Why its starts are missing from the run (it never started, died, or stopped
+    /// answering); none when it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
+    /// Its clock minus the coordinator's, ms (NTP's estimate from the status round trip
+    /// with the shortest delay), and that estimate's error bound (half the round trip).
+    pub clock_offset_ms: Option<f64>,
+    pub clock_bound_ms: Option<f64>,
+    /// Starts it issued and dropped, and the records the coordinator received from it.
+    pub started: u64,
+    pub dropped: u64,
+    pub records: u64,
 }
 
 /// The platform a run used.
@@ -475,6 +501,8 @@ pub struct RunMeta {
     pub testid: String,
     /// What the live metrics exporter did (`None`: nothing was exported).
     pub live: Option<crate::live::LiveReport>,
+    /// A distributed run's generators (empty: slo-check issued the load itself).
+    pub generators: Vec<GeneratorReport>,
 }
 
 impl RunReport {
@@ -565,6 +593,7 @@ impl RunReport {
             canary,
             testid: Some(meta.testid),
             live_metrics: meta.live,
+            generators: meta.generators,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub history: crate::history::Settings,
     /// The run's test id, and where its live metrics go.
     pub live: crate::live::Settings,
+    /// Issue the load from several generators (`--generators N`).
+    pub generators: Option<crate::phase::remote::Distributed>,
 }
 
 /// Run `cfg`: the platform comes up (a failure to bring it up is the `Err`), the load
@@ -106,6 +108,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     let opts = PhaseOptions {
         quiet: cfg.quiet,
         grace: cfg.grace,
+        generators: cfg.generators.clone(),
     };
     let gateway_start = read_gateway(&target).await;
     let ejections = watch_ejections(&target, &gateway_start);
@@ -149,6 +152,14 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         },
         interrupted: outcome.interrupted || interrupted.load(Ordering::SeqCst),
         prometheus: prom.observations,
+        lost_generators: outcome
+            .generators
+            .iter()
+            .filter_map(|g| {
+                let why = g.lost.as_ref()?;
+                Some(format!("generator {} ({}): {why}", g.shard, g.runs_as))
+            })
+            .collect(),
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);
     let meta = RunMeta {
@@ -169,6 +180,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         canary: outcome.canary,
         testid: cfg.live.testid.clone(),
         live,
+        generators: outcome.generators,
     };
     let mut report = RunReport::build(&cfg.plan, &outcome.stats, results, meta);
     report.cross_check = prom.cross_check;

@@ -1,10 +1,14 @@
 //! The records the load engine produces and the recorder consumes: plain,
-//! small, `Send` data carrying intended, actual and end times.
+//! small, `Send` data carrying intended, actual and end times (serializable: a distributed
+//! run's generators send them to the coordinator).
 
 use crate::scenario::Subset;
 
 /// Why a workflow failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The connection could not be made or was lost before the response was complete
     /// (refused, reset or closed before or in the middle of the body, DNS).
@@ -57,7 +61,8 @@ impl FailureKind {
 }
 
 /// How a workflow ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Succeeded,
     /// Failed at `step` with `kind`.
@@ -70,7 +75,7 @@ pub enum Outcome {
 }
 
 /// One step's result within a workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StepSample {
     /// Index of the step in the workflow.
     pub step: u16,
@@ -80,7 +85,7 @@ pub struct StepSample {
 }
 
 /// One workflow, from its intended start to its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkflowRecord {
     /// Sequence number of the start (0 for the first).
     pub seq: u64,
@@ -104,8 +109,10 @@ impl WorkflowRecord {
     }
 }
 
-/// What the engine sends to the recorder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the engine sends to the recorder (and a distributed run's generators send their
+/// coordinator, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A workflow ended (in any way).
     Workflow(WorkflowRecord),

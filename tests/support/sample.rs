@@ -373,5 +373,6 @@ pub fn spike() -> RunReport {
         canary: None,
         testid: None,
         live_metrics: None,
+        generators: Vec::new(),
     }
 }

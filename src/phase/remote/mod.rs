@@ -1,0 +1,458 @@
+//! A distributed load phase's coordinator (`--generators N`): launches the generators
+//! through a `GeneratorLauncher`, refuses any whose plan differs, measures each one's clock
+//! offset, starts them all at the run's zero, and files their records into the one
+//! recorder as if one engine had made them. A generator that never starts, dies, or stops
+//! answering is reported by name and fails the load-delivered check: its starts are
+//! missing, never silently passed.
+//!
+//! Generators send records, not histograms: the recorder gets every workflow with its
+//! intended start, so windows, steps, canary subsets and percentiles are exactly those of
+//! one generator issuing the same schedule.
+
+pub mod process;
+pub mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::load::engine::{Control, Issued, Live};
+use crate::report::model::GeneratorReport;
+use crate::stats::record::Event;
+use crate::target::{GeneratorLauncher, LaunchedGenerator};
+use wire::{Events, Fingerprint, Start, Status};
+
+/// How often each generator is asked for its records.
+const POLL: Duration = Duration::from_millis(200);
+/// A generator that does not answer for this long is lost.
+const LOST_AFTER: Duration = Duration::from_secs(5);
+/// One control request's bound.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Clock samples per generator; the one with the shortest round trip is kept.
+const CLOCK_SAMPLES: usize = 5;
+/// How long every generator together may take to start listening.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A distributed run: how many generators, and what starts them.
+#[derive(Clone)]
+pub struct Distributed {
+    pub count: u32,
+    pub launcher: Arc<dyn GeneratorLauncher>,
+}
+
+/// The generators, launched and checked, not yet started.
+pub struct Fleet {
+    members: Vec<Member>,
+}
+
+struct Member {
+    report: GeneratorReport,
+    generator: Option<Box<dyn LaunchedGenerator>>,
+    offset_us: i64,
+    base: String,
+}
+
+/// Launch every generator at once, check their plans against `fingerprint`, and measure
+/// their clocks. A generator that fails any of that is kept as lost (its report says why).
+pub async fn launch(d: &Distributed, fingerprint: &Fingerprint, target_url: &str) -> Fleet {
+    let http = client();
+    let members = (0..d.count).map(|index| {
+        let http = http.clone();
+        async move {
+            let mut report = GeneratorReport {
+                index,
+                shard: format!("{index}/{}", d.count),
+                runs_as: "not started".into(),
+                lost: None,
+                clock_offset_ms: None,
+                clock_bound_ms: None,
+                started: 0,
+                dropped: 0,
+                records: 0,
+            };
+            let launched = tokio::time::timeout(
+                LAUNCH_TIMEOUT,
+                d.launcher.launch(index, d.count, target_url),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "it did not listen within {} s",
+                    LAUNCH_TIMEOUT.as_secs()
+                ))
+            });
+            let generator = match launched {
+                Ok(g) => g,
+                Err(why) => {
+                    report.lost = Some(format!("it never started: {why}"));
+                    return Member {
+                        report,
+                        generator: None,
+                        offset_us: 0,
+                        base: String::new(),
+                    };
+                }
+            };
+            report.runs_as = generator.describe();
+            let base = format!("http://{}", generator.addr());
+            let mut member = Member {
+                report,
+                generator: Some(generator),
+                offset_us: 0,
+                base,
+            };
+            match check(&http, &member.base, &member.report.shard, fingerprint).await {
+                Ok((offset_us, bound_us)) => {
+                    member.offset_us = offset_us;
+                    member.report.clock_offset_ms = Some(offset_us as f64 / 1e3);
+                    member.report.clock_bound_ms = Some(bound_us as f64 / 1e3);
+                }
+                Err(why) => member.report.lost = Some(why),
+            }
+            member
+        }
+    });
+    Fleet {
+        members: futures::future::join_all(members).await,
+    }
+}
+
+/// Ask the generator's status `CLOCK_SAMPLES` times: check its shard and plan, and
+/// estimate its clock offset as NTP does from the sample with the shortest round trip
+/// (offset = its clock − the midpoint of ours around the request; bound = half the trip).
+async fn check(
+    http: &reqwest::Client,
+    base: &str,
+    shard: &str,
+    fingerprint: &Fingerprint,
+) -> Result<(i64, u64), String> {
+    let mut best: Option<(i64, u64)> = None;
+    for _ in 0..CLOCK_SAMPLES {
+        let before = unix_us();
+        let status: Status = get_json(http, &format!("{base}/status")).await?;
+        let after = unix_us();
+        if status.shard != shard {
+            return Err(format!(
+                "it runs shard {} where {shard} was asked",
+                status.shard
+            ));
+        }
+        if status.fingerprint != *fingerprint {
+            return Err(format!(
+                "its plan differs from the coordinator's ({:?} against {:?}): the same scenario, seed and time scale must reach every generator",
+                status.fingerprint, fingerprint
+            ));
+        }
+        let bound = after.saturating_sub(before) / 2;
+        let offset = status.now_unix_us as i64 - (before + bound) as i64;
+        if best.is_none_or(|(_, b)| bound < b) {
+            best = Some((offset, bound));
+        }
+    }
+    best.ok_or_else(|| "no clock sample".into())
+}
+
+impl Fleet {
+    /// How many generators are ready to start.
+    pub fn ready(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.report.lost.is_none())
+            .count()
+    }
+
+    /// The lost ones so far, one line each.
+    pub fn lost(&self) -> Vec<String> {
+        self.members.iter().filter_map(lost_line).collect()
+    }
+
+    /// Start every ready generator at `zero` and file their records into `tx`; `live`
+    /// shows their summed counts, and `control`'s stop and abandon reach them. Returns once
+    /// every generator's schedule is over (or it is lost), with a task that ends when the
+    /// last record is in and every generator is stopped.
+    pub async fn drive(
+        self,
+        zero: Instant,
+        tx: UnboundedSender<Vec<Event>>,
+        live: Arc<Live>,
+        control: Control,
+    ) -> (Issued, JoinHandle<Vec<GeneratorReport>>) {
+        let http = client();
+        let zero_unix_us = unix_us() as i64 + signed_us_until(zero);
+        let counts: Arc<Vec<[AtomicU64; 3]>> = Arc::new(
+            self.members
+                .iter()
+                .map(|_| Default::default())
+                .collect::<Vec<_>>(),
+        );
+        let stopped = Arc::new(AtomicBool::new(false));
+        let bases: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.report.lost.is_none())
+            .map(|m| m.base.clone())
+            .collect();
+        let relay = tokio::spawn(relay_control(http.clone(), bases, control));
+        let mut over = Vec::new();
+        let mut pollers = Vec::new();
+        for (slot, member) in self.members.into_iter().enumerate() {
+            let (over_tx, over_rx) = tokio::sync::oneshot::channel();
+            over.push(over_rx);
+            let poller = Poller {
+                http: http.clone(),
+                tx: tx.clone(),
+                live: live.clone(),
+                counts: counts.clone(),
+                slot,
+                stopped: stopped.clone(),
+            };
+            pollers.push(tokio::spawn(poller.run(member, zero_unix_us, over_tx)));
+        }
+        drop(tx);
+        for o in over {
+            let _ = o.await;
+        }
+        let issued = if stopped.load(Ordering::SeqCst) {
+            Issued::Stopped
+        } else {
+            Issued::All
+        };
+        let rest = tokio::spawn(async move {
+            let mut reports = Vec::new();
+            for p in pollers {
+                if let Ok(r) = p.await {
+                    reports.push(r);
+                }
+            }
+            relay.abort();
+            reports
+        });
+        (issued, rest)
+    }
+}
+
+fn lost_line(m: &Member) -> Option<String> {
+    let why = m.report.lost.as_ref()?;
+    Some(format!(
+        "generator {} ({}): {why}",
+        m.report.shard, m.report.runs_as
+    ))
+}
+
+/// Pass the coordinator's interrupt on: stop starts, then abandon in-flight workflows.
+async fn relay_control(http: reqwest::Client, bases: Vec<String>, control: Control) {
+    let post_all = |path: &'static str| {
+        let http = http.clone();
+        let bases = bases.clone();
+        async move {
+            futures::future::join_all(
+                bases
+                    .iter()
+                    .map(|b| post(&http, format!("{b}{path}"), None)),
+            )
+            .await;
+        }
+    };
+    control.stop_starts.cancelled().await;
+    post_all("/stop").await;
+    control.abandon.cancelled().await;
+    post_all("/abandon").await;
+}
+
+/// Reads one generator's records into the recorder.
+struct Poller {
+    http: reqwest::Client,
+    tx: UnboundedSender<Vec<Event>>,
+    live: Arc<Live>,
+    counts: Arc<Vec<[AtomicU64; 3]>>,
+    slot: usize,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Poller {
+    async fn run(
+        self,
+        mut m: Member,
+        zero_unix_us: i64,
+        over: tokio::sync::oneshot::Sender<()>,
+    ) -> GeneratorReport {
+        let mut over = Some(over);
+        if m.report.lost.is_none() {
+            let start = Start {
+                zero_unix_us: (zero_unix_us + m.offset_us).max(0) as u64,
+            };
+            let body = serde_json::to_string(&start).unwrap_or_default();
+            if let Err(why) = post(&self.http, format!("{}/start", m.base), Some(body)).await {
+                m.report.lost = Some(format!("it could not be started: {why}"));
+            }
+        }
+        if m.report.lost.is_none() {
+            self.poll(&mut m, &mut over).await;
+        }
+        if let Some(o) = over.take() {
+            let _ = o.send(());
+        }
+        if let Some(g) = m.generator.take() {
+            if m.report.lost.is_none() {
+                let _ = post(&self.http, format!("{}/exit", m.base), None).await;
+            }
+            g.stop().await;
+        }
+        self.show(m.report.started, m.report.dropped, 0);
+        m.report
+    }
+
+    async fn poll(&self, m: &mut Member, over: &mut Option<tokio::sync::oneshot::Sender<()>>) {
+        let mut next = 0u64;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let url = format!("{}/events?from={next}", m.base);
+            match get_json::<Events>(&self.http, &url).await {
+                Ok(e) => {
+                    failing_since = None;
+                    let n = e.events.len() as u64;
+                    if e.from != next {
+                        m.report.lost = Some(format!(
+                            "it answered events from {} when {next} was asked",
+                            e.from
+                        ));
+                        return;
+                    }
+                    if n > 0 {
+                        next += n;
+                        m.report.records += e
+                            .events
+                            .iter()
+                            .filter(|e| matches!(e, Event::Workflow(_)))
+                            .count() as u64;
+                        let _ = self.tx.send(e.events);
+                    }
+                    m.report.started = e.started;
+                    m.report.dropped = e.dropped;
+                    self.show(e.started, e.dropped, e.in_flight);
+                    if e.stopped {
+                        self.stopped.store(true, Ordering::SeqCst);
+                    }
+                    if e.schedule_over
+                        && let Some(o) = over.take()
+                    {
+                        let _ = o.send(());
+                    }
+                    if e.done && next >= e.total {
+                        return;
+                    }
+                    if n as usize >= wire::MAX_EVENTS {
+                        continue;
+                    }
+                }
+                Err(why) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    let gone = m.generator.as_ref().and_then(|g| g.gone());
+                    if gone.is_some() || since.elapsed() >= LOST_AFTER {
+                        m.report.lost = Some(match gone {
+                            Some(g) => format!(
+                                "{g}; {next} events were received before (its other starts are missing)"
+                            ),
+                            None => format!(
+                                "it did not answer for {} s ({why}); {next} events were received before (its other starts are missing)",
+                                LOST_AFTER.as_secs()
+                            ),
+                        });
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Record this generator's counts and show the sums in `live`.
+    fn show(&self, started: u64, dropped: u64, in_flight: u64) {
+        let mine = &self.counts[self.slot];
+        for (c, v) in mine.iter().zip([started, dropped, in_flight]) {
+            c.store(v, Ordering::Relaxed);
+        }
+        let sum = |i: usize| {
+            self.counts
+                .iter()
+                .map(|c| c[i].load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
+        // The started and dropped counts of a generator that is gone stay in the sums.
+        self.live.started.store(sum(0), Ordering::Relaxed);
+        self.live.dropped.store(sum(1), Ordering::Relaxed);
+        self.live.in_flight.store(sum(2), Ordering::Relaxed);
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, String> {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| crate::errors::error_chain(&e))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {url} answered {}", resp.status()));
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| crate::errors::error_chain(&e))?;
+    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the expected JSON: {e}"))
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Option<String>) -> Result<(), String> {
+    let resp = http
+        .post(&url)
+        .body(body.unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| crate::errors::error_chain(&e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("POST {url} answered {}", resp.status()))
+    }
+}
+
+/// The plan's fingerprint: what a generator's plan must share with the coordinator's.
+pub fn fingerprint(plan: &crate::plan::Plan) -> Fingerprint {
+    Fingerprint {
+        scenario: plan.scenario.name.clone(),
+        scheduled: plan.scheduled,
+        duration_us: plan.schedule.duration().as_micros() as u64,
+        seed: plan.schedule.seed,
+    }
+}
+
+/// Now on the wall clock, µs since the Unix epoch.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// µs from now until `t` (negative when it is past).
+fn signed_us_until(t: Instant) -> i64 {
+    let now = Instant::now();
+    if t >= now {
+        (t - now).as_micros() as i64
+    } else {
+        -((now - t).as_micros() as i64)
+    }
+}

@@ -1,0 +1,333 @@
+//! `run --generators N` with generators as processes on this machine: their shards
+//! together are exactly the one-generator schedule, a generator that dies is named and
+//! fails the run, an interrupt reaches them all, and none outlives its coordinator.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::common::{Run, Server, respond, signal, slo, slo_check};
+
+/// A server that answers 200 after `delay` and counts each `n` query parameter (the
+/// workflow's `${seq}`) it receives.
+fn counting_server(delay: Duration) -> (Server, Arc<Mutex<BTreeMap<u64, u32>>>) {
+    let seen = Arc::new(Mutex::new(BTreeMap::new()));
+    let s = seen.clone();
+    let server = Server::http(move |req| {
+        let s = s.clone();
+        async move {
+            if let Some(n) = req
+                .path
+                .split_once("n=")
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+            {
+                *s.lock().unwrap().entry(n).or_insert(0) += 1;
+            }
+            tokio::time::sleep(delay).await;
+            respond(200, "ok")
+        }
+    });
+    (server, seen)
+}
+
+/// Poisson arrivals (the schedule depends on the seed, which every generator must share).
+fn scenario(for_s: u32, rate: u32) -> String {
+    format!(
+        "name: dist\nworkflow:\n  - name: get\n    request: {{ method: GET, path: \"/w?n=${{seq}}\" }}\nload: {{ arrival: poisson, seed: 11, stages: [{{ for: {for_s}s, rate: {rate} }}] }}\nslos:\n  - {{ name: p95, metric: latency.p95, max: 2s }}\n"
+    )
+}
+
+fn seqs_once(seen: &Mutex<BTreeMap<u64, u32>>) -> Vec<u64> {
+    let seen = seen.lock().unwrap();
+    for (n, times) in seen.iter() {
+        assert_eq!(*times, 1, "seq {n} was sent {times} times");
+    }
+    seen.keys().copied().collect()
+}
+
+#[test]
+fn three_generators_issue_exactly_the_one_generator_schedule() {
+    let yaml = scenario(3, 150);
+    let (server, seen) = counting_server(Duration::from_millis(5));
+    let one = Run::new(&yaml, &server.url()).exec();
+    one.expect_code(0);
+    let single = seqs_once(&seen);
+    seen.lock().unwrap().clear();
+
+    let three = Run::new(&yaml, &server.url())
+        .arg("--generators")
+        .arg("3")
+        .exec();
+    three.expect_code(0);
+    let merged = seqs_once(&seen);
+    let (a, b) = (one.report(), three.report());
+    let scheduled = a["counts"]["scheduled"].as_u64().unwrap();
+    assert!(scheduled > 300, "{}", a["counts"]);
+    // The same starts, each sent once: 0 … scheduled − 1.
+    assert_eq!(single, (0..scheduled).collect::<Vec<_>>());
+    assert_eq!(
+        merged, single,
+        "the generators' union is not the one schedule"
+    );
+    for k in ["scheduled", "started", "succeeded", "dropped"] {
+        assert_eq!(a["counts"][k], b["counts"][k], "{k}");
+    }
+    // Each generator issued its own residue class, and its records reached the run.
+    let generators = b["generators"].as_array().expect("run.json generators");
+    assert_eq!(generators.len(), 3);
+    for (i, g) in generators.iter().enumerate() {
+        let owned = single.iter().filter(|n| **n % 3 == i as u64).count() as u64;
+        assert_eq!(g["shard"], format!("{i}/3"));
+        assert_eq!(g["started"].as_u64(), Some(owned), "{g}");
+        assert_eq!(g["records"].as_u64(), Some(owned), "{g}");
+        assert!(g["lost"].is_null(), "{g}");
+        // Processes on one machine share its clock: the measured offset is within its bound.
+        let (offset, bound) = (
+            g["clock_offset_ms"].as_f64().unwrap(),
+            g["clock_bound_ms"].as_f64().unwrap(),
+        );
+        assert!(offset.abs() <= bound + 0.05, "{g}");
+    }
+    assert!(
+        a["generators"].is_null(),
+        "a one-process run lists no generators"
+    );
+    // The latency is the server's 5 ms in both (the whole distribution, not asserted to
+    // the millisecond: two runs on a shared machine).
+    for r in [&a, &b] {
+        let p50 = r["workflow"]["latency_ms"]["p50"].as_f64().unwrap();
+        assert!((5.0..50.0).contains(&p50), "{}", r["workflow"]);
+    }
+    assert_no_generator_left(&b);
+}
+
+/// The generator processes of `run` are gone (their pids are in run.json).
+fn assert_no_generator_left(run: &Value) {
+    for g in run["generators"].as_array().into_iter().flatten() {
+        let pid = g["runs_as"]
+            .as_str()
+            .and_then(|s| s.strip_prefix("pid "))
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("{g}"));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("generate"),
+            "generator pid {pid} still runs"
+        );
+    }
+}
+
+/// A coordinator started in the background, with its reports in a temp dir.
+struct Coordinator {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Coordinator {
+    fn start(yaml: &str, target: &str, generators: u32) -> Coordinator {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
+        let child = Command::new(assert_cmd::cargo::cargo_bin("slo-check"))
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .arg("run")
+            .arg("--scenario")
+            .arg(dir.path().join("s.yaml"))
+            .args(["--platform", "url", "--target-url", target, "--quiet"])
+            .args(["--generators", &generators.to_string()])
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        Coordinator { dir, child }
+    }
+
+    /// Its generator processes, by shard (`0/2`), once all `count` run.
+    fn generators(&self, count: usize) -> BTreeMap<String, u32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = children(self.child.id());
+            if found.len() == count {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "generators: {found:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait(mut self) -> (i32, Value, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the coordinator did not exit within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default();
+        let run = read_json(&self.dir.path().join("out/run.json"), &stderr);
+        (status.code().unwrap_or(-1), run, stderr)
+    }
+}
+
+fn read_json(path: &Path, stderr: &str) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no {} ({e}); stderr:\n{stderr}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The child processes of `parent` that are generators, by their `--shard`.
+fn children(parent: u32) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid …`: the ppid is the second field after the comm.
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if let Some(i) = args.iter().position(|a| a == "--shard") {
+            out.insert(args[i + 1].clone(), pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_generator_that_dies_is_named_and_fails_the_run() {
+    let (server, _) = counting_server(Duration::from_millis(2));
+    let c = Coordinator::start(&scenario(4, 100), &server.url(), 2);
+    let gens = c.generators(2);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(gens["1/2"], "-KILL");
+    let (code, run, stderr) = c.wait();
+    assert_eq!(code, 1, "{stderr}");
+    let check = slo(&run, "load delivered");
+    assert_eq!(check["status"], "fail", "{check}");
+    let reason = check["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("1 generator was lost") && reason.contains("generator 1/2 (pid "),
+        "{reason}"
+    );
+    let g = &run["generators"][1];
+    let lost = g["lost"].as_str().unwrap_or_else(|| panic!("{g}"));
+    assert!(lost.contains("SIGKILL"), "{lost}");
+    assert!(
+        run["generators"][0]["lost"].is_null(),
+        "{}",
+        run["generators"]
+    );
+    // What it sent before it died is in the run; its later starts are missing.
+    let started = run["counts"]["started"].as_u64().unwrap();
+    let scheduled = run["counts"]["scheduled"].as_u64().unwrap();
+    assert!(
+        started < scheduled && started > scheduled / 2,
+        "{}",
+        run["counts"]
+    );
+    assert_eq!(
+        run["generators"][0]["records"].as_u64().unwrap() + g["records"].as_u64().unwrap(),
+        started
+    );
+    assert_no_generator_left(&run);
+}
+
+#[test]
+fn an_interrupt_reaches_every_generator_and_keeps_their_records() {
+    let (server, seen) = counting_server(Duration::from_millis(2));
+    let c = Coordinator::start(&scenario(20, 50), &server.url(), 2);
+    c.generators(2);
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(c.child.id(), "-INT");
+    let (code, run, stderr) = c.wait();
+    assert_eq!(code, 130, "{stderr}");
+    assert_eq!(run["interrupted"], true);
+    // Stopped, not lost: every start a generator issued came back as a record.
+    for g in run["generators"].as_array().unwrap() {
+        assert!(g["lost"].is_null(), "{g}");
+        assert_eq!(g["started"], g["records"], "{g}");
+    }
+    let started = run["counts"]["started"].as_u64().unwrap();
+    assert!(started > 0 && started < run["counts"]["scheduled"].as_u64().unwrap());
+    assert_eq!(seen.lock().unwrap().len() as u64, started);
+    assert_no_generator_left(&run);
+}
+
+#[test]
+fn a_killed_coordinator_takes_its_generators_with_it() {
+    let (server, _) = counting_server(Duration::from_millis(2));
+    let c = Coordinator::start(&scenario(20, 20), &server.url(), 2);
+    let gens = c.generators(2);
+    signal(c.child.id(), "-KILL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for pid in gens.values() {
+        while std::fs::metadata(format!("/proc/{pid}/cmdline")).is_ok_and(|_| {
+            String::from_utf8_lossy(
+                &std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default(),
+            )
+            .contains("generate")
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "generator pid {pid} outlived its coordinator"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let mut c = c;
+    let _ = c.child.wait();
+}
+
+#[test]
+fn generate_and_generators_refuse_bad_flags() {
+    let refused = |args: &[&str], says: &str| {
+        let out = slo_check().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    let generate = ["generate", "--scenario", "smoke", "--target-url"];
+    refused(
+        &[&generate[..], &["http://127.0.0.1:1", "--shard", "3/3"]].concat(),
+        "--shard 3/3: expected I/N with 0 ≤ I < N",
+    );
+    refused(
+        &[&generate[..], &["ftp://x", "--shard", "0/1"]].concat(),
+        "--target-url",
+    );
+    refused(
+        &["run", "--scenario", "smoke", "--generators", "0"],
+        "--generators",
+    );
+    refused(
+        &[
+            "run",
+            "--scenario",
+            "smoke",
+            "--platform",
+            "kube",
+            "--generators",
+            "2",
+        ],
+        "--generators with --platform kube",
+    );
+}
