@@ -160,6 +160,7 @@ impl Coordinator {
         }
     }
 
+    /// Its exit code, run.json, and stderr followed by summary.md.
     fn wait(mut self) -> (i32, Value, String) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
@@ -174,7 +175,13 @@ impl Coordinator {
         };
         let stderr = std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default();
         let run = read_json(&self.dir.path().join("out/run.json"), &stderr);
-        (status.code().unwrap_or(-1), run, stderr)
+        let summary =
+            std::fs::read_to_string(self.dir.path().join("out/summary.md")).unwrap_or_default();
+        (
+            status.code().unwrap_or(-1),
+            run,
+            format!("{stderr}\n{summary}"),
+        )
     }
 }
 
@@ -235,6 +242,11 @@ fn a_generator_that_dies_is_named_and_fails_the_run() {
         run["generators"][0]["lost"].is_null(),
         "{}",
         run["generators"]
+    );
+    assert!(
+        stderr.contains("**Load** from 2 generators, 1 completed;")
+            && stderr.contains("; generator 1/2 (pid "),
+        "{stderr}"
     );
     // What it sent before it died is in the run; its later starts are missing.
     let started = run["counts"]["started"].as_u64().unwrap();

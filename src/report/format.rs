@@ -195,3 +195,48 @@ pub fn gateway_line(g: &GatewayReport, client_failures: &BTreeMap<String, u64>) 
         }
     )
 }
+
+/// A distributed run's generators in one line: how many completed, the clock offsets'
+/// largest size and bound, and each lost one with why.
+/// `3 generators, 3 completed; clock offsets ≤ 0.05 ms (± 0.31 ms)`.
+pub fn generators_line(gens: &[super::model::GeneratorReport]) -> Option<String> {
+    if gens.is_empty() {
+        return None;
+    }
+    let lost: Vec<String> = gens
+        .iter()
+        .filter_map(|g| {
+            Some(format!(
+                "generator {} ({}) lost: {}",
+                g.shard,
+                g.runs_as,
+                g.lost.as_ref()?
+            ))
+        })
+        .collect();
+    let largest = |f: fn(&super::model::GeneratorReport) -> Option<f64>| {
+        gens.iter()
+            .filter_map(f)
+            .map(f64::abs)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    };
+    let mut line = format!(
+        "{} generator{}, {} completed",
+        gens.len(),
+        if gens.len() == 1 { "" } else { "s" },
+        gens.len() - lost.len()
+    );
+    if let (Some(offset), Some(bound)) = (
+        largest(|g| g.clock_offset_ms),
+        largest(|g| g.clock_bound_ms),
+    ) {
+        line.push_str(&format!(
+            "; clock offsets ≤ {offset:.2} ms (± {bound:.2} ms)"
+        ));
+    }
+    for l in lost {
+        line.push_str("; ");
+        line.push_str(&l);
+    }
+    Some(line)
+}

@@ -116,6 +116,15 @@ fn banner(out: &mut String, r: &RunReport) {
             esc(&r.platform.description)
         );
     }
+    if let Some(line) = format::generators_line(&r.generators) {
+        let lost = r.generators.iter().any(|g| g.lost.is_some());
+        let _ = writeln!(
+            out,
+            "<p class=\"note{}\"><strong>Load</strong> from {}.</p>",
+            if lost { " warn" } else { "" },
+            esc(&line)
+        );
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -150,6 +150,9 @@ fn mesh_section(out: &mut String, r: &RunReport) {
         let line = format::gateway_line(g, &r.counts.failures_by_kind);
         let _ = writeln!(out, "\n**Gateway** ({}): {line}.", g.source);
     }
+    if let Some(line) = format::generators_line(&r.generators) {
+        let _ = writeln!(out, "\n**Load** from {line}.");
+    }
 }
 
 /// Workflow and step latency percentiles, from intended start.

@@ -156,6 +156,9 @@ pub fn verdict_table(r: &RunReport, report_dir: Option<&std::path::Path>) -> Str
         let line = format::gateway_line(g, &r.counts.failures_by_kind);
         let _ = writeln!(out, "gateway ({}): {line}", g.source);
     }
+    if let Some(line) = format::generators_line(&r.generators) {
+        let _ = writeln!(out, "load from {line}");
+    }
     if r.platform.emulated {
         let _ = writeln!(out, "platform: {}", r.platform.description);
     }
