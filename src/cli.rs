@@ -251,6 +251,28 @@ pub struct RunArgs {
     /// Issue the load from N generators instead of this process: each runs `slo-check generate` with its shard i/N of the one schedule (every N-th start), and their records are merged here into one verdict. With --platform local or url they are processes on this machine.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub generators: Option<u32>,
+    #[command(flatten)]
+    pub generator_pods: Box<GeneratorPodArgs>,
+}
+
+/// Where `--generators N` runs its pods on `--platform kube` (an Indexed Job).
+#[derive(Debug, Clone, Args)]
+pub struct GeneratorPodArgs {
+    /// The generator pods' image (slo-check's) [default: the image of the stack's Deployment].
+    #[arg(long, value_name = "IMAGE")]
+    pub generator_image: Option<String>,
+    /// Schedule the generator pods on nodes with this label (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub generator_node_selector: Vec<String>,
+    /// Let the generator pods run on nodes with this NoSchedule taint (repeatable).
+    #[arg(long, value_name = "KEY")]
+    pub generator_toleration: Vec<String>,
+    /// At most one generator pod per node (a required pod anti-affinity on kubernetes.io/hostname).
+    #[arg(long)]
+    pub generator_spread: bool,
+    /// Each generator pod's CPU request.
+    #[arg(long, value_name = "CPU", default_value = "500m")]
+    pub generator_cpu: String,
 }
 
 /// `slo-check generate`: one generator of a distributed run, started by `run --generators N`.
@@ -258,9 +280,9 @@ pub struct RunArgs {
 pub struct GenerateArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Base URL of the system under test.
-    #[arg(long, value_name = "URL")]
-    pub target_url: String,
+    /// Base URL of the system under test; given K times, generator I drives the (I mod K)-th (one gateway pod each).
+    #[arg(long, value_name = "URL", required = true)]
+    pub target_url: Vec<String>,
     /// Which starts to issue: I/N, the starts whose sequence number is I modulo N (0 ≤ I < N).
     #[arg(long, value_name = "I/N")]
     pub shard: String,

@@ -38,6 +38,16 @@ pub struct Target {
     /// Shifts traffic between the stable and canary subsets, when the platform runs both
     /// and can route between them (a canary run).
     pub split: Option<Arc<dyn TrafficSplit>>,
+    /// Starts a distributed run's generators where the platform runs them (the pods of a
+    /// Job on a cluster), when the run asked for several.
+    pub generators: Option<Distributed>,
+}
+
+/// A distributed run (`--generators N`): how many generators, and what starts them.
+#[derive(Clone)]
+pub struct Distributed {
+    pub count: u32,
+    pub launcher: Arc<dyn GeneratorLauncher>,
 }
 
 /// Starts a distributed run's generators (`--generators N`): processes on this machine, or
@@ -54,6 +64,10 @@ pub trait GeneratorLauncher: Send + Sync {
     ) -> BoxFuture<'_, Result<Box<dyn LaunchedGenerator>, String>>;
     /// What the generators run as, for reports (e.g. `processes on this machine`).
     fn describe(&self) -> String;
+    /// Release what the launches made together (a Job), once every generator is stopped.
+    fn finish(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// One generator that was started.

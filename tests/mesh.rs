@@ -902,3 +902,83 @@ async fn the_gateway_splits_traffic_by_the_weights_slo_check_patches() {
     );
     assert_eq!(split_weights(&s), (Value::from(100), Value::from(0), false));
 }
+
+/// A workflow of one GET through the gateway at a constant 40/s for 8 s (half time scale:
+/// 4 s), seq in the query so each start is one request the agent sees.
+const DISTRIBUTED: &str = "name: distributed\nplatform:\n  deployment: mcp-agent\n  hpa: mcp-agent-hpa\n  service: mcp-agent-service\n  virtual_service: mcp-agent-vs\nworkflow:\n  - name: get\n    request: { method: GET, path: \"/health?n=${seq}\" }\n    expect: { status: [200] }\nload:\n  arrival: poisson\n  seed: 5\n  stages:\n    - { for: 8s, rate: 40 }\nslos:\n  - { name: p95, metric: latency.p95, max: 5s }\n";
+
+/// `--generators 3` on the cluster: an Indexed Job of three `slo-check generate` pods on
+/// the process node, each driving the gateway pod at its pod IP; the coordinator reads
+/// their records through the API server's port-forward. Every scheduled start is sent
+/// once, through the real Envoy (its count of requests is the client's), the pods are
+/// named in run.json, and the Job, its ConfigMap and its pods are gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_run_as_an_indexed_job_and_merge_into_one_verdict() {
+    let Some(mut s) = ClusterStack::new("generators") else {
+        return;
+    };
+    let scenario = s.dir.path().join("distributed.yaml");
+    std::fs::write(&scenario, DISTRIBUTED).unwrap();
+    let flags = [
+        "--generators",
+        "3",
+        "--generator-node-selector",
+        "slo-check.io/process-node=true",
+        "--generator-toleration",
+        "slo-check.io/process",
+        "--generator-cpu",
+        "100m",
+        "--keep",
+    ];
+    let (code, stderr, run, _, ip) =
+        run_through_own_gateway_on(&mut s, scenario.to_str().unwrap(), "process", &flags).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let counts = &run["counts"];
+    println!("{counts}\n{}", run["generators"]);
+    assert_eq!(counts["started"], counts["scheduled"], "{counts}");
+    assert_eq!(counts["failed"], 0, "{counts}\n{stderr}");
+    let generators = run["generators"].as_array().expect("run.json generators");
+    assert_eq!(generators.len(), 3);
+    let mut records = 0;
+    for (i, g) in generators.iter().enumerate() {
+        assert_eq!(g["shard"], format!("{i}/3"));
+        assert!(g["lost"].is_null(), "{g}\n{stderr}");
+        let runs_as = g["runs_as"].as_str().unwrap();
+        assert!(
+            runs_as.starts_with(&format!("pod {}/slo-check-gen-", s.ns.name)),
+            "{g}"
+        );
+        assert!(g["clock_bound_ms"].as_f64().is_some(), "{g}");
+        records += g["records"].as_u64().unwrap();
+    }
+    assert_eq!(Some(records), counts["started"].as_u64());
+    assert!(
+        stderr.contains("load from 3 generators, 3 completed"),
+        "{stderr}"
+    );
+    // The pods sent their requests to the gateway's Envoy: its count of the run's
+    // requests to the service is the client's.
+    let g = &run["gateway"];
+    assert_eq!(g["downstream_rq"], counts["started"], "{g:#}");
+    // Nothing of the Job is left (the stack is kept: --keep).
+    let label = "slo-check.io/generators";
+    cluster::eventually(
+        "the generators' Job, ConfigMap and pods deleted",
+        Duration::from_secs(30),
+        || {
+            let left = s.cluster.ok(&[
+                "-n",
+                &s.ns.name,
+                "get",
+                "jobs,configmaps,secrets,pods",
+                "-l",
+                label,
+                "-o",
+                "name",
+            ]);
+            left.trim().is_empty().then_some(())
+        },
+    )
+    .await;
+    let _ = ip;
+}

@@ -45,7 +45,11 @@ fn configure(args: &GenerateArgs) -> Result<(GenerateConfig, std::net::SocketAdd
         plan.scenario.load.max_response_bytes = bytes;
     }
     let shard = parse_shard(&args.shard)?;
-    let target = crate::platform::url::target(Some(&args.target_url)).map_err(|e| e.to_string())?;
+    let mut targets = Vec::new();
+    for url in &args.target_url {
+        targets.push(crate::platform::url::target(Some(url)).map_err(|e| e.to_string())?);
+    }
+    let target = targets.swap_remove(shard.index as usize % targets.len().max(1));
     let listen = args.listen.parse().map_err(|_| {
         format!(
             "--listen {}: expected IP:PORT, e.g. 127.0.0.1:0 (port 0: any free port)",

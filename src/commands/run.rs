@@ -29,7 +29,7 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
         plan.scenario.load.max_response_bytes = bytes;
     }
     let grace = crate::units::parse_duration(&args.grace).map_err(|e| format!("--grace: {e}"))?;
-    let platform = super::platform_choice(&args.target)?;
+    let mut platform = super::platform_choice(&args.target)?;
     let prometheus = crate::prom::PromSettings::resolve(
         args.prometheus.as_deref(),
         args.prometheus_sd_file.clone(),
@@ -44,6 +44,9 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
     let history = history_settings(args, history_baseline)?;
     let live = live_settings(&args.live, &plan.scenario.name)?;
     let generators = generators(args, &plan)?;
+    if let crate::platform::Choice::Kube(request) = &mut platform {
+        request.generators = generator_job(args, &plan)?.map(Box::new);
+    }
     Ok(RunConfig {
         generators,
         live,
@@ -68,38 +71,115 @@ fn configure(args: &RunArgs) -> Result<RunConfig, String> {
 /// `--generators N`: processes of this executable, each given the scenario file, seed and
 /// time scale this run resolved (so every generator builds the same schedule).
 fn generators(args: &RunArgs, plan: &crate::plan::Plan) -> Result<Option<Distributed>, String> {
+    let pods = &args.generator_pods;
+    let pod_flags = [
+        ("--generator-image", pods.generator_image.is_some()),
+        (
+            "--generator-node-selector",
+            !pods.generator_node_selector.is_empty(),
+        ),
+        (
+            "--generator-toleration",
+            !pods.generator_toleration.is_empty(),
+        ),
+        ("--generator-spread", pods.generator_spread),
+        ("--generator-cpu", pods.generator_cpu != "500m"),
+    ];
+    let kube = args.target.platform == PlatformKind::Kube;
+    if let Some((flag, _)) = pod_flags
+        .iter()
+        .find(|(_, given)| *given && !(kube && args.generators.is_some()))
+    {
+        return Err(format!(
+            "{flag} goes with --generators N and --platform kube (it places the generator pods)"
+        ));
+    }
     let Some(count) = args.generators else {
         return Ok(None);
     };
-    if args.target.platform == PlatformKind::Kube {
-        return Err(
-            "--generators with --platform kube: not yet; the generators run as processes on this machine with --platform local or url (the Indexed Job is the next step, see docs/distributed.md)"
-                .into(),
-        );
+    if kube {
+        // Placed by the kube platform (it knows the cluster): see `generator_job`.
+        return Ok(None);
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("--generators: cannot find this executable to start them: {e}"))?;
     let source = std::fs::canonicalize(&plan.scenario.source).map_err(|e| {
         format!(
             "--generators: the scenario file {}: {e}",
             plan.scenario.source.display()
         )
     })?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("--generators: cannot find this executable to start them: {e}"))?;
     let mut argv = vec![
         "generate".to_string(),
         "--scenario".into(),
         source.display().to_string(),
-        "--time-scale".into(),
+    ];
+    argv.extend(same_plan(args, plan));
+    Ok(Some(Distributed {
+        count,
+        launcher: Arc::new(ProcessLauncher { exe, args: argv }),
+    }))
+}
+
+/// What every generator needs, after `--scenario FILE`, to build this run's schedule.
+fn same_plan(args: &RunArgs, plan: &crate::plan::Plan) -> Vec<String> {
+    let mut out = vec![
+        "--time-scale".to_string(),
         plan.time_scale.to_string(),
         "--seed".into(),
         plan.schedule.seed.to_string(),
     ];
     if let Some(bytes) = args.max_response_bytes {
-        argv.extend(["--max-response-bytes".into(), bytes.to_string()]);
+        out.extend(["--max-response-bytes".into(), bytes.to_string()]);
     }
-    Ok(Some(Distributed {
+    out
+}
+
+/// `--generators N --platform kube`: the Job's pods, given the scenario's text (mounted
+/// from a ConfigMap) and its `${env:…}` values (from a Secret).
+fn generator_job(
+    args: &RunArgs,
+    plan: &crate::plan::Plan,
+) -> Result<Option<crate::platform::kube::generators::GeneratorJob>, String> {
+    let (Some(count), PlatformKind::Kube) = (args.generators, args.target.platform) else {
+        return Ok(None);
+    };
+    let pods = &args.generator_pods;
+    let text = std::fs::read_to_string(&plan.scenario.source).map_err(|e| {
+        format!(
+            "--generators: cannot read the scenario file {}: {e}",
+            plan.scenario.source.display()
+        )
+    })?;
+    let node_selector = pods
+        .generator_node_selector
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    format!("--generator-node-selector {kv}: expected KEY=VALUE, e.g. pool=load")
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(crate::platform::kube::generators::GeneratorJob {
         count,
-        launcher: Arc::new(ProcessLauncher { exe, args: argv }),
+        image: pods.generator_image.clone(),
+        args: same_plan(args, plan),
+        scenario_file: "scenario.yaml".into(),
+        scenario_text: text,
+        env: plan
+            .scenario
+            .env_names
+            .iter()
+            .cloned()
+            .zip(plan.env_values.iter().cloned())
+            .collect(),
+        node_selector,
+        tolerations: pods.generator_toleration.clone(),
+        spread: pods.generator_spread,
+        cpu: pods.generator_cpu.clone(),
     }))
 }
 

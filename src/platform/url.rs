@@ -61,6 +61,7 @@ pub fn target(url: Option<&str>) -> Result<Target, PlatformError> {
         scrape,
         gateway: None,
         split: None,
+        generators: None,
     })
 }
 

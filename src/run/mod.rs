@@ -108,7 +108,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
     let opts = PhaseOptions {
         quiet: cfg.quiet,
         grace: cfg.grace,
-        generators: cfg.generators.clone(),
+        generators: cfg.generators.clone().or_else(|| target.generators.clone()),
     };
     let gateway_start = read_gateway(&target).await;
     let ejections = watch_ejections(&target, &gateway_start);

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::load::engine::{Control, Issued, Live};
 use crate::report::model::GeneratorReport;
 use crate::stats::record::Event;
+pub use crate::target::Distributed;
 use crate::target::{GeneratorLauncher, LaunchedGenerator};
 use wire::{Events, Fingerprint, Start, Status};
 
@@ -37,16 +38,10 @@ const CLOCK_SAMPLES: usize = 5;
 /// How long every generator together may take to start listening.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A distributed run: how many generators, and what starts them.
-#[derive(Clone)]
-pub struct Distributed {
-    pub count: u32,
-    pub launcher: Arc<dyn GeneratorLauncher>,
-}
-
 /// The generators, launched and checked, not yet started.
 pub struct Fleet {
     members: Vec<Member>,
+    launcher: Arc<dyn GeneratorLauncher>,
 }
 
 struct Member {
@@ -116,8 +111,10 @@ pub async fn launch(d: &Distributed, fingerprint: &Fingerprint, target_url: &str
             member
         }
     });
+    let members = futures::future::join_all(members).await;
     Fleet {
-        members: futures::future::join_all(members).await,
+        members,
+        launcher: d.launcher.clone(),
     }
 }
 
@@ -197,6 +194,7 @@ impl Fleet {
             .map(|m| m.base.clone())
             .collect();
         let relay = tokio::spawn(relay_control(http.clone(), bases, control));
+        let launcher = self.launcher.clone();
         let mut over = Vec::new();
         let mut pollers = Vec::new();
         for (slot, member) in self.members.into_iter().enumerate() {
@@ -229,6 +227,7 @@ impl Fleet {
                 }
             }
             relay.abort();
+            launcher.finish().await;
             reports
         });
         (issued, rest)

@@ -92,6 +92,22 @@ pub fn needs(settings: &KubeSettings, catalog: &Catalog, objects: &[Value]) -> V
         add("list", "", "pods", None, Some(gateway));
         add("create", "", "pods", Some("portforward"), Some(gateway));
     }
+    // A distributed run: the generators' Indexed Job, the scenario's ConfigMap and Secret,
+    // their pods waited for and port-forwarded, everything deleted by label at the end.
+    if settings.generators.is_some() {
+        for (group, resource) in [("batch", "jobs"), ("", "configmaps"), ("", "secrets")] {
+            for verb in ["create", "list", "deletecollection"] {
+                add(verb, group, resource, None, Some(ns));
+            }
+        }
+        for verb in ["get", "list", "deletecollection"] {
+            add(verb, "", "pods", None, Some(ns));
+        }
+        add("create", "", "pods", Some("portforward"), Some(ns));
+        add("get", "apps", "deployments", None, Some(ns));
+        // Why the Job made no pod is in its events.
+        add("list", "", "events", None, Some(ns));
+    }
     needs.into_iter().collect()
 }
 

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod connect;
 pub mod envoy;
 pub mod forward;
+pub mod generators;
 pub mod observe;
 pub mod render;
 pub mod rollout;
@@ -239,6 +240,24 @@ pub async fn up(
             }
         }
     };
+    // A distributed run: the generators' Job is created when the load phase launches them.
+    let generators = match &settings.generators {
+        None => None,
+        Some(job) => match generators::JobLauncher::new(&client, &settings, job.clone()).await {
+            Ok(l) => Some(crate::target::Distributed {
+                count: job.count,
+                launcher: Arc::new(l),
+            }),
+            Err(e) => {
+                if let Some(f) = &forward {
+                    f.stop();
+                }
+                observer.stop();
+                abandon(&client, &settings, &applied).await;
+                return Err(PlatformError::Infra(format!("--generators: {e}")));
+            }
+        },
+    };
     // The gateway's Envoy is looked at only when the traffic goes through it.
     let envoy = (forward.is_some() && bypass.is_none())
         .then(|| Arc::new(envoy::EnvoyAdmin::new(client.clone(), &settings)));
@@ -276,6 +295,7 @@ pub async fn up(
         split: split
             .clone()
             .map(|s| s as Arc<dyn crate::target::TrafficSplit>),
+        generators,
     };
     Ok(KubePlatformHandle {
         client,

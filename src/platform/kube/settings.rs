@@ -85,6 +85,8 @@ pub struct KubeRequest {
     pub keep: bool,
     /// Inject faults without the namespace's opt-in label.
     pub allow_faults: bool,
+    /// A distributed run's generator pods (`--generators N`).
+    pub generators: Option<Box<super::generators::GeneratorJob>>,
 }
 
 /// Everything the kube platform needs to know, checked.
@@ -107,6 +109,8 @@ pub struct KubeSettings {
     pub envoy_admin_port: u16,
     pub keep: bool,
     pub allow_faults: bool,
+    /// A distributed run's generator pods (`--generators N`).
+    pub generators: Option<super::generators::GeneratorJob>,
     /// The scenario has faults (so the opt-in is checked and an injector is made).
     pub wants_faults: bool,
     /// Names of the Deployment, HPA and VirtualService the scenario watches and patches.
@@ -163,6 +167,7 @@ impl KubeSettings {
             envoy_admin_port: ENVOY_ADMIN_PORT,
             keep: args.keep,
             allow_faults: args.allow_faults,
+            generators: args.generators.as_deref().cloned(),
             wants_faults: false,
             refs,
             quiet,

@@ -254,6 +254,16 @@ async fn clean(settings: KubeSettings) -> Result<(), PlatformError> {
             settings.namespace
         ));
     }
+    // A coordinator that died leaves its generators' Job (its pods exit by themselves
+    // within a minute, and the Job goes 10 minutes after it ended): deleted now.
+    super::generators::delete_labelled(&client, &settings.namespace, "")
+        .await
+        .map_err(PlatformError::Infra)?;
+    settings.say(&format!(
+        "kube: no distributed run's generators left in namespace {} (label {})",
+        settings.namespace,
+        super::generators::LABEL
+    ));
     Ok(())
 }
 

@@ -281,6 +281,7 @@ impl LocalPlatformHandle {
             })),
             gateway: None,
             split: (self.subsets.len() > 1).then(|| self.split.clone() as Arc<dyn TrafficSplit>),
+            generators: None,
         }
     }
 
