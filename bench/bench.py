@@ -49,13 +49,17 @@ def cores():
 
 
 class Measured:
-    """One client process's result: exit status, CPU seconds, peak RSS, output, and
-    the share of the machine's CPU time the hypervisor stole meanwhile."""
+    """One client process's result: exit status, CPU seconds, peak RSS, output, the
+    share of the machine's CPU time the hypervisor stole meanwhile, and the floor
+    under its peak RSS: this process's own peak RSS when it forked the client (the
+    kernel counts the forked copy's until the exec), so a peak RSS at that floor
+    says only that the client's own stayed at or below it."""
 
-    def __init__(self, rc, cpu_s, maxrss_kb, wall_s, out, rss_samples, err, steal_pct):
+    def __init__(self, rc, cpu_s, maxrss_kb, wall_s, out, rss_samples, err, steal_pct, floor_kb):
         self.rc, self.cpu_s, self.maxrss_kb, self.wall_s = rc, cpu_s, maxrss_kb, wall_s
         self.out, self.rss_samples, self.err = out, rss_samples, err
         self.steal_pct = steal_pct
+        self.rss_floor_kb = floor_kb
 
 
 def cpu_ticks():
@@ -79,6 +83,7 @@ def run_client(cmd, core, timeout_s, sample_every_s=None):
     """Run `cmd` pinned to `core`; CPU and peak RSS from wait4 (the process's own)."""
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
+    floor_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.monotonic()
     ticks0 = cpu_ticks()
     p = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=pin)
@@ -110,6 +115,7 @@ def run_client(cmd, core, timeout_s, sample_every_s=None):
         samples,
         err.read().decode(errors="replace"),
         steal_since(ticks0),
+        floor_kb,
     )
 
 
@@ -353,7 +359,7 @@ def vegeta(url, rate, secs, core, work):
         "unsent": max(0, asked - n),
         "failed": n - ok, "peak_rss_mib": round(m.maxrss_kb / 1024, 1),
         "latency_ms": {"p95": round(lat["95th"] / 1e6, 3), "p99": round(lat["99th"] / 1e6, 3)},
-        "derived_lag_ms": lag_ms, "steal_pct": m.steal_pct,
+        "derived_lag_ms": lag_ms, "steal_pct": m.steal_pct, "rss_floor_mib": mib(m.rss_floor_kb),
     }
     return m, summary
 
@@ -607,17 +613,20 @@ def fixed_rate(url, core, args, peers, work):
             "peak_rss_mib": round(m.maxrss_kb / 1024, 1),
             "lag_p99_ms": rep["schedule_lag_ms"]["p99"], "dropped": rep["counts"]["dropped"],
             "failed": rep["counts"]["failed"], "pacing_slack": slack, "steal_pct": m.steal_pct,
+            "rss_floor_mib": mib(m.rss_floor_kb),
         }
         log(f"  {key}: {res[key]}")
     if peers["oha"]:
         m, _, n = oha(url, secs, core, ["-q", str(rate), "-c", "50"])
         res["oha"] = {"cpu_us_per_req": per_req(m.cpu_s, n), "requests": n,
-                      "achieved_per_s": round(n / secs, 1), "peak_rss_mib": round(m.maxrss_kb / 1024, 1)}
+                      "achieved_per_s": round(n / secs, 1), "peak_rss_mib": round(m.maxrss_kb / 1024, 1),
+                      "rss_floor_mib": mib(m.rss_floor_kb)}
         log(f"  oha: {res['oha']}")
     if peers["hey"]:
         m, n = hey(url, secs, core, rate)
         res["hey"] = {"cpu_us_per_req": per_req(m.cpu_s, n), "requests": n,
-                      "achieved_per_s": round(n / secs, 1), "peak_rss_mib": round(m.maxrss_kb / 1024, 1)}
+                      "achieved_per_s": round(n / secs, 1), "peak_rss_mib": round(m.maxrss_kb / 1024, 1),
+                      "rss_floor_mib": mib(m.rss_floor_kb)}
         log(f"  hey: {res['hey']}")
     if peers["vegeta"]:
         _, res["vegeta"] = vegeta(url, rate, secs, core, work)
@@ -712,7 +721,10 @@ def ratios(r):
 def print_table(r):
     print(f"\nslo-check bench {r['date']} target {r['target']}, cores {r['cores']}, "
           f"load average at start {r['loadavg_at_start']:.1f}")
-    print(f"bench.py's own peak RSS (a floor under every client's, inherited by its fork): "
+    floors = {k: v["rss_floor_mib"] for k, v in r["fixed_rate"].items()
+              if isinstance(v, dict) and "rss_floor_mib" in v}
+    print(f"peak RSS floor (bench.py's own peak RSS when it forked the client, counted in the "
+          f"client's): at {r['fixed_rate']['rate_per_s']}/s {floors}; at the end "
           f"{r['bench_py_peak_rss_mib']} MiB")
     for s in r["skipped"]:
         print(f"skipped: {s}")
