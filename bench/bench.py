@@ -50,10 +50,11 @@ def cores():
 
 class Measured:
     """One client process's result: exit status, CPU seconds, peak RSS, output, the
-    share of the machine's CPU time the hypervisor stole meanwhile, and the floor
-    under its peak RSS: this process's own peak RSS when it forked the client (the
-    kernel counts the forked copy's until the exec), so a peak RSS at that floor
-    says only that the client's own stayed at or below it."""
+    share of the machine's CPU time the hypervisor stole meanwhile, and a bound on
+    the floor under its peak RSS. The kernel counts the forked copy of this process
+    until the exec, so the client's figure is the larger of its own peak and that
+    copy's RSS; this process's peak RSS so far bounds the copy's. A figure above the
+    bound is the client's own; one at or below it may be either."""
 
     def __init__(self, rc, cpu_s, maxrss_kb, wall_s, out, rss_samples, err, steal_pct, floor_kb):
         self.rc, self.cpu_s, self.maxrss_kb, self.wall_s = rc, cpu_s, maxrss_kb, wall_s
@@ -320,9 +321,9 @@ def wrk(url, secs, core, connections=50):
 # vegeta's workers (a connection each) are capped at 50, as oha and hey get 50
 # connections: past that it waits for a free worker and its ticks fall behind. With
 # no cap, or slo-check's 2000, a core it cannot keep up on makes it spawn a worker for
-# every tick no worker takes, up to the cap at once; the TIME_WAIT sockets of those
-# steps (24 691 of 28 232 ephemeral ports after one --quick run) then slowed every
-# connect of the runs after, which took a second per request.
+# every tick no worker takes, up to the cap at once; after such overloaded steps
+# (24 691 of 28 232 ephemeral ports in TIME_WAIT after one --quick run) the vegeta
+# runs that followed took about a second a request.
 VEGETA_MAX_WORKERS = 50
 
 
@@ -558,8 +559,8 @@ def main():
     finally:
         servers.stop()
         shutil.rmtree(work, ignore_errors=True)
-    # A client's peak RSS from wait4 includes this process's, which its fork inherited
-    # until the exec: the floor under every peak RSS here.
+    # A client's peak RSS from wait4 counts its forked copy of this process until the
+    # exec: this bounds that floor for every peak RSS here (Measured).
     results["bench_py_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     results["ratios"] = ratios(results)
     print_table(results)
@@ -723,8 +724,8 @@ def print_table(r):
           f"load average at start {r['loadavg_at_start']:.1f}")
     floors = {k: v["rss_floor_mib"] for k, v in r["fixed_rate"].items()
               if isinstance(v, dict) and "rss_floor_mib" in v}
-    print(f"peak RSS floor (bench.py's own peak RSS when it forked the client, counted in the "
-          f"client's): at {r['fixed_rate']['rate_per_s']}/s {floors}; at the end "
+    print(f"peak RSS floor bound (bench.py's peak RSS when it forked the client; a client's "
+          f"figure above it is its own): at {r['fixed_rate']['rate_per_s']}/s {floors}; at the end "
           f"{r['bench_py_peak_rss_mib']} MiB")
     for s in r["skipped"]:
         print(f"skipped: {s}")
