@@ -3,8 +3,8 @@
 # is missing, builds, then bench/bench.py measures and prints a table of ratios.
 #
 #   bench/run.sh                 # full run: ~15 min including the 10-minute soak
-#   bench/run.sh --soak 0        # everything but the soak (~3 min)
-#   bench/run.sh --quick         # CI smoke (~30 s): tiny runs, no soak, installs nothing,
+#   bench/run.sh --soak 0        # everything but the soak (~5 min)
+#   bench/run.sh --quick         # CI smoke (~1 min): tiny runs, no soak, installs nothing,
 #                                # skips peers that are not installed
 # Other flags (--duration, --rate, --search-duration, --stall-duration, --out) go to
 # bench/bench.py. Loopback only; every process it starts is stopped on exit.
