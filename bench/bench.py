@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -149,10 +150,10 @@ class Servers:
         wait_port(port, p)
         return f"http://127.0.0.1:{port}", "nginx"
 
-    def stall(self, core, period="5s", stall="500ms"):
+    def stall(self, core, period="5s", stall="500ms", extra=()):
         exe = os.path.join(target_dir(), "release", "examples", "stall_server")
         p = self.start(
-            [exe, "--listen", "127.0.0.1:0", "--period", period, "--stall", stall],
+            [exe, "--listen", "127.0.0.1:0", "--period", period, "--stall", stall, *extra],
             core,
             stdout=subprocess.PIPE,
         )
@@ -256,13 +257,39 @@ MAX_IN_FLIGHT = 2000
 DEFAULT_SLACK = "0.2ms"
 
 
+# The seeds' workflow shape, against the stall server's --workflow-polls mode.
+WORKFLOW_SCENARIO = """\
+name: bench-workflow
+description: Submit, then poll every 250 ms until completed, {rate}/s for {secs}s (bench/bench.py).
+workflow:
+  - name: submit
+    request: {{ method: POST, path: /submit, json: {{ task: bench }} }}
+    expect: {{ status: [200] }}
+    capture: {{ id: /id }}
+  - name: await
+    request: {{ method: GET, path: "/status/${{id}}" }}
+    poll: {{ until: {{ pointer: /status, equals: completed }}, every: 250ms, timeout: 30s }}
+load:
+  arrival: constant
+  stages:
+    - {{ for: {ms}ms, rate: {rate} }}
+  max_in_flight: {max_in_flight}
+  pacing_slack: {slack}
+  request_timeout: 10s
+checks: {{ load_delivered: false }}
+slos:
+  - {{ name: anything, metric: failure_rate, max: 100% }}
+"""
+
+
 def slo_check(url, rate, secs, core, work, max_in_flight=MAX_IN_FLIGHT, sample_every_s=None,
-              slack=DEFAULT_SLACK):
+              slack=DEFAULT_SLACK, scenario=SCENARIO):
     """One slo-check run at `rate`/s for `secs`; (Measured, run.json as a dict)."""
-    path = os.path.join(work, f"bench-{rate}-{secs}.yaml")
+    kind = "bench" if scenario is SCENARIO else "workflow"
+    path = os.path.join(work, f"{kind}-{rate}-{secs}.yaml")
     with open(path, "w") as f:
         f.write(
-            SCENARIO.format(
+            scenario.format(
                 rate=rate, secs=secs, ms=int(secs * 1000), max_in_flight=max_in_flight,
                 slack=slack,
             )
@@ -556,6 +583,8 @@ def main():
             results["soak"] = soak(url, client_core, args.soak, work)
         servers.stop()
         results["stall"] = stall(servers, server_core, client_core, args, peers, work)
+        servers.stop()
+        results["workflow"] = workflow(servers, server_core, client_core, args, work)
     finally:
         servers.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -675,6 +704,37 @@ def stall(servers, server_core, client_core, args, peers, work):
     return res
 
 
+# The workflow benchmark: a workflow completes on its WORKFLOW_POLLS-th poll.
+WORKFLOW_POLLS = 4
+WORKFLOW_RATE = 1000
+
+
+def workflow(servers, server_core, client_core, args, work):
+    """slo-check alone (no peer may run k6 here) on the stall server's workflow mode, no
+    stall: CPU per workflow, peak RSS, achieved rate, dropped, and the workflow p95
+    against the server's own submit-to-completion p95 and count of polls."""
+    rate, secs = WORKFLOW_RATE, args.duration
+    log(f"== workflow: submit, poll every 250 ms until the {WORKFLOW_POLLS}th poll completes it,"
+        f" {rate}/s for {secs}s, slo-check alone")
+    url = servers.stall(server_core, stall="0s", extra=["--workflow-polls", str(WORKFLOW_POLLS)])
+    m, rep = slo_check(url, rate, secs, client_core, work, scenario=WORKFLOW_SCENARIO)
+    with urllib.request.urlopen(url + "/stats", timeout=10) as resp:
+        truth = json.loads(resp.read())
+    n = slo_requests(rep)
+    lat = rep["workflow"]["latency_ms"]
+    res = {
+        "rate_per_s": rate, "duration_s": secs, "polls_to_complete": WORKFLOW_POLLS,
+        "cpu_us_per_workflow": per_req(m.cpu_s, n), "workflows": n,
+        "succeeded": rep["counts"]["succeeded"], "failed": rep["counts"]["failed"],
+        "dropped": rep["counts"]["dropped"], "achieved_per_s": rep["achieved_rate_per_s"],
+        "peak_rss_mib": mib(m.maxrss_kb), "rss_floor_mib": mib(m.rss_floor_kb),
+        "p95_ms": lat["p95"], "p99_ms": lat["p99"], "lag_p99_ms": rep["schedule_lag_ms"]["p99"],
+        "server": truth, "steal_pct": m.steal_pct,
+    }
+    log(f"  slo-check: {res}")
+    return res
+
+
 def ratios(r):
     rows = []
 
@@ -710,6 +770,10 @@ def ratios(r):
                 "within 0.5 % of the schedule")
             add(f"peak RSS MiB at {fx['rate_per_s']}/s", ours["peak_rss_mib"], peer, p["peak_rss_mib"],
                 rss_target.get(peer))
+    wf = r.get("workflow")
+    if wf:
+        add(f"workflow p95 ms at {wf['rate_per_s']}/s vs the server's own", wf["p95_ms"], "server",
+            wf["server"]["p95_ms"])
     st = r["stall"]
     for q in ("p95", "p99", "p99.9"):
         add(f"stall {q} ms vs analytic", st["slo-check_ms"][q], "analytic", st["analytic_ms"][q], "within 1 %")
@@ -753,6 +817,15 @@ def print_table(r):
           f"({len(r['open_model_max']['steps'])} steps)"
           + "".join(f"; {p} {v['rate_per_s']}/s ({len(v['steps'])} steps, {v['criterion']})"
                     for p, v in r.get("open_model_max_peers", {}).items()))
+    wf = r.get("workflow")
+    if wf:
+        sv = wf["server"]
+        print(f"workflow at {wf['rate_per_s']}/s for {wf['duration_s']:.0f}s (slo-check alone; completes on "
+              f"the {wf['polls_to_complete']}th poll, every 250 ms): CPU {wf['cpu_us_per_workflow']} µs/workflow, "
+              f"peak RSS {wf['peak_rss_mib']} MiB, achieved {wf['achieved_per_s']}/s, {wf['workflows']} workflows "
+              f"({wf['failed']} failed), dropped {wf['dropped']}, lag p99 {wf['lag_p99_ms']} ms, "
+              f"p95 {wf['p95_ms']} ms vs the server's {sv['p95_ms']} ms; server: {sv['completed']} completed "
+              f"of {sv['submitted']} submitted, {sv['polls']} polls")
     if "soak" in r:
         s = r["soak"]
         print(f"soak {s['duration_s']:.0f}s at 5000/s: RSS {s['rss_start_mib']} MiB at 5 s → "
