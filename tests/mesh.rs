@@ -935,6 +935,13 @@ async fn generators_run_as_an_indexed_job_and_merge_into_one_verdict() {
     assert_eq!(code, Some(0), "{stderr}");
     let counts = &run["counts"];
     println!("{counts}\n{}", run["generators"]);
+    // The verdict as the user sees it (docs/distributed.md shows it).
+    let table: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("SLO "))
+        .take_while(|l| !l.starts_with("kube:"))
+        .collect();
+    println!("{}", table.join("\n"));
     assert_eq!(counts["started"], counts["scheduled"], "{counts}");
     assert_eq!(counts["failed"], 0, "{counts}\n{stderr}");
     let generators = run["generators"].as_array().expect("run.json generators");

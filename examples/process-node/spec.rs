@@ -157,6 +157,7 @@ pub async fn resolve(
     for b in &binds {
         make_volume_dir(Path::new(&b.source), user.as_ref())?;
     }
+    fill_config_maps(client, &ns, pod, c, state).await?;
     Ok(ProcessSpec {
         container: c.name.clone(),
         program,
@@ -185,8 +186,9 @@ pub fn pod_dir(state: &Path, pod_uid: &str) -> std::path::PathBuf {
 
 /// Each of the container's volume mounts as a node directory: an `emptyDir` in the
 /// pod's own directory (gone with the pod), a `persistentVolumeClaim` in one per claim
-/// (kept across pods, as a StatefulSet's volume is). The service account's projected
-/// token is left out; other volume types are refused.
+/// (kept across pods, as a StatefulSet's volume is), a `configMap` in the pod's own
+/// directory (filled by `fill_config_maps`). The service account's projected token is
+/// left out; other volume types are refused.
 fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -219,13 +221,20 @@ fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> 
             // here talks to the API server, so it is not written.
             continue;
         }
-        let source = if v.empty_dir.is_some() {
+        let source = if v.empty_dir.is_some() || v.config_map.is_some() {
+            // A configMap volume is a directory of the pod's too, filled by `resolve`.
+            if v.config_map.as_ref().is_some_and(|c| c.items.is_some()) {
+                bail!(
+                    "volume `{}`: the process node mounts a configMap's whole data (no `items`)",
+                    v.name
+                );
+            }
             pod_dir(state, &uid).join("volumes").join(&v.name)
         } else if let Some(claim) = &v.persistent_volume_claim {
             state.join("claims").join(&ns).join(&claim.claim_name)
         } else {
             bail!(
-                "volume `{}`: the process node mounts emptyDir and persistentVolumeClaim volumes only",
+                "volume `{}`: the process node mounts emptyDir, configMap and persistentVolumeClaim volumes only",
                 v.name
             );
         };
@@ -235,6 +244,48 @@ fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> 
         });
     }
     Ok(binds)
+}
+
+/// Each configMap volume the container mounts: the ConfigMap's `data`, a file per key
+/// (mode 0644), written into the volume's directory before the process starts (read
+/// once: a later change to the ConfigMap is not followed, unlike the kubelet).
+async fn fill_config_maps(
+    client: &Client,
+    ns: &str,
+    pod: &Pod,
+    c: &Container,
+    state: &Path,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let declared = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    for m in c.volume_mounts.iter().flatten() {
+        let Some(cm) = declared
+            .iter()
+            .find(|v| v.name == m.name)
+            .and_then(|v| v.config_map.as_ref())
+        else {
+            continue;
+        };
+        let name = cm.name.clone();
+        let data = match maps.get_opt(&name).await? {
+            Some(found) => found.data.unwrap_or_default(),
+            None if cm.optional == Some(true) => BTreeMap::new(),
+            None => bail!("volume `{}`: ConfigMap {ns}/{name} not found", m.name),
+        };
+        let dir = pod_dir(state, &uid).join("volumes").join(&m.name);
+        for (key, text) in data {
+            let file = dir.join(&key);
+            std::fs::write(&file, text).with_context(|| format!("write {}", file.display()))?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(())
 }
 
 /// The user from the container's securityContext, else the pod's: `runAsUser`,
@@ -535,6 +586,8 @@ spec:
   - {name: data, persistentVolumeClaim: {claimName: data-redis-0}}
   - {name: tmp, emptyDir: {}}
   - {name: cfg, configMap: {name: x}}
+  - {name: some, configMap: {name: x, items: [{key: a, path: b}]}}
+  - {name: sec, secret: {secretName: x}}
   - {name: kube-api-access-x, projected: {sources: [{serviceAccountToken: {path: token}}]}}
   containers:
   - name: c
@@ -545,6 +598,10 @@ spec:
     volumeMounts: [{name: data, mountPath: /d, subPath: a}]
   - name: f
     volumeMounts: [{name: nope, mountPath: /d}]
+  - name: g
+    volumeMounts: [{name: sec, mountPath: /s}]
+  - name: h
+    volumeMounts: [{name: some, mountPath: /s}]
 "#);
         let state = Path::new("/state");
         let cs = &p.spec.as_ref().unwrap().containers;
@@ -561,10 +618,19 @@ spec:
                 },
             ]
         );
+        // A configMap is a directory of the pod's, filled from the ConfigMap's data.
+        assert_eq!(
+            volumes(&p, &cs[1], state).unwrap(),
+            vec![Bind {
+                source: "/state/pods/u1/volumes/cfg".into(),
+                target: "/etc/x".into()
+            }]
+        );
         for (c, says) in [
-            (&cs[1], "emptyDir and persistentVolumeClaim"),
             (&cs[2], "subPath"),
             (&cs[3], "names no volume"),
+            (&cs[4], "emptyDir, configMap and persistentVolumeClaim"),
+            (&cs[5], "no `items`"),
         ] {
             let e = volumes(&p, c, state).unwrap_err();
             assert!(format!("{e}").contains(says), "{e}");

@@ -443,12 +443,29 @@ fn pod_state(p: &Pod) -> PodState {
     if phase == "Running" && ready {
         return PodState::Ready;
     }
-    let why = status
-        .conditions
+    // The container's waiting reason (ImagePullBackOff, CreateContainerConfigError…),
+    // else a condition's message (Unschedulable…).
+    let waiting = status
+        .container_statuses
         .iter()
         .flatten()
-        .find(|c| c.status != "True" && c.message.is_some())
-        .and_then(|c| c.message.clone())
+        .find_map(|c| c.state.as_ref()?.waiting.clone())
+        .map(|w| {
+            format!(
+                "{}{}",
+                w.reason.unwrap_or_default(),
+                w.message.map(|m| format!(": {m}")).unwrap_or_default()
+            )
+        });
+    let why = waiting
+        .or_else(|| {
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.status != "True" && c.message.is_some())
+                .and_then(|c| c.message.clone())
+        })
         .unwrap_or_else(|| format!("phase {phase}, not ready"));
     PodState::Waiting(why)
 }
