@@ -96,11 +96,11 @@ pub fn needs(settings: &KubeSettings, catalog: &Catalog, objects: &[Value]) -> V
     // their pods waited for and port-forwarded, everything deleted by label at the end.
     if settings.generators.is_some() {
         for (group, resource) in [("batch", "jobs"), ("", "configmaps"), ("", "secrets")] {
-            for verb in ["create", "list", "deletecollection"] {
+            for verb in ["create", "list", "delete"] {
                 add(verb, group, resource, None, Some(ns));
             }
         }
-        for verb in ["get", "list", "deletecollection"] {
+        for verb in ["get", "list", "delete"] {
             add(verb, "", "pods", None, Some(ns));
         }
         add("create", "", "pods", Some("portforward"), Some(ns));

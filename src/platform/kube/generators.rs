@@ -356,6 +356,37 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// Delete every `K` that `lp` selects; what fails (but a 404) goes into `errors`.
+async fn delete_each<K>(
+    client: &Client,
+    namespace: &str,
+    lp: &ListParams,
+    dp: &DeleteParams,
+    errors: &mut Vec<String>,
+) where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let plural = K::plural(&K::DynamicType::default()).to_string();
+    let items = match timed(api.list(lp)).await {
+        Ok(list) => list.items,
+        Err(e) if e.is_not_found() => return,
+        Err(e) => return errors.push(format!("list {plural}: {e}")),
+    };
+    for item in items {
+        let name = item.meta().name.clone().unwrap_or_default();
+        match timed(api.delete(&name, dp)).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => errors.push(format!("delete {plural} {name}: {e}")),
+        }
+    }
+}
+
 /// Delete the Job (its pods with it), the ConfigMap and the Secret labelled `LABEL=name`
 /// (`name` empty: every distributed run's leftovers in the namespace).
 pub async fn delete_labelled(client: &Client, namespace: &str, name: &str) -> Result<(), String> {
@@ -369,35 +400,13 @@ pub async fn delete_labelled(client: &Client, namespace: &str, name: &str) -> Re
         propagation_policy: Some(PropagationPolicy::Background),
         ..DeleteParams::default()
     };
-    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut errors = Vec::new();
-    let mut note = |r: Result<_, super::catalog::Problem>, what: &str| {
-        if let Err(e) = r
-            && !e.is_not_found()
-        {
-            errors.push(format!("{what}: {e}"));
-        }
-    };
-    note(
-        timed(jobs.delete_collection(&dp, &lp)).await.map(|_| ()),
-        "jobs",
-    );
-    // The Job's garbage collection removes its pods; deleting them too ends them now.
-    note(
-        timed(pods.delete_collection(&dp, &lp)).await.map(|_| ()),
-        "pods",
-    );
-    note(
-        timed(maps.delete_collection(&dp, &lp)).await.map(|_| ()),
-        "configmaps",
-    );
-    note(
-        timed(secrets.delete_collection(&dp, &lp)).await.map(|_| ()),
-        "secrets",
-    );
+    // Listed, then deleted one by one (list and delete are what a role grants most often,
+    // and what every API server serves); the Job first, its pods with it.
+    delete_each::<Job>(client, namespace, &lp, &dp, &mut errors).await;
+    delete_each::<Pod>(client, namespace, &lp, &dp, &mut errors).await;
+    delete_each::<ConfigMap>(client, namespace, &lp, &dp, &mut errors).await;
+    delete_each::<Secret>(client, namespace, &lp, &dp, &mut errors).await;
     if errors.is_empty() {
         Ok(())
     } else {
