@@ -330,16 +330,16 @@ fn generate_and_generators_refuse_bad_flags() {
         &["run", "--scenario", "smoke", "--generators", "0"],
         "--generators",
     );
+    // Pod placement is for the kube platform's generator pods only.
     refused(
         &[
             "run",
             "--scenario",
             "smoke",
-            "--platform",
-            "kube",
             "--generators",
             "2",
+            "--generator-spread",
         ],
-        "--generators with --platform kube",
+        "--generator-spread goes with --generators N and --platform kube",
     );
 }

@@ -192,11 +192,7 @@ pub fn pod_dir(state: &Path, pod_uid: &str) -> std::path::PathBuf {
 fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let declared = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_deref())
-        .unwrap_or_default();
+    let declared = declared_volumes(pod);
     let mut binds = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         if m.sub_path.as_ref().is_some_and(|p| !p.is_empty())
@@ -246,6 +242,14 @@ fn volumes(pod: &Pod, c: &Container, state: &Path) -> anyhow::Result<Vec<Bind>> 
     Ok(binds)
 }
 
+/// The pod's volumes.
+fn declared_volumes(pod: &Pod) -> &[k8s_openapi::api::core::v1::Volume] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default()
+}
+
 /// Each configMap volume the container mounts: the ConfigMap's `data`, a file per key
 /// (mode 0644), written into the volume's directory before the process starts (read
 /// once: a later change to the ConfigMap is not followed, unlike the kubelet).
@@ -258,11 +262,7 @@ async fn fill_config_maps(
 ) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let declared = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_deref())
-        .unwrap_or_default();
+    let declared = declared_volumes(pod);
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     for m in c.volume_mounts.iter().flatten() {
         let Some(cm) = declared
