@@ -105,7 +105,9 @@ pub async fn execute_plan(
     // A distributed run: every generator launched and checked before the run's zero.
     let fleet = match &opts.generators {
         Some(d) => {
-            let fleet = remote::launch(d, &remote::fingerprint(plan), &target.base_url).await;
+            let fingerprint = remote::fingerprint(plan);
+            let stop = &control.stop_starts;
+            let fleet = remote::launch(d, &fingerprint, &target.base_url, stop).await;
             if !opts.quiet {
                 eprintln!(
                     "generators: {} of {} ready ({})",

@@ -53,7 +53,14 @@ struct Member {
 
 /// Launch every generator at once, check their plans against `fingerprint`, and measure
 /// their clocks. A generator that fails any of that is kept as lost (its report says why).
-pub async fn launch(d: &Distributed, fingerprint: &Fingerprint, target_url: &str) -> Fleet {
+/// An interrupt (`stop`) ends the wait for those not yet listening: a Ctrl-C while pods
+/// are pending is not held for the launch timeout.
+pub async fn launch(
+    d: &Distributed,
+    fingerprint: &Fingerprint,
+    target_url: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Fleet {
     let http = client();
     let members = (0..d.count).map(|index| {
         let http = http.clone();
@@ -69,17 +76,14 @@ pub async fn launch(d: &Distributed, fingerprint: &Fingerprint, target_url: &str
                 dropped: 0,
                 records: 0,
             };
-            let launched = tokio::time::timeout(
-                LAUNCH_TIMEOUT,
-                d.launcher.launch(index, d.count, target_url),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "it did not listen within {} s",
-                    LAUNCH_TIMEOUT.as_secs()
-                ))
-            });
+            let launched = tokio::select! {
+                l = tokio::time::timeout(LAUNCH_TIMEOUT, d.launcher.launch(index, d.count, target_url)) => {
+                    l.unwrap_or_else(|_| {
+                        Err(format!("it did not listen within {} s", LAUNCH_TIMEOUT.as_secs()))
+                    })
+                }
+                _ = stop.cancelled() => Err("the run was interrupted while it was being started".into()),
+            };
             let generator = match launched {
                 Ok(g) => g,
                 Err(why) => {
@@ -193,6 +197,7 @@ impl Fleet {
             .filter(|m| m.report.lost.is_none())
             .map(|m| m.base.clone())
             .collect();
+        let interrupted = control.stop_starts.clone();
         let relay = tokio::spawn(relay_control(http.clone(), bases, control));
         let launcher = self.launcher.clone();
         let mut over = Vec::new();
@@ -214,7 +219,7 @@ impl Fleet {
         for o in over {
             let _ = o.await;
         }
-        let issued = if stopped.load(Ordering::SeqCst) {
+        let issued = if stopped.load(Ordering::SeqCst) || interrupted.is_cancelled() {
             Issued::Stopped
         } else {
             Issued::All
@@ -453,5 +458,83 @@ fn signed_us_until(t: Instant) -> i64 {
         (t - now).as_micros() as i64
     } else {
         -((now - t).as_micros() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::BoxFuture;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A launcher whose generators never listen; counts its `finish` calls.
+    struct NeverListens {
+        finished: AtomicUsize,
+    }
+
+    impl GeneratorLauncher for NeverListens {
+        fn launch(
+            &self,
+            _index: u32,
+            _count: u32,
+            _target_url: &str,
+        ) -> BoxFuture<'_, Result<Box<dyn LaunchedGenerator>, String>> {
+            Box::pin(std::future::pending())
+        }
+
+        fn describe(&self) -> String {
+            "never".into()
+        }
+
+        fn finish(&self) -> BoxFuture<'_, ()> {
+            self.finished.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    /// An interrupt during the launch ends it at once: every generator lost with why, the
+    /// run stopped, and the launcher's `finish` called (a created Job is deleted).
+    #[tokio::test]
+    async fn an_interrupt_while_generators_start_ends_the_wait_and_cleans_up() {
+        let launcher = Arc::new(NeverListens {
+            finished: AtomicUsize::new(0),
+        });
+        let d = Distributed {
+            count: 2,
+            launcher: launcher.clone(),
+        };
+        let fingerprint = Fingerprint {
+            scenario: "s".into(),
+            scheduled: 10,
+            duration_us: 1_000_000,
+            seed: 1,
+        };
+        let control = Control::default();
+        let stop = control.stop_starts.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stop.cancel();
+        });
+        let fleet = tokio::time::timeout(
+            Duration::from_secs(5),
+            launch(&d, &fingerprint, "http://127.0.0.1:1", &control.stop_starts),
+        )
+        .await
+        .expect("the launch ends on the interrupt");
+        assert_eq!(fleet.ready(), 0);
+        let lost = fleet.lost();
+        assert_eq!(lost.len(), 2, "{lost:?}");
+        assert!(
+            lost[0].contains("interrupted while it was being started"),
+            "{lost:?}"
+        );
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (issued, rest) = fleet
+            .drive(Instant::now(), tx, Arc::new(Live::default()), control)
+            .await;
+        let reports = rest.await.unwrap();
+        assert_eq!(issued, Issued::Stopped);
+        assert_eq!(reports.len(), 2);
+        assert_eq!(launcher.finished.load(Ordering::SeqCst), 1);
     }
 }
