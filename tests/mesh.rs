@@ -933,8 +933,10 @@ async fn generators_run_as_an_indexed_job_and_merge_into_one_verdict() {
         "slo-check.io/process-node=true",
         "--generator-toleration",
         "slo-check.io/process",
+        // A small request: the process node's 2 allocatable CPUs are shared by the
+        // cluster tests running beside this one (their agents must still schedule).
         "--generator-cpu",
-        "100m",
+        "10m",
         "--keep",
     ];
     let (code, stderr, run, _, ip) =
