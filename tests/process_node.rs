@@ -482,8 +482,10 @@ async fn a_killed_agent_and_a_frozen_redis_show_in_the_replicas_and_the_failures
         .spawn()
         .expect("spawn slo-check");
     let c = s.cluster;
-    // Once the load runs (two agents Ready), kill one agent, then freeze Redis.
-    let pods = eventually("2 agents Ready", Duration::from_secs(120), || {
+    // Once the load runs (two agents Ready), kill one agent, then freeze Redis. The
+    // deploy and rollout share two cores with the cluster tests beside this one: up to
+    // 240 s (the run's own bound below is 300 s).
+    let pods = eventually("2 agents Ready", Duration::from_secs(240), || {
         let pods: Vec<(String, String)> = ready_pods(c, &ns)
             .into_iter()
             .filter(|(n, _)| n.starts_with("mcp-agent-"))
