@@ -98,10 +98,6 @@ pub async fn execute_plan(
     metrics: Option<crate::live::Feed>,
 ) -> PhaseOutcome {
     let load = &plan.scenario.load;
-    // Every platform hands back an `http://host:port` base URL (`--target-url` is checked
-    // in platform::url), so this cannot fail on user input.
-    let runner =
-        Arc::new(runner(plan, &target.base_url).expect("platforms give http:// base URLs"));
     // A distributed run: every generator launched and checked before the run's zero.
     let fleet = match &opts.generators {
         Some(d) => {
@@ -178,6 +174,10 @@ pub async fn execute_plan(
             (issued, Some(rest))
         }
         None => {
+            // Every platform hands back an `http://host:port` base URL (`--target-url` is
+            // checked in platform::url), so this cannot fail on user input.
+            let runner =
+                Arc::new(runner(plan, &target.base_url).expect("platforms give http:// base URLs"));
             let pacing = Pacing {
                 max_in_flight: load.max_in_flight,
                 slack: load.pacing_slack,
