@@ -485,13 +485,18 @@ async fn a_killed_agent_and_a_frozen_redis_show_in_the_replicas_and_the_failures
     // Once the load runs (two agents Ready), kill one agent, then freeze Redis. The
     // deploy and rollout share two cores with the cluster tests beside this one: up to
     // 240 s (the run's own bound below is 300 s).
-    let pods = eventually("2 agents Ready", Duration::from_secs(240), || {
-        let pods: Vec<(String, String)> = ready_pods(c, &ns)
-            .into_iter()
-            .filter(|(n, _)| n.starts_with("mcp-agent-"))
-            .collect();
-        (pods.len() == 2).then_some(pods)
-    })
+    let pods = cluster::eventually_or(
+        "2 agents Ready",
+        Duration::from_secs(240),
+        || {
+            let pods: Vec<(String, String)> = ready_pods(c, &ns)
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("mcp-agent-"))
+                .collect();
+            (pods.len() == 2).then_some(pods)
+        },
+        || c.explain(&ns),
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let (victim, victim_ip) = &pods[0];

@@ -58,6 +58,7 @@ pub fn get() -> Option<&'static Cluster> {
             Some(cluster)
         })
         .as_ref()
+        .inspect(|c| c.keep_volumes_armed())
 }
 
 impl Cluster {
@@ -97,6 +98,56 @@ impl Cluster {
         let mut all = vec!["get"];
         all.extend_from_slice(args);
         self.kubectl(&all).status.success()
+    }
+
+    /// Re-arm the cluster's volumes every 2 s for as long as this test process lives
+    /// (started once). A test's namespace is deleted without waiting, so its Redis
+    /// claim, and with it the volume's `Released` state, goes only after the test has
+    /// ended: re-arming only when the next stack is made left the suite's last stacks
+    /// with no `Available` volume, their Redis `Pending` and their agents never Ready.
+    fn keep_volumes_armed(&'static self) {
+        static STARTED: OnceLock<()> = OnceLock::new();
+        STARTED.get_or_init(|| {
+            std::thread::spawn(move || {
+                loop {
+                    self.rearm_volumes();
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            });
+        });
+    }
+
+    /// What the namespace holds, for a test that timed out waiting on it: its pods,
+    /// HPA, claims and latest events, the volumes, and the process node's log about it.
+    pub fn explain(&self, ns: &str) -> String {
+        let mut out = String::new();
+        for args in [
+            vec!["-n", ns, "get", "pods,hpa,pvc", "-o", "wide"],
+            vec!["get", "pv"],
+            vec!["-n", ns, "get", "events", "--sort-by=.lastTimestamp"],
+        ] {
+            let o = self.kubectl(&args);
+            let text = String::from_utf8_lossy(&o.stdout);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            out.push_str(&format!(
+                "$ kubectl {}\n{}\n",
+                args.join(" "),
+                tail.join("\n")
+            ));
+        }
+        let log = self
+            .kubeconfig
+            .parent()
+            .map(|d| d.join("logs/process-node.log"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let about: Vec<&str> = log.lines().filter(|l| l.contains(ns)).collect();
+        out.push_str(&format!(
+            "process node log, lines naming {ns} (last 30):\n{}\n",
+            about[about.len().saturating_sub(30)..].join("\n")
+        ));
+        out
     }
 
     /// Volumes of the test cluster whose claim went with an earlier test's namespace
@@ -382,16 +433,25 @@ pub async fn finish_within(
 }
 
 /// Poll `check` every 200 ms until it gives a value, for at most `limit`.
-pub async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or(what, limit, check, String::new).await
+}
+
+/// `eventually`, whose timeout also prints `explain()` (such as `Cluster::explain`).
+pub async fn eventually_or<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check() {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?}: {what}\n{}", explain());
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
