@@ -859,11 +859,17 @@ async fn the_gateway_splits_traffic_by_the_weights_slo_check_patches() {
     assert_eq!(code, Some(0), "{stderr}");
     let step = &run["canary"]["steps"][0];
     assert_eq!(served(step, "stable"), 0, "{step:#}");
-    assert_eq!(
-        Some(served(step, "canary")),
-        run["counts"]["succeeded"].as_u64(),
-        "{step:#}"
+    // Every workflow that got an answer was the canary's, a failed one included (a
+    // loaded machine fails about one in a thousand while Envoy takes new routes; one
+    // with no answer at all is attributed to no subset).
+    let counts = &run["counts"];
+    let n = |k: &str| counts[k].as_u64().unwrap();
+    let canary = served(step, "canary");
+    assert!(
+        canary >= n("succeeded") && canary <= n("started"),
+        "{step:#}\n{counts}"
     );
+    assert!(n("failed") * 100 <= n("started"), "{counts}");
     assert_eq!(split_weights(&s), (Value::from(100), Value::from(0), false));
 
     // SIGKILL inside a step: the shifted weights and slo-check's record stay on the
