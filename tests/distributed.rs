@@ -1,6 +1,8 @@
 //! `run --generators N` with generators as processes on this machine: their shards
 //! together are exactly the one-generator schedule, a generator that dies is named and
-//! fails the run, an interrupt reaches them all, and none outlives its coordinator.
+//! fails the run, an interrupt reaches them all, none outlives its coordinator, and the
+//! live metrics show each one. On the test cluster, as an Indexed Job's pods: one
+//! generator and three give the same percentiles, those of the target's own truth.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -129,6 +131,10 @@ struct Coordinator {
 
 impl Coordinator {
     fn start(yaml: &str, target: &str, generators: u32) -> Coordinator {
+        Coordinator::start_with(yaml, target, generators, &[])
+    }
+
+    fn start_with(yaml: &str, target: &str, generators: u32, extra: &[&str]) -> Coordinator {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
         let child = Command::new(assert_cmd::cargo::cargo_bin("slo-check"))
@@ -138,6 +144,7 @@ impl Coordinator {
             .arg(dir.path().join("s.yaml"))
             .args(["--platform", "url", "--target-url", target, "--quiet"])
             .args(["--generators", &generators.to_string()])
+            .args(extra)
             .arg("--out")
             .arg(dir.path().join("out"))
             .stdout(Stdio::null())
@@ -342,4 +349,172 @@ fn generate_and_generators_refuse_bad_flags() {
         ],
         "--generator-spread goes with --generators N and --platform kube",
     );
+}
+
+/// The samples of `name` in a /metrics text, by their `generator` label.
+fn by_generator(text: &str, name: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| {
+            let shard = l.split("generator=\"").nth(1)?.split('"').next()?;
+            let value = l.rsplit(' ').next()?.parse().ok()?;
+            Some((shard.to_string(), value))
+        })
+        .collect()
+}
+
+/// Live, each generator's rate and lag: `--metrics-listen`, scraped while two generators
+/// run, has one series per generator for its starts, rate, largest recent lag and lost
+/// state; their starts add up to the run's.
+#[test]
+fn the_live_metrics_show_each_generators_rate_and_lag() {
+    let (server, _) = counting_server(Duration::from_millis(5));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", crate::support::prom::free_port())
+        .parse()
+        .unwrap();
+    let listen = addr.to_string();
+    let c = Coordinator::start_with(
+        &scenario(8, 100),
+        &server.url(),
+        2,
+        &["--metrics-listen", &listen],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let text = crate::support::prom::http_get(addr, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        // Two seconds in (about 100 starts each), a second of starts is behind the rates.
+        let started = by_generator(&text, "slo_check_generator_workflows_started_total");
+        if started.len() == 2 && started.values().all(|s| *s >= 100.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no generator rates:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let shards = ["0/2", "1/2"].map(String::from);
+    let rates = by_generator(&seen, "slo_check_generator_starts_per_second");
+    let started = by_generator(&seen, "slo_check_generator_workflows_started_total");
+    let lags = by_generator(&seen, "slo_check_generator_schedule_lag_max_seconds");
+    let lost = by_generator(&seen, "slo_check_generator_lost");
+    for shard in &shards {
+        // Half of a 100/s Poisson schedule each, over about a second: far from 0 and 500.
+        assert!((10.0..500.0).contains(&rates[shard]), "{rates:?}");
+        assert!(started[shard] > 0.0, "{started:?}");
+        assert!((0.0..1.0).contains(&lags[shard]), "{lags:?}");
+        assert_eq!(lost[shard], 0.0, "{lost:?}");
+    }
+    let (code, run, out) = c.wait();
+    assert_eq!(code, 0, "{out}");
+    let total = run["counts"]["started"].as_f64().unwrap();
+    assert!(
+        started.values().sum::<f64>() <= total,
+        "{started:?} {total}"
+    );
+}
+
+/// A server whose every answer takes exactly its `n`'s delay: 200 ms plus a spread of
+/// 0–799 ms fixed by `n`. The latency distribution of a run is then that of the schedule's
+/// `${seq}`s, whichever process sent them.
+fn seq_delay_server() -> Server {
+    Server::http(move |req| async move {
+        let n = req
+            .path
+            .split_once("n=")
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        tokio::time::sleep(seq_delay(n)).await;
+        respond(200, "ok")
+    })
+}
+
+fn seq_delay(n: u64) -> Duration {
+    Duration::from_millis(200 + n.wrapping_mul(7919) % 800)
+}
+
+/// The exact `p`-th percentile of the delays of starts 0 … count − 1, ms, as
+/// HdrHistogram ranks it (the value at rank ⌈p/100 · count⌉).
+fn true_percentile_ms(count: u64, p: f64) -> f64 {
+    let mut d: Vec<u128> = (0..count).map(|n| seq_delay(n).as_millis()).collect();
+    d.sort_unstable();
+    let rank = ((p / 100.0 * count as f64).ceil() as usize).clamp(1, d.len());
+    d[rank - 1] as f64
+}
+
+/// On the test cluster, one generator pod and three give the same verdict: the same
+/// scheduled and started counts, and p95/p99/p99.9 within 1 % of each other and of the
+/// target's own truth (each request's delay is fixed by its `${seq}`, so the truth is
+/// known). The generator pods run on the process node and drive a server on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_cluster_one_generator_and_three_give_the_same_percentiles() {
+    let Some(s) = crate::support::cluster::ClusterStack::new("gen-agree") else {
+        return;
+    };
+    let server = seq_delay_server();
+    let scenario = s.dir.path().join("agree.yaml");
+    std::fs::write(
+        &scenario,
+        "name: agree\nworkflow:\n  - name: get\n    request: { method: GET, path: \"/w?n=${seq}\" }\n    expect: { status: [200] }\nload: { arrival: poisson, seed: 21, stages: [{ for: 20s, rate: 60 }], request_timeout: 5s }\nslos:\n  - { name: p95, metric: latency.p95, max: 2s }\n",
+    )
+    .unwrap();
+    let mut runs = Vec::new();
+    for n in ["1", "3"] {
+        let out = s.dir.path().join(format!("out-{n}"));
+        let child = s
+            .command(&[
+                "run",
+                "--scenario",
+                scenario.to_str().unwrap(),
+                "--platform",
+                "kube",
+                "--target-url",
+                &server.url(),
+                "--generators",
+                n,
+                "--generator-node-selector",
+                "slo-check.io/process-node=true",
+                "--generator-toleration",
+                "slo-check.io/process",
+                "--generator-cpu",
+                "10m",
+                "--keep",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .spawn()
+            .expect("spawn slo-check");
+        let (code, _, stderr) =
+            crate::support::cluster::finish_within(child, Duration::from_secs(240)).await;
+        let run = read_json(&out.join("run.json"), &stderr);
+        assert_eq!(code, Some(0), "--generators {n}: {stderr}");
+        let gens = run["generators"].as_array().expect("run.json generators");
+        assert_eq!(gens.len().to_string(), n);
+        for g in gens {
+            assert!(g["runs_as"].as_str().unwrap().starts_with("pod "), "{g}");
+            assert!(g["lost"].is_null(), "{g}");
+        }
+        runs.push(run);
+    }
+    let (one, three) = (&runs[0], &runs[1]);
+    for k in ["scheduled", "started", "succeeded"] {
+        assert_eq!(one["counts"][k], three["counts"][k], "{k}");
+    }
+    let scheduled = one["counts"]["scheduled"].as_u64().unwrap();
+    assert!(scheduled > 900, "{}", one["counts"]);
+    let mut table = Vec::new();
+    for (key, p) in [("p95", 95.0), ("p99", 99.0), ("p999", 99.9)] {
+        let truth = true_percentile_ms(scheduled, p);
+        let a = one["workflow"]["latency_ms"][key].as_f64().unwrap();
+        let b = three["workflow"]["latency_ms"][key].as_f64().unwrap();
+        table.push(format!(
+            "{key}: truth {truth} ms, N=1 {a:.1} ms, N=3 {b:.1} ms"
+        ));
+        assert!((a - b).abs() <= 0.01 * a.max(b), "{key}: {table:?}");
+        for m in [a, b] {
+            // Never below the server's delay (HdrHistogram's 3 digits aside), and the
+            // client's own overhead well under 1 %.
+            assert!(m >= truth * 0.999 && m <= truth * 1.01, "{key}: {table:?}");
+        }
+    }
+    println!("{}", table.join("\n"));
 }

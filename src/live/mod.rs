@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use exporter::Exporter;
-pub use series::{Frame, Now, Tally};
+pub use series::{Frame, GeneratorNow, Now, Tally};
 
 use crate::stats::record::Event;
 

@@ -123,13 +123,31 @@ impl Frame {
 
 /// What the engine counts as it goes (its `Live` atomics), read when a frame is made:
 /// starts are counted when issued, not when their workflow ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Now {
     pub started: u64,
     pub dropped: u64,
     pub in_flight: u64,
     /// The schedule's start rate at this instant (per second; 0 after the schedule).
     pub target_rate_per_s: f64,
+    /// A distributed run's generators, in shard order (empty otherwise).
+    pub generators: Vec<GeneratorNow>,
+}
+
+/// One generator of a distributed run as its coordinator last heard from it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GeneratorNow {
+    /// `index/count`.
+    pub shard: String,
+    /// Starts it issued so far.
+    pub started: u64,
+    /// Its start rate over about the last second.
+    pub rate_per_s: f64,
+    /// The largest schedule lag among its workflows received over about the last second,
+    /// ms (`None`: none received).
+    pub lag_ms: Option<f64>,
+    /// Declared lost (never started, died, or stopped answering).
+    pub lost: bool,
 }
 
 /// A Prometheus histogram: per-bucket counts (not cumulative; the last is +Inf), the sum
@@ -357,9 +375,59 @@ impl Tally {
                     self.lag
                         .samples(&format!("{PREFIX}schedule_lag_seconds"), l),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(generator_families(l, &now.generators))
+            .collect(),
         }
     }
+}
+
+/// A distributed run's per-generator gauges, labelled `generator="i/N"` (none without
+/// generators).
+fn generator_families(l: &[(String, String)], generators: &[GeneratorNow]) -> Vec<Family> {
+    if generators.is_empty() {
+        return Vec::new();
+    }
+    let family = |name: &str, help, kind, value: &dyn Fn(&GeneratorNow) -> f64| Family {
+        name: format!("{PREFIX}{name}"),
+        help,
+        kind,
+        samples: generators
+            .iter()
+            .map(|g| Sample {
+                name: format!("{PREFIX}{name}"),
+                labels: with(l, "generator", &g.shard),
+                value: value(g),
+            })
+            .collect(),
+    };
+    vec![
+        family(
+            "generator_workflows_started_total",
+            "Workflows each generator of a distributed run started.",
+            Kind::Counter,
+            &|g| g.started as f64,
+        ),
+        family(
+            "generator_starts_per_second",
+            "Each generator's start rate over about the last second.",
+            Kind::Gauge,
+            &|g| g.rate_per_s,
+        ),
+        family(
+            "generator_schedule_lag_max_seconds",
+            "The largest schedule lag among each generator's workflows received over about the last second.",
+            Kind::Gauge,
+            &|g| g.lag_ms.unwrap_or(0.0) / 1e3,
+        ),
+        family(
+            "generator_lost",
+            "1 once a generator is lost (never started, died, or stopped answering): its other starts are missing.",
+            Kind::Gauge,
+            &|g| if g.lost { 1.0 } else { 0.0 },
+        ),
+    ]
 }
 
 /// `labels` and one more pair.
@@ -419,6 +487,7 @@ mod tests {
             dropped: 1,
             in_flight: 0,
             target_rate_per_s: 20.0,
+            generators: Vec::new(),
         });
         let v = |name: &str, with: &[(&str, &str)]| f.value(name, with).unwrap();
         assert_eq!(v("slo_check_workflows_started_total", &[]), 3.0);
@@ -449,6 +518,44 @@ mod tests {
         let lag = "slo_check_schedule_lag_seconds_bucket";
         assert_eq!(v(lag, &[("le", "0.00025")]), 0.0);
         assert_eq!(v(lag, &[("le", "0.0005")]), 3.0);
+    }
+
+    #[test]
+    fn a_distributed_run_shows_each_generator() {
+        let g = |i: u32, started, rate, lag, lost| GeneratorNow {
+            shard: format!("{i}/2"),
+            started,
+            rate_per_s: rate,
+            lag_ms: lag,
+            lost,
+        };
+        let f = tally().frame(Now {
+            generators: vec![g(0, 30, 10.0, Some(2.5), false), g(1, 12, 0.0, None, true)],
+            ..Now::default()
+        });
+        let v = |name: &str, shard: &str| f.value(name, &[("generator", shard)]).unwrap();
+        assert_eq!(
+            v("slo_check_generator_workflows_started_total", "0/2"),
+            30.0
+        );
+        assert_eq!(v("slo_check_generator_starts_per_second", "0/2"), 10.0);
+        assert_eq!(
+            v("slo_check_generator_schedule_lag_max_seconds", "0/2"),
+            0.0025
+        );
+        assert_eq!(v("slo_check_generator_lost", "0/2"), 0.0);
+        assert_eq!(v("slo_check_generator_lost", "1/2"), 1.0);
+        assert_eq!(
+            v("slo_check_generator_workflows_started_total", "1/2"),
+            12.0
+        );
+        // One process: no generator series at all.
+        let one = tally().frame(Now::default());
+        assert!(
+            !one.sample_names().iter().any(|n| n.contains("generator")),
+            "{:?}",
+            one.sample_names()
+        );
     }
 
     #[test]

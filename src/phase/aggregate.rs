@@ -70,6 +70,8 @@ pub(super) struct Consumers {
     pub progress: Progress,
     /// The live metrics (`--metrics-listen`, `--remote-write`), when exported.
     pub metrics: Option<crate::live::Feed>,
+    /// A distributed run's generators (empty otherwise), for both.
+    pub board: super::remote::Board,
 }
 
 /// The one owner of the recorder: consumes events until every workflow has
@@ -102,7 +104,9 @@ pub(super) async fn aggregate(
     let Consumers {
         progress,
         mut metrics,
+        board,
     } = consumers;
+    let generators = || board.lock().map(|b| b.clone()).unwrap_or_default();
     let live_now = |elapsed: Duration| crate::live::Now {
         started: live.started.load(Ordering::Relaxed),
         dropped: live.dropped.load(Ordering::Relaxed),
@@ -112,6 +116,7 @@ pub(super) async fn aggregate(
         } else {
             0.0
         },
+        generators: generators(),
     };
     fn file(rec: &mut Recorder, metrics: &mut Option<crate::live::Feed>, batch: Vec<Event>) {
         for ev in &batch {
@@ -152,6 +157,7 @@ pub(super) async fn aggregate(
                     finished: run.counts.succeeded + run.counts.failed,
                     dropped: live.dropped.load(Ordering::Relaxed),
                     draining: elapsed > total,
+                    generators: generators(),
                 });
             }
             _ = step_end(ends.get(next_step).map(|e| e.0)) => {

@@ -120,6 +120,7 @@ pub async fn execute_plan(
         None => None,
     };
     let live = Arc::new(Live::default());
+    let board = remote::Board::default();
     let (tx, rx) = unbounded_channel();
     // A short lead time so the first starts are not late because of set-up work (for
     // generators elsewhere, time for the start to reach each of them).
@@ -156,7 +157,11 @@ pub async fn execute_plan(
         rx,
         recorder,
         zero,
-        aggregate::Consumers { progress, metrics },
+        aggregate::Consumers {
+            progress,
+            metrics,
+            board: board.clone(),
+        },
         live.clone(),
         plan.clone(),
         feed,
@@ -170,7 +175,7 @@ pub async fn execute_plan(
     ));
     let (issued, generators) = match fleet {
         Some(fleet) => {
-            let (issued, rest) = fleet.drive(zero, tx, live, control.clone()).await;
+            let (issued, rest) = fleet.drive(zero, tx, live, board, control.clone()).await;
             (issued, Some(rest))
         }
         None => {

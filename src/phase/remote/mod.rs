@@ -12,6 +12,7 @@
 pub mod process;
 pub mod wire;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::live::GeneratorNow;
 use crate::load::engine::{Control, Issued, Live};
 use crate::report::model::GeneratorReport;
 use crate::stats::record::Event;
@@ -37,6 +39,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 const CLOCK_SAMPLES: usize = 5;
 /// How long every generator together may take to start listening.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Each generator as last heard from, in shard order: what the progress line and the
+/// live series show of a distributed run (empty for a one-process run).
+pub type Board = Arc<std::sync::Mutex<Vec<GeneratorNow>>>;
 
 /// The generators, launched and checked, not yet started.
 pub struct Fleet {
@@ -172,17 +178,27 @@ impl Fleet {
     }
 
     /// Start every ready generator at `zero` and file their records into `tx`; `live`
-    /// shows their summed counts, and `control`'s stop and abandon reach them. Returns once
-    /// every generator's schedule is over (or it is lost), with a task that ends when the
-    /// last record is in and every generator is stopped.
+    /// shows their summed counts and `board` each one's, and `control`'s stop and abandon
+    /// reach them. Returns once every generator's schedule is over (or it is lost), with a
+    /// task that ends when the last record is in and every generator is stopped.
     pub async fn drive(
         self,
         zero: Instant,
         tx: UnboundedSender<Vec<Event>>,
         live: Arc<Live>,
+        board: Board,
         control: Control,
     ) -> (Issued, JoinHandle<Vec<GeneratorReport>>) {
         let http = client();
+        *lock(&board) = self
+            .members
+            .iter()
+            .map(|m| GeneratorNow {
+                shard: m.report.shard.clone(),
+                lost: m.report.lost.is_some(),
+                ..GeneratorNow::default()
+            })
+            .collect();
         let zero_unix_us = unix_us() as i64 + signed_us_until(zero);
         let counts: Arc<Vec<[AtomicU64; 3]>> = Arc::new(
             self.members
@@ -210,6 +226,7 @@ impl Fleet {
                 tx: tx.clone(),
                 live: live.clone(),
                 counts: counts.clone(),
+                board: board.clone(),
                 slot,
                 stopped: stopped.clone(),
             };
@@ -273,8 +290,57 @@ struct Poller {
     tx: UnboundedSender<Vec<Event>>,
     live: Arc<Live>,
     counts: Arc<Vec<[AtomicU64; 3]>>,
+    board: Board,
     slot: usize,
     stopped: Arc<AtomicBool>,
+}
+
+/// How far back a generator's rate and lag on the board look.
+const BOARD_WINDOW: Duration = Duration::from_secs(1);
+
+/// One generator's recent starts and lags, for its place on the board.
+#[derive(Default)]
+struct Recent {
+    /// (when, started so far), over the last `BOARD_WINDOW`.
+    started: VecDeque<(Instant, u64)>,
+    /// (when, the largest lag of the workflows received then, µs).
+    lag_us: VecDeque<(Instant, u64)>,
+}
+
+impl Recent {
+    fn add(&mut self, started: u64, events: &[Event]) -> (f64, Option<f64>) {
+        let now = Instant::now();
+        self.started.push_back((now, started));
+        let lag = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Workflow(w) => Some(w.lag_us),
+                _ => None,
+            })
+            .max();
+        if let Some(l) = lag {
+            self.lag_us.push_back((now, l));
+        }
+        let old = |t: &Instant| now.duration_since(*t) > BOARD_WINDOW;
+        while self.started.len() > 2 && self.started.front().is_some_and(|(t, _)| old(t)) {
+            self.started.pop_front();
+        }
+        while self.lag_us.front().is_some_and(|(t, _)| old(t)) {
+            self.lag_us.pop_front();
+        }
+        let rate = match (self.started.front(), self.started.back()) {
+            (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+                s1.saturating_sub(*s0) as f64 / (*t1 - *t0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let lag_ms = self.lag_us.iter().map(|(_, l)| *l).max();
+        (rate, lag_ms.map(|l| l as f64 / 1e3))
+    }
+}
+
+fn lock(board: &Board) -> std::sync::MutexGuard<'_, Vec<GeneratorNow>> {
+    board.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Poller {
@@ -307,12 +373,18 @@ impl Poller {
             g.stop().await;
         }
         self.show(m.report.started, m.report.dropped, 0);
+        if let Some(g) = lock(&self.board).get_mut(self.slot) {
+            g.started = m.report.started;
+            g.rate_per_s = 0.0;
+            g.lost = m.report.lost.is_some();
+        }
         m.report
     }
 
     async fn poll(&self, m: &mut Member, over: &mut Option<tokio::sync::oneshot::Sender<()>>) {
         let mut next = 0u64;
         let mut failing_since: Option<Instant> = None;
+        let mut recent = Recent::default();
         loop {
             let url = format!("{}/events?from={next}", m.base);
             match get_json::<Events>(&self.http, &url).await {
@@ -325,6 +397,12 @@ impl Poller {
                             e.from
                         ));
                         return;
+                    }
+                    let (rate, lag_ms) = recent.add(e.started, &e.events);
+                    if let Some(g) = lock(&self.board).get_mut(self.slot) {
+                        g.started = e.started;
+                        g.rate_per_s = rate;
+                        g.lag_ms = lag_ms;
                     }
                     if n > 0 {
                         next += n;
@@ -530,7 +608,13 @@ mod tests {
         );
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let (issued, rest) = fleet
-            .drive(Instant::now(), tx, Arc::new(Live::default()), control)
+            .drive(
+                Instant::now(),
+                tx,
+                Arc::new(Live::default()),
+                Board::default(),
+                control,
+            )
             .await;
         let reports = rest.await.unwrap();
         assert_eq!(issued, Issued::Stopped);
