@@ -413,11 +413,11 @@ fn the_live_metrics_show_each_generators_rate_and_lag() {
     );
 }
 
-/// A server whose every answer takes exactly its `n`'s delay: 200 ms plus a spread of
-/// 0–799 ms fixed by `n`. The latency distribution of a run is then that of the schedule's
-/// `${seq}`s, whichever process sent them.
-fn seq_delay_server() -> Server {
-    Server::http(move |req| async move {
+/// A server on `bind` whose every answer takes exactly its `n`'s delay: 200 ms plus a
+/// spread of 0–799 ms fixed by `n`. The latency distribution of a run is then that of
+/// the schedule's `${seq}`s, whichever process sent them.
+fn seq_delay_server(bind: &'static str) -> Server {
+    Server::http_on(bind, move |req| async move {
         let n = req
             .path
             .split_once("n=")
@@ -444,13 +444,15 @@ fn true_percentile_ms(count: u64, p: f64) -> f64 {
 /// On the test cluster, one generator pod and three give the same verdict: the same
 /// scheduled and started counts, and p95/p99/p99.9 within 1 % of each other and of the
 /// target's own truth (each request's delay is fixed by its `${seq}`, so the truth is
-/// known). The generator pods run on the process node and drive a server on loopback.
+/// known). The generator pods run on the process node and drive a server of the test's
+/// on the node's bridge (198.18.0.1), which is how its pods reach this machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_cluster_one_generator_and_three_give_the_same_percentiles() {
     let Some(s) = crate::support::cluster::ClusterStack::new("gen-agree") else {
         return;
     };
-    let server = seq_delay_server();
+    // On the process node's bridge, where its pods reach the host.
+    let server = seq_delay_server("198.18.0.1:0");
     let scenario = s.dir.path().join("agree.yaml");
     std::fs::write(
         &scenario,
@@ -483,10 +485,12 @@ async fn on_the_cluster_one_generator_and_three_give_the_same_percentiles() {
             ])
             .spawn()
             .expect("spawn slo-check");
-        let (code, _, stderr) =
+        let (code, stdout, stderr) =
             crate::support::cluster::finish_within(child, Duration::from_secs(240)).await;
         let run = read_json(&out.join("run.json"), &stderr);
         assert_eq!(code, Some(0), "--generators {n}: {stderr}");
+        // The verdict as the user sees it (docs/distributed.md shows it).
+        println!("--generators {n}:\n{stderr}{stdout}");
         let gens = run["generators"].as_array().expect("run.json generators");
         assert_eq!(gens.len().to_string(), n);
         for g in gens {

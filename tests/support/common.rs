@@ -229,6 +229,16 @@ impl Server {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Server::tcp_on("127.0.0.1:0", on_conn)
+    }
+
+    /// `tcp`, bound to `bind` (a port of the test cluster's bridge, 198.18.0.1, for
+    /// pods on its process node).
+    pub fn tcp_on<F, Fut>(bind: &'static str, on_conn: F) -> Server
+    where
+        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -238,7 +248,9 @@ impl Server {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let listener = TcpListener::bind(bind)
+                    .await
+                    .unwrap_or_else(|e| panic!("bind {bind}: {e}"));
                 addr_tx.send(listener.local_addr().expect("addr")).ok();
                 let on_conn = Arc::new(on_conn);
                 let accept = async {
@@ -273,8 +285,17 @@ impl Server {
         F: Fn(Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Resp> + Send + 'static,
     {
+        Server::http_on("127.0.0.1:0", handler)
+    }
+
+    /// `http`, bound to `bind` (see `tcp_on`).
+    pub fn http_on<F, Fut>(bind: &'static str, handler: F) -> Server
+    where
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Resp> + Send + 'static,
+    {
         let handler = Arc::new(handler);
-        Server::tcp(move |stream| {
+        Server::tcp_on(bind, move |stream| {
             let handler = handler.clone();
             async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
