@@ -292,6 +292,15 @@ pub struct GenerateArgs {
     /// Most bytes of one response body read (as `run --max-response-bytes`).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_response_bytes: Option<u64>,
+    /// A step of `capacity --generators N`: the plan holds RATE/s as step INDEX of the search (with --step-for and --warmup as the coordinator's), not the scenario's stages.
+    #[arg(long, value_name = "INDEX:RATE", requires_all = ["step_for", "warmup"])]
+    pub capacity_step: Option<String>,
+    /// With --capacity-step: the coordinator's --step-for.
+    #[arg(long, value_name = "DURATION", requires = "capacity_step")]
+    pub step_for: Option<String>,
+    /// With --capacity-step: the coordinator's warm-up.
+    #[arg(long, value_name = "DURATION", requires = "capacity_step")]
+    pub warmup: Option<String>,
 }
 
 /// Live metrics out during a run (k6's `testid`, `/metrics` and remote write).
@@ -374,6 +383,9 @@ pub struct CapacityArgs {
     pub max_steps: usize,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Issue each step's load from N generators, processes of this executable on this machine (`slo-check generate`, as `run --generators N` on --platform local or url); each step's records are merged into one verdict.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub generators: Option<u32>,
     /// Write capacity.json, capacity.md, capacity.html and capacity.svg to DIR instead of
     /// reports/<scenario>/capacity-<UTC time>/.
     #[arg(long, value_name = "DIR")]

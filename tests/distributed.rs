@@ -349,6 +349,100 @@ fn generate_and_generators_refuse_bad_flags() {
         ],
         "--generator-spread goes with --generators N and --platform kube",
     );
+    // A capacity step's plan: INDEX:RATE, with the coordinator's step length and warm-up.
+    let step = [&generate[..], &["http://127.0.0.1:1", "--shard", "0/2"]].concat();
+    for bad in ["3", "0:10", "2:-1", "x:5"] {
+        refused(
+            &[
+                &step[..],
+                &["--capacity-step", bad, "--step-for", "2s", "--warmup", "0s"],
+            ]
+            .concat(),
+            &format!("--capacity-step {bad}: expected INDEX:RATE"),
+        );
+    }
+    refused(
+        &[&step[..], &["--capacity-step", "1:10"]].concat(),
+        "--step-for",
+    );
+    refused(
+        &[
+            &step[..],
+            &[
+                "--capacity-step",
+                "1:10",
+                "--step-for",
+                "soon",
+                "--warmup",
+                "0s",
+            ],
+        ]
+        .concat(),
+        "--step-for soon",
+    );
+    // capacity's generators are processes on this machine.
+    refused(
+        &[
+            "capacity",
+            "--scenario",
+            "smoke",
+            "--generators",
+            "2",
+            "--platform",
+            "kube",
+        ],
+        "--generators: capacity runs its generators as processes on this machine",
+    );
+}
+
+/// `capacity --generators 2`: every step's load comes from two generator processes that
+/// plan the coordinator's step, so each step schedules exactly the starts a one-process
+/// search schedules at that rate (same seed), all of them are sent, and no generator
+/// outlives the search.
+#[test]
+fn a_capacity_search_from_two_generators_holds_the_same_steps() {
+    let (server, _) = counting_server(Duration::from_millis(5));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), scenario(2, 50)).unwrap();
+    let search = |out: &str, extra: &[&str]| {
+        let output = slo_check()
+            .arg("capacity")
+            .arg("--scenario")
+            .arg(dir.path().join("s.yaml"))
+            .args(["--platform", "url", "--target-url", &server.url()])
+            .args(["--from", "50", "--to", "200", "--step-for", "2s"])
+            .args(["--warmup", "1s", "--seed", "5", "--history", "off"])
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{extra:?}: {stderr}");
+        (
+            read_json(&dir.path().join(out).join("capacity.json"), &stderr),
+            stderr,
+        )
+    };
+    let (one, _) = search("one", &[]);
+    let (two, stderr) = search("two", &["--generators", "2"]);
+    assert!(one["settings"]["generators"].is_null());
+    assert_eq!(two["settings"]["generators"], 2);
+    let steps = |r: &Value| r["steps"].as_array().unwrap().clone();
+    let (a, b) = (steps(&one), steps(&two));
+    assert!(a.len() >= 3, "{a:?}");
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["target_rate_per_s"], y["target_rate_per_s"]);
+        assert_eq!(x["counts"]["scheduled"], y["counts"]["scheduled"], "{y}");
+        assert_eq!(y["counts"]["started"], y["counts"]["scheduled"], "{y}");
+        assert_eq!(y["counts"]["failed"], 0, "{y}");
+    }
+    assert_eq!(
+        stderr.matches("generators: 2 of 2 ready").count(),
+        b.len(),
+        "{stderr}"
+    );
 }
 
 /// The samples of `name` in a /metrics text, by their `generator` label.
@@ -521,4 +615,65 @@ async fn on_the_cluster_one_generator_and_three_give_the_same_percentiles() {
         }
     }
     println!("{}", table.join("\n"));
+}
+
+/// A generator SIGKILLed in a capacity step stops the search as an infrastructure failure
+/// (exit 3) naming it: a step whose load was not delivered says nothing about the target.
+#[test]
+fn a_generator_lost_in_a_capacity_step_stops_the_search_naming_it() {
+    let (server, _) = counting_server(Duration::from_millis(2));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), scenario(2, 50)).unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("slo-check"))
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .arg("capacity")
+        .arg("--scenario")
+        .arg(dir.path().join("s.yaml"))
+        .args(["--platform", "url", "--target-url", &server.url()])
+        .args(["--from", "100", "--step-for", "4s", "--warmup", "0s"])
+        .args(["--generators", "2", "--history", "off", "--out"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let gens = loop {
+        let found = children(child.id());
+        if found.len() == 2 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "generators: {found:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(gens["0/2"], "-KILL");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("capacity did not exit within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("step 1 (100/s): its load was not delivered: generator 0/2 (pid ")
+            && stderr.contains("SIGKILL"),
+        "{stderr}"
+    );
+    assert!(children(child.id()).is_empty());
+    // The reports say the search did not conclude, and why.
+    let report = read_json(&dir.path().join("out/capacity.json"), &stderr);
+    let stopped = report["stopped"].as_str().unwrap_or_default();
+    assert!(stopped.contains("generator 0/2"), "{report}");
+    let md = std::fs::read_to_string(dir.path().join("out/capacity.md")).unwrap();
+    assert!(
+        md.contains("capacity: not concluded: the search stopped: step 1"),
+        "{md}"
+    );
 }

@@ -34,4 +34,16 @@ pub struct CapacityConfig {
     pub json: bool,
     /// Where the search is recorded (`--history`), with its labels.
     pub history: crate::history::Settings,
+    /// `--generators N`: each step's load from N generator processes.
+    pub generators: Option<StepGenerators>,
+}
+
+/// The generators of every step: processes of `exe` run with `args` (`generate --scenario
+/// FILE`, the time scale, seed, step length and warm-up), to which each step adds
+/// `--capacity-step INDEX:RATE`, its shard, target and listen address.
+#[derive(Debug, Clone)]
+pub struct StepGenerators {
+    pub count: u32,
+    pub exe: std::path::PathBuf,
+    pub args: Vec<String>,
 }

@@ -147,6 +147,45 @@ fn history_record(
     }
 }
 
+/// The generators of step `index` at `rate_per_s`: they plan the same step as
+/// `StepShape::plan` does here (`step_plan`).
+fn step_generators(
+    g: &config::StepGenerators,
+    index: usize,
+    rate_per_s: f64,
+) -> crate::phase::remote::Distributed {
+    let mut args = g.args.clone();
+    args.extend(["--capacity-step".into(), format!("{index}:{rate_per_s}")]);
+    crate::phase::remote::Distributed {
+        count: g.count,
+        launcher: std::sync::Arc::new(crate::phase::remote::process::ProcessLauncher {
+            exe: g.exe.clone(),
+            args,
+        }),
+    }
+}
+
+/// The plan of step `index` at `rate_per_s` of a search over `scenario`, as the coordinator
+/// makes it: what a generator of `capacity --generators N` runs (`slo-check generate
+/// --capacity-step`), so its schedule is the coordinator's.
+pub fn step_plan(
+    scenario: &crate::scenario::Scenario,
+    (warmup, step, time_scale, seed): (Duration, Duration, f64, u64),
+    (index, rate_per_s): (usize, f64),
+) -> Result<crate::plan::Plan, String> {
+    let (applicable, _) = step::applicable_slos(scenario);
+    let mut scenario = scenario.clone();
+    scenario.slos = applicable;
+    StepShape {
+        scenario,
+        warmup,
+        step,
+        time_scale,
+        seed,
+    }
+    .plan(rate_per_s, index)
+}
+
 /// Hold the rates the search proposes until it concludes, is interrupted, or the target
 /// turns out to be unreachable.
 async fn search_steps(cfg: &CapacityConfig, shape: &StepShape, target: &Target) -> Searched {
@@ -156,15 +195,17 @@ async fn search_steps(cfg: &CapacityConfig, shape: &StepShape, target: &Target) 
         interrupted: false,
         infra: None,
     };
-    let exec = PhaseOptions {
-        quiet: cfg.quiet,
-        grace: GRACE,
-        generators: None,
-    };
     while let Some(p) = out.search.next() {
         let index = out.steps.len() + 1;
-        let run = match run_step(shape, (index, p.phase, p.rate_per_s), target, exec.clone()).await
-        {
+        let exec = PhaseOptions {
+            quiet: cfg.quiet,
+            grace: GRACE,
+            generators: cfg
+                .generators
+                .as_ref()
+                .map(|g| step_generators(g, index, p.rate_per_s)),
+        };
+        let run = match run_step(shape, (index, p.phase, p.rate_per_s), target, exec).await {
             Ok(r) => r,
             Err(e) => {
                 out.infra = Some(e);
@@ -228,6 +269,7 @@ fn build_report(
             step_s: cfg.step.as_secs_f64(),
             warmup_s: cfg.warmup.as_secs_f64(),
             max_steps: cfg.search.max_steps,
+            generators: cfg.generators.as_ref().map(|g| g.count),
         },
         conclusion,
         capacity_per_s,
@@ -241,6 +283,7 @@ fn build_report(
         not_applicable,
         contradictions: s.search.contradictions(),
         interrupted: s.interrupted,
+        stopped: s.infra.clone(),
         notes: Vec::new(),
         steps: s.steps.clone(),
     };
@@ -270,6 +313,7 @@ fn bound_by(steps: &[StepReport], rate_per_s: f64) -> Option<BoundBy> {
 fn notes(cfg: &CapacityConfig, r: &CapacityReport) -> Vec<String> {
     let mut notes = Vec::new();
     match r.conclusion {
+        _ if r.stopped.is_some() => {}
         Conclusion::AtLeastTo { .. } => notes.push(format!(
             "every rate up to --to {}/s held: the capacity is at least that; raise --to to find the limit",
             r.settings.to_per_s

@@ -55,6 +55,10 @@ pub struct CapacityReport {
     pub contradictions: usize,
     /// True when the search was stopped by SIGINT/SIGTERM.
     pub interrupted: bool,
+    /// Why the search stopped before it concluded, on an infrastructure failure (the target
+    /// unreachable, a generator lost): the conclusion covers only the steps before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// Remarks a reader needs (faults not injected, autoscaler not settled, ...).
     pub notes: Vec<String>,
     /// Every step, in the order run.
@@ -76,6 +80,9 @@ pub struct Settings {
     pub warmup_s: f64,
     /// Most steps in all.
     pub max_steps: usize,
+    /// Each step's load came from this many generators (`--generators N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generators: Option<u32>,
 }
 
 /// The SLO that set the capacity.

@@ -129,6 +129,21 @@ pub async fn run_step(
     let wall = Instant::now();
     let outcome = execute_plan_with_signals(&plan, target, exec).await;
     let duration_s = wall.elapsed().as_secs_f64();
+    // A lost generator says nothing about the target's capacity: the search stops.
+    let lost: Vec<String> = outcome
+        .generators
+        .iter()
+        .filter_map(|g| {
+            let why = g.lost.as_ref()?;
+            Some(format!("generator {} ({}): {why}", g.shard, g.runs_as))
+        })
+        .collect();
+    if !lost.is_empty() && !outcome.interrupted {
+        return Err(format!(
+            "step {index} ({rate_per_s}/s): its load was not delivered: {}",
+            lost.join("; ")
+        ));
+    }
     // Windows: [0] the run, then one per stage; the measured stage is the last.
     let measured_idx = plan.schedule.segments.len();
     let ext = slo::External {

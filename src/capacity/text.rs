@@ -14,6 +14,12 @@ fn rate(v: f64) -> String {
 
 /// The one-line answer: the capacity and what bound it.
 pub fn headline(r: &CapacityReport) -> String {
+    if let Some(why) = &r.stopped {
+        let held = r.capacity_per_s.map_or(String::new(), |c| {
+            format!(" (the highest rate held before: {})", rate(c))
+        });
+        return format!("capacity: not concluded{held}: the search stopped: {why}");
+    }
     let mut out = match (r.conclusion, r.capacity_per_s) {
         (Conclusion::FromFails, _) | (_, None) => {
             format!(

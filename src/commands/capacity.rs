@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::capacity::config::{
-    AUTOSCALE_WARMUP, CapacityConfig, DEFAULT_TO_FACTOR, PRECISION_RANGE, WARMUP,
+    AUTOSCALE_WARMUP, CapacityConfig, DEFAULT_TO_FACTOR, PRECISION_RANGE, StepGenerators, WARMUP,
 };
 use crate::capacity::search::SearchSettings;
 use crate::cli::{CapacityArgs, PlatformKind};
@@ -69,6 +69,47 @@ fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
         return Err("--max-steps: must be at least 2 (one to pass, one to fail)".into());
     }
     let platform = super::platform_choice(&args.target)?;
+    let seed = args
+        .scenario
+        .seed
+        .or(sc.load.seed)
+        .unwrap_or_else(clock_seed);
+    let generators = match args.generators {
+        None => None,
+        Some(_) if args.target.platform == PlatformKind::Kube => {
+            return Err(
+                "--generators: capacity runs its generators as processes on this machine (--platform local or url); on --platform kube, check the rates you want with `run --generators N`".into(),
+            );
+        }
+        Some(count) => {
+            let source = std::fs::canonicalize(&sc.source).map_err(|e| {
+                format!(
+                    "--generators: the scenario file {}: {e}",
+                    sc.source.display()
+                )
+            })?;
+            let exe = std::env::current_exe().map_err(|e| {
+                format!("--generators: cannot find this executable to start them: {e}")
+            })?;
+            Some(StepGenerators {
+                count,
+                exe,
+                args: vec![
+                    "generate".into(),
+                    "--scenario".into(),
+                    source.display().to_string(),
+                    "--time-scale".into(),
+                    ts.to_string(),
+                    "--seed".into(),
+                    seed.to_string(),
+                    "--step-for".into(),
+                    args.step_for.clone(),
+                    "--warmup".into(),
+                    warmup_text.to_string(),
+                ],
+            })
+        }
+    };
     Ok(CapacityConfig {
         search: SearchSettings {
             from_per_s: from,
@@ -81,11 +122,8 @@ fn configure(args: &CapacityArgs) -> Result<CapacityConfig, String> {
         warmup,
         step,
         time_scale: ts,
-        seed: args
-            .scenario
-            .seed
-            .or(sc.load.seed)
-            .unwrap_or_else(clock_seed),
+        seed,
+        generators,
         platform,
         out: args.out.clone(),
         quiet: args.quiet,

@@ -40,7 +40,10 @@ pub fn run(args: &GenerateArgs) -> u8 {
 }
 
 fn configure(args: &GenerateArgs) -> Result<(GenerateConfig, std::net::SocketAddr), String> {
-    let mut plan = super::load_plan(&args.scenario)?;
+    let mut plan = match &args.capacity_step {
+        None => super::load_plan(&args.scenario)?,
+        Some(step) => capacity_step_plan(args, step)?,
+    };
     if let Some(bytes) = args.max_response_bytes {
         plan.scenario.load.max_response_bytes = bytes;
     }
@@ -64,6 +67,31 @@ fn configure(args: &GenerateArgs) -> Result<(GenerateConfig, std::net::SocketAdd
         },
         listen,
     ))
+}
+
+/// `--capacity-step INDEX:RATE` with `--step-for` and `--warmup`: the plan of that step of
+/// the coordinator's capacity search (`capacity::step_plan`).
+fn capacity_step_plan(args: &GenerateArgs, step: &str) -> Result<crate::plan::Plan, String> {
+    let wrong = || format!("--capacity-step {step}: expected INDEX:RATE, e.g. 3:250");
+    let (index, rate) = step.split_once(':').ok_or_else(wrong)?;
+    let index: usize = index.trim().parse().map_err(|_| wrong())?;
+    let rate: f64 = rate.trim().parse().map_err(|_| wrong())?;
+    if index == 0 || !(rate.is_finite() && rate > 0.0) {
+        return Err(wrong());
+    }
+    let duration = |flag: &str, text: &Option<String>| {
+        let text = text.as_deref().unwrap_or_default();
+        crate::units::parse_duration(text).map_err(|e| format!("{flag} {text}: {e}"))
+    };
+    let step_for = duration("--step-for", &args.step_for)?;
+    let warmup = duration("--warmup", &args.warmup)?;
+    let sc = super::load_scenario(&args.scenario)?;
+    let seed = args.scenario.seed.or(sc.load.seed).unwrap_or(0);
+    crate::capacity::step_plan(
+        &sc,
+        (warmup, step_for, args.scenario.time_scale, seed),
+        (index, rate),
+    )
 }
 
 /// `I/N` with 0 ≤ I < N.
