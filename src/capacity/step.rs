@@ -133,10 +133,7 @@ pub async fn run_step(
     let lost: Vec<String> = outcome
         .generators
         .iter()
-        .filter_map(|g| {
-            let why = g.lost.as_ref()?;
-            Some(format!("generator {} ({}): {why}", g.shard, g.runs_as))
-        })
+        .filter_map(crate::report::model::GeneratorReport::lost_line)
         .collect();
     if !lost.is_empty() && !outcome.interrupted {
         return Err(format!(

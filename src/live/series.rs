@@ -139,8 +139,10 @@ pub struct Now {
 pub struct GeneratorNow {
     /// `index/count`.
     pub shard: String,
-    /// Starts it issued so far.
+    /// Starts it issued and dropped so far, and its workflows in flight.
     pub started: u64,
+    pub dropped: u64,
+    pub in_flight: u64,
     /// Its start rate over about the last second.
     pub rate_per_s: f64,
     /// The largest schedule lag among its workflows received over about the last second,
@@ -528,6 +530,7 @@ mod tests {
             rate_per_s: rate,
             lag_ms: lag,
             lost,
+            ..GeneratorNow::default()
         };
         let f = tally().frame(Now {
             generators: vec![g(0, 30, 10.0, Some(2.5), false), g(1, 12, 0.0, None, true)],

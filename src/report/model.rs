@@ -130,6 +130,17 @@ pub struct GeneratorReport {
     pub records: u64,
 }
 
+impl GeneratorReport {
+    /// `generator I/N (RUNS AS): WHY` when it was lost.
+    pub fn lost_line(&self) -> Option<String> {
+        let why = self.lost.as_ref()?;
+        Some(format!(
+            "generator {} ({}): {why}",
+            self.shard, self.runs_as
+        ))
+    }
+}
+
 /// The platform a run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlatformInfo {

@@ -243,10 +243,10 @@ mod tests {
     fn generator(i: u32, n: u32, rate: f64, lag: Option<f64>, lost: bool) -> GeneratorNow {
         GeneratorNow {
             shard: format!("{i}/{n}"),
-            started: 0,
             rate_per_s: rate,
             lag_ms: lag,
             lost,
+            ..GeneratorNow::default()
         }
     }
 

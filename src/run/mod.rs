@@ -155,10 +155,7 @@ pub async fn run(cfg: RunConfig) -> Result<Ending, Failure> {
         lost_generators: outcome
             .generators
             .iter()
-            .filter_map(|g| {
-                let why = g.lost.as_ref()?;
-                Some(format!("generator {} ({}): {why}", g.shard, g.runs_as))
-            })
+            .filter_map(crate::report::model::GeneratorReport::lost_line)
             .collect(),
     };
     let results = slo::evaluate(&cfg.plan, &outcome.stats, &ext);

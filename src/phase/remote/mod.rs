@@ -14,7 +14,7 @@ pub mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -174,7 +174,10 @@ impl Fleet {
 
     /// The lost ones so far, one line each.
     pub fn lost(&self) -> Vec<String> {
-        self.members.iter().filter_map(lost_line).collect()
+        self.members
+            .iter()
+            .filter_map(|m| m.report.lost_line())
+            .collect()
     }
 
     /// Start every ready generator at `zero` and file their records into `tx`; `live`
@@ -200,12 +203,6 @@ impl Fleet {
             })
             .collect();
         let zero_unix_us = unix_us() as i64 + signed_us_until(zero);
-        let counts: Arc<Vec<[AtomicU64; 3]>> = Arc::new(
-            self.members
-                .iter()
-                .map(|_| Default::default())
-                .collect::<Vec<_>>(),
-        );
         let stopped = Arc::new(AtomicBool::new(false));
         let bases: Vec<String> = self
             .members
@@ -225,7 +222,6 @@ impl Fleet {
                 http: http.clone(),
                 tx: tx.clone(),
                 live: live.clone(),
-                counts: counts.clone(),
                 board: board.clone(),
                 slot,
                 stopped: stopped.clone(),
@@ -256,14 +252,6 @@ impl Fleet {
     }
 }
 
-fn lost_line(m: &Member) -> Option<String> {
-    let why = m.report.lost.as_ref()?;
-    Some(format!(
-        "generator {} ({}): {why}",
-        m.report.shard, m.report.runs_as
-    ))
-}
-
 /// Pass the coordinator's interrupt on: stop starts, then abandon in-flight workflows.
 async fn relay_control(http: reqwest::Client, bases: Vec<String>, control: Control) {
     let post_all = |path: &'static str| {
@@ -289,7 +277,6 @@ struct Poller {
     http: reqwest::Client,
     tx: UnboundedSender<Vec<Event>>,
     live: Arc<Live>,
-    counts: Arc<Vec<[AtomicU64; 3]>>,
     board: Board,
     slot: usize,
     stopped: Arc<AtomicBool>,
@@ -372,12 +359,14 @@ impl Poller {
             }
             g.stop().await;
         }
-        self.show(m.report.started, m.report.dropped, 0);
-        if let Some(g) = lock(&self.board).get_mut(self.slot) {
+        // The started and dropped counts of a generator that is gone stay in the sums.
+        self.show(|g| {
             g.started = m.report.started;
+            g.dropped = m.report.dropped;
+            g.in_flight = 0;
             g.rate_per_s = 0.0;
             g.lost = m.report.lost.is_some();
-        }
+        });
         m.report
     }
 
@@ -399,11 +388,13 @@ impl Poller {
                         return;
                     }
                     let (rate, lag_ms) = recent.add(e.started, &e.events);
-                    if let Some(g) = lock(&self.board).get_mut(self.slot) {
+                    self.show(|g| {
                         g.started = e.started;
+                        g.dropped = e.dropped;
+                        g.in_flight = e.in_flight;
                         g.rate_per_s = rate;
                         g.lag_ms = lag_ms;
-                    }
+                    });
                     if n > 0 {
                         next += n;
                         m.report.records += e
@@ -415,7 +406,6 @@ impl Poller {
                     }
                     m.report.started = e.started;
                     m.report.dropped = e.dropped;
-                    self.show(e.started, e.dropped, e.in_flight);
                     if e.stopped {
                         self.stopped.store(true, Ordering::SeqCst);
                     }
@@ -452,22 +442,22 @@ impl Poller {
         }
     }
 
-    /// Record this generator's counts and show the sums in `live`.
-    fn show(&self, started: u64, dropped: u64, in_flight: u64) {
-        let mine = &self.counts[self.slot];
-        for (c, v) in mine.iter().zip([started, dropped, in_flight]) {
-            c.store(v, Ordering::Relaxed);
+    /// Update this generator's place on the board, and show the board's sums in `live`.
+    fn show(&self, update: impl FnOnce(&mut GeneratorNow)) {
+        let board = &mut *lock(&self.board);
+        if let Some(g) = board.get_mut(self.slot) {
+            update(g);
         }
-        let sum = |i: usize| {
-            self.counts
-                .iter()
-                .map(|c| c[i].load(Ordering::Relaxed))
-                .sum::<u64>()
-        };
-        // The started and dropped counts of a generator that is gone stay in the sums.
-        self.live.started.store(sum(0), Ordering::Relaxed);
-        self.live.dropped.store(sum(1), Ordering::Relaxed);
-        self.live.in_flight.store(sum(2), Ordering::Relaxed);
+        let sum = |f: fn(&GeneratorNow) -> u64| board.iter().map(f).sum::<u64>();
+        self.live
+            .started
+            .store(sum(|g| g.started), Ordering::Relaxed);
+        self.live
+            .dropped
+            .store(sum(|g| g.dropped), Ordering::Relaxed);
+        self.live
+            .in_flight
+            .store(sum(|g| g.in_flight), Ordering::Relaxed);
     }
 }
 
