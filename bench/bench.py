@@ -600,22 +600,19 @@ def main():
                                     args.search_from, 1_000_000)
         results["open_model_max"] = {"rate_per_s": best, "steps": tried}
         results["open_model_max_peers"] = {}
-        if peers["vegeta"]:
-            log("== vegeta: highest rate with its achieved rate within 0.5 % of the asked one")
-            best, tried = vegeta_max_open_rate(url, client_core, args.search_duration, work,
-                                               args.search_from, 1_000_000)
-            results["open_model_max_peers"]["vegeta"] = {
-                "rate_per_s": best, "steps": tried,
-                "criterion": "achieved rate within 0.5 % of the asked rate, nothing failed",
-            }
-        if peers["oha"]:
-            log("== oha -q: highest rate with its achieved rate within 0.5 % of the asked one")
-            best, tried = oha_max_open_rate(url, client_core, args.search_duration, work,
-                                            args.search_from, 1_000_000)
-            results["open_model_max_peers"]["oha"] = {
-                "rate_per_s": best, "steps": tried,
-                "criterion": "oha -q with --latency-correction: achieved rate within 0.5 % of the asked rate, nothing failed",
-            }
+        # The open-model peers, searched by the only criterion they report against.
+        for peer, search, criterion in (
+            ("vegeta", vegeta_max_open_rate, "achieved rate within 0.5 % of the asked rate, nothing failed"),
+            ("oha", oha_max_open_rate,
+             "oha -q with --latency-correction: achieved rate within 0.5 % of the asked rate, nothing failed"),
+        ):
+            if peers[peer]:
+                log(f"== {peer}: highest rate with its achieved rate within 0.5 % of the asked one")
+                best, tried = search(url, client_core, args.search_duration, work,
+                                     args.search_from, 1_000_000)
+                results["open_model_max_peers"][peer] = {
+                    "rate_per_s": best, "steps": tried, "criterion": criterion,
+                }
         results["fixed_rate"] = fixed_rate(url, client_core, args, peers, work)
         if args.soak > 0:
             results["soak"] = soak(url, client_core, args.soak, work)

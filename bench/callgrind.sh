@@ -21,25 +21,11 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-. "$root/bench/nginx.sh"
+. "$root/bench/common.sh"
 start_nginx "$work"
 measure() {
     local secs=$1
-    cat > "$work/s$secs.yaml" <<YAML
-name: bench
-workflow:
-  - name: get
-    request: { method: GET, path: /bench }
-load:
-  arrival: constant
-  stages:
-    - { for: ${secs}s, rate: $rate }
-  max_in_flight: 100000
-  request_timeout: 10s
-checks: { load_delivered: false }
-slos:
-  - { name: anything, metric: failure_rate, max: 100% }
-YAML
+    one_get_scenario "$work/s$secs.yaml" "$rate" "$secs"
     env -u SLO_CHECK_HISTORY taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$work/cg$secs.out" \
         "$exe" run --scenario "$work/s$secs.yaml" --platform url \
         --target-url "http://127.0.0.1:$port" --quiet --out "$work/o$secs" \

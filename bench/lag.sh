@@ -21,23 +21,9 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-. "$root/bench/nginx.sh"
+. "$root/bench/common.sh"
 start_nginx "$work"
-cat > "$work/s.yaml" <<YAML
-name: lag
-workflow:
-  - name: get
-    request: { method: GET, path: /bench }
-load:
-  arrival: constant
-  stages:
-    - { for: 10s, rate: $rate }
-  max_in_flight: 100000
-  request_timeout: 10s
-checks: { load_delivered: false }
-slos:
-  - { name: anything, metric: failure_rate, max: 100% }
-YAML
+one_get_scenario "$work/s.yaml" "$rate" 10
 steal() { awk '/^cpu /{print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 one() {
     local label=$1 nice=${2:-0} before after

@@ -567,16 +567,11 @@ async fn on_the_cluster_one_generator_and_three_give_the_same_percentiles() {
                 &server.url(),
                 "--generators",
                 n,
-                "--generator-node-selector",
-                "slo-check.io/process-node=true",
-                "--generator-toleration",
-                "slo-check.io/process",
-                "--generator-cpu",
-                "10m",
                 "--keep",
                 "--out",
                 out.to_str().unwrap(),
             ])
+            .args(crate::support::cluster::GENERATORS_ON_THE_PROCESS_NODE)
             .spawn()
             .expect("spawn slo-check");
         let (code, stdout, stderr) =

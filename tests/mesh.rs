@@ -933,18 +933,10 @@ async fn generators_run_as_an_indexed_job_and_merge_into_one_verdict() {
     let scenario = s.dir.path().join("distributed.yaml");
     std::fs::write(&scenario, DISTRIBUTED).unwrap();
     let flags = [
-        "--generators",
-        "3",
-        "--generator-node-selector",
-        "slo-check.io/process-node=true",
-        "--generator-toleration",
-        "slo-check.io/process",
-        // A small request: the process node's 2 allocatable CPUs are shared by the
-        // cluster tests running beside this one (their agents must still schedule).
-        "--generator-cpu",
-        "10m",
-        "--keep",
-    ];
+        &["--generators", "3", "--keep"][..],
+        &cluster::GENERATORS_ON_THE_PROCESS_NODE,
+    ]
+    .concat();
     let (code, stderr, run, _, ip) =
         run_through_own_gateway_on(&mut s, scenario.to_str().unwrap(), "process", &flags).await;
     assert_eq!(code, Some(0), "{stderr}");

@@ -21,6 +21,19 @@ use super::stack::{StackCopy, TEST_REDIS_PASSWORD};
 /// Hard limit on any slo-check child run against the cluster.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `--generators N` placement for the test cluster: the generator pods on the process
+/// node (real processes), each asking a small CPU request, as the process node's 2
+/// allocatable CPUs are shared by the cluster tests running beside it (their agents must
+/// still schedule).
+pub const GENERATORS_ON_THE_PROCESS_NODE: [&str; 6] = [
+    "--generator-node-selector",
+    "slo-check.io/process-node=true",
+    "--generator-toleration",
+    "slo-check.io/process",
+    "--generator-cpu",
+    "10m",
+];
+
 /// The cluster: its kubeconfig and the kubectl to talk to it with.
 pub struct Cluster {
     pub kubeconfig: PathBuf,

@@ -1,4 +1,26 @@
-# Sourced by bench/callgrind.sh and bench/lag.sh: `start_nginx DIR` starts Debian's
+# Sourced by bench/callgrind.sh and bench/lag.sh.
+#
+# `one_get_scenario FILE RATE SECS` writes bench.py's scenario: one GET of /bench per
+# workflow, constant arrivals at RATE/s for SECS s, nothing judged.
+one_get_scenario() {
+    cat > "$1" <<YAML
+name: bench
+workflow:
+  - name: get
+    request: { method: GET, path: /bench }
+load:
+  arrival: constant
+  stages:
+    - { for: ${3}s, rate: $2 }
+  max_in_flight: 100000
+  request_timeout: 10s
+checks: { load_delivered: false }
+slos:
+  - { name: anything, metric: failure_rate, max: 100% }
+YAML
+}
+
+# `start_nginx DIR` starts Debian's
 # nginx as bench.py does (one worker, `return 200 "ok\n"`, pinned to core 0) on a free
 # 127.0.0.1 port, with its files in DIR; sets `port` and `nginx_pid` and returns once it
 # accepts connections. The caller stops it (kill "$nginx_pid").
