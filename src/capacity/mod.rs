@@ -47,16 +47,10 @@ struct Searched {
 /// Run the search on a platform brought up for it (a failure to bring it up, or a
 /// scenario no step can be planned from, is the `Err`); the reports are written.
 pub async fn run(cfg: CapacityConfig) -> Result<Ending, Failure> {
-    let (applicable, not_applicable) = step::applicable_slos(&cfg.scenario);
-    let mut scenario = cfg.scenario.clone();
-    scenario.slos = applicable;
-    let shape = StepShape {
-        scenario,
-        warmup: cfg.warmup,
-        step: cfg.step,
-        time_scale: cfg.time_scale,
-        seed: cfg.seed,
-    };
+    let (shape, not_applicable) = shape_of(
+        &cfg.scenario,
+        (cfg.warmup, cfg.step, cfg.time_scale, cfg.seed),
+    );
     let first = shape
         .plan(cfg.search.from_per_s, 1)
         .map_err(Failure::usage)?;
@@ -170,20 +164,29 @@ fn step_generators(
 /// --capacity-step`), so its schedule is the coordinator's.
 pub fn step_plan(
     scenario: &crate::scenario::Scenario,
-    (warmup, step, time_scale, seed): (Duration, Duration, f64, u64),
+    timing: (Duration, Duration, f64, u64),
     (index, rate_per_s): (usize, f64),
 ) -> Result<crate::plan::Plan, String> {
-    let (applicable, _) = step::applicable_slos(scenario);
+    shape_of(scenario, timing).0.plan(rate_per_s, index)
+}
+
+/// Every step's shape, with (warm-up, step, time scale, seed): the scenario narrowed to
+/// the SLOs a step can judge, and those it cannot.
+fn shape_of(
+    scenario: &crate::scenario::Scenario,
+    (warmup, step, time_scale, seed): (Duration, Duration, f64, u64),
+) -> (StepShape, Vec<NotApplicable>) {
+    let (applicable, not_applicable) = step::applicable_slos(scenario);
     let mut scenario = scenario.clone();
     scenario.slos = applicable;
-    StepShape {
+    let shape = StepShape {
         scenario,
         warmup,
         step,
         time_scale,
         seed,
-    }
-    .plan(rate_per_s, index)
+    };
+    (shape, not_applicable)
 }
 
 /// Hold the rates the search proposes until it concludes, is interrupted, or the target
